@@ -1,0 +1,1 @@
+"""restock's own connectors, one module per external system (registered in pyproject.toml)."""

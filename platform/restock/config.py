@@ -1,0 +1,428 @@
+"""Organisation configuration: one YAML file per org, validated with errors that name the place.
+
+``load_org(path)`` returns an :class:`OrgConfig` or raises :class:`ConfigError` rendered as
+``config/orgs/acme.yaml:14: policy.service_level: must be between 0.5 and 0.9999 (got 1.2)``.
+
+Secrets are never written in YAML: a secret field holds a reference, ``${ENV_VAR}`` or
+``file:/run/secrets/token`` (relative paths resolve against the YAML file's folder), resolved at
+load into a ``SecretStr``. Every resolved value is remembered so logs can redact it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+import stat
+import zoneinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr,
+                      ValidationError, model_validator)
+
+from restock.domain import Mode
+from restock.errors import ConfigError, SecretError
+
+# ---------------------------------------------------------------- secrets
+
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_secret_values: set[str] = set()
+_base_dir: contextvars.ContextVar[Path] = contextvars.ContextVar("restock_config_dir",
+                                                                  default=Path("."))
+
+
+def known_secret_values() -> frozenset[str]:
+    """Every secret value resolved so far in this process (for redaction)."""
+    return frozenset(_secret_values)
+
+
+def resolve_secret(reference: str, base_dir: Path | None = None) -> SecretStr:
+    """Resolve ``${ENV}`` or ``file:PATH``; anything else is refused as a literal secret."""
+    if not isinstance(reference, str):
+        raise ValueError("must be a secret reference like ${ENV_VAR} or file:/path")
+    match = _ENV_REF.match(reference.strip())
+    if match:
+        value = os.environ.get(match.group(1))
+        if value is None or value == "":
+            raise ValueError(f"environment variable {match.group(1)} is not set")
+    elif reference.startswith("file:"):
+        path = Path(reference[5:]).expanduser()
+        if not path.is_absolute():
+            path = (base_dir or _base_dir.get()) / path
+        try:
+            value = path.read_text().strip()
+        except OSError as err:
+            raise ValueError(f"secret file {path} cannot be read ({err.strerror})") from None
+        if not value:
+            raise ValueError(f"secret file {path} is empty")
+    else:
+        raise ValueError("literal secrets are refused: write a reference like ${ENV_VAR} or "
+                         "file:/run/secrets/name, never the secret itself")
+    if len(value) >= 4:   # redacting 1-3 characters would garble every log line
+        _secret_values.add(value)
+    return SecretStr(value)
+
+
+def _secret_before(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value
+    return resolve_secret(value)
+
+
+SecretRef = Annotated[SecretStr, BeforeValidator(_secret_before)]
+"""A config field that holds a secret: only ``${ENV}`` or ``file:`` references are accepted."""
+
+
+# ---------------------------------------------------------------- small validated types
+
+def _between(low: float, high: float):
+    def check(value: float) -> float:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}")
+        return value
+    return AfterValidator(check)
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _non_negative(value: float) -> float:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+ServiceLevel = Annotated[float, _between(0.5, 0.9999)]
+Positive = Annotated[float, AfterValidator(_positive)]
+NonNegative = Annotated[float, AfterValidator(_non_negative)]
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+    return name
+
+
+def _check_cron(expr: str) -> str:
+    from apscheduler.triggers.cron import CronTrigger
+    try:
+        CronTrigger.from_crontab(expr)
+    except ValueError as err:
+        raise ValueError(f"not a valid cron expression ({err})") from None
+    return expr
+
+
+def _check_currency(code: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValueError("must be an ISO 4217 code like EUR or USD")
+    return code
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- policy
+
+class Buffer(Strict):
+    """How much safety stock to keep: exactly one of the three."""
+
+    service_level: ServiceLevel | None = None
+    units: NonNegative | None = None
+    days_of_cover: NonNegative | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Buffer:
+        if sum(v is not None for v in (self.service_level, self.units, self.days_of_cover)) != 1:
+            raise ValueError("give exactly one of service_level, units, days_of_cover")
+        return self
+
+
+class MaxBid(Strict):
+    """Highest unit price restock may commit to: a default, then category and SKU overrides."""
+
+    default: Positive | None = None
+    categories: dict[str, Positive] = Field(default_factory=dict)
+    skus: dict[str, Positive] = Field(default_factory=dict)
+
+    def for_item(self, sku: str, category: str | None) -> float | None:
+        if sku in self.skus:
+            return self.skus[sku]
+        if category is not None and category in self.categories:
+            return self.categories[category]
+        return self.default
+
+
+def _max_bid_shorthand(value: Any) -> Any:
+    return {"default": value} if isinstance(value, (int, float)) else value
+
+
+class PolicyOverride(Strict):
+    """Settings that may differ per category or SKU."""
+
+    service_level: ServiceLevel | None = None
+    service_measure: Literal["cycle", "fill_rate"] | None = None
+    buffer: Buffer | None = None
+    review_period_days: Positive | None = None
+    lead_time_days: Positive | None = None
+    max_order_quantity: Positive | None = None
+
+
+class Overrides(Strict):
+    categories: dict[str, PolicyOverride] = Field(default_factory=dict)
+    skus: dict[str, PolicyOverride] = Field(default_factory=dict)
+
+
+class Policy(Strict):
+    service_level: ServiceLevel = 0.95
+    service_measure: Literal["cycle", "fill_rate"] = "cycle"
+    buffer: Buffer | None = None           # None: from service_level and the forecast's spread
+    review_period_days: Positive = 7
+    lead_time_days: Positive = 14          # when an offer does not say
+    max_bid: Annotated[MaxBid, BeforeValidator(_max_bid_shorthand)] = MaxBid()
+    budget: Positive | None = None         # per run, in the org's currency; None: unlimited
+    max_order_value: Positive | None = None  # an order above this is held for approval
+    max_order_quantity: Positive | None = None
+    overrides: Overrides = Overrides()
+
+    def for_item(self, sku: str, category: str | None) -> PolicyOverride:
+        """The effective per-item settings: SKU over category over org defaults."""
+        merged: dict[str, Any] = {
+            "service_level": self.service_level, "service_measure": self.service_measure,
+            "buffer": self.buffer, "review_period_days": self.review_period_days,
+            "lead_time_days": self.lead_time_days, "max_order_quantity": self.max_order_quantity}
+        for layer in (self.overrides.categories.get(category or ""), self.overrides.skus.get(sku)):
+            if layer is not None:
+                merged.update({k: v for k, v in layer.model_dump(exclude_none=True).items()})
+                if layer.buffer is not None:
+                    merged["buffer"] = layer.buffer
+        return PolicyOverride(**merged)
+
+
+class ForecastSettings(Strict):
+    freq: Literal["D", "W", "M"] = "D"
+    season_length: Annotated[int, Field(ge=1)] | None = None   # None: 7 daily, 52 weekly, 12 monthly
+    history_days: Annotated[int, Field(ge=1)] = 730
+    statsmodels_seconds: NonNegative = 30        # time budget for the slow models; 0: fast only
+    quantiles: tuple[float, ...] = (0.5, 0.9, 0.95)
+
+
+class Guard(Strict):
+    """What makes a line wait for a person even in auto mode."""
+
+    max_multiple_of_usual: Positive = 4.0        # a line this many times its usual order size
+    min_forecast_confidence: Annotated[float, _between(0.0, 1.0)] = 0.2
+    approval_expires_hours: Positive = 72
+
+
+# ---------------------------------------------------------------- connectors and org
+
+class ConnectorRef(BaseModel):
+    """``connector: NAME`` plus that connector's own keys, validated by its Settings model."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    connector: str
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class OrgConfig(Strict):
+    """One organisation's configuration (one YAML file)."""
+
+    org: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    name: str = ""
+    timezone: Annotated[str, AfterValidator(_check_timezone)] = "UTC"
+    currency: Annotated[str, AfterValidator(_check_currency)] = "EUR"
+    schedule: Annotated[str, AfterValidator(_check_cron)] = "0 6 * * *"
+    mode: Mode = Mode.APPROVAL
+    source: ConnectorRef
+    order_sink: ConnectorRef
+    summary_sinks: list[ConnectorRef] = Field(default_factory=list)
+    policy: Policy = Policy()
+    forecast: ForecastSettings = ForecastSettings()
+    guard: Guard = Guard()
+    # Filled by the loader, not by YAML:
+    source_file: str | None = Field(default=None, exclude=True)
+    connector_settings: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+
+# ---------------------------------------------------------------- loading with line numbers
+
+def load_org(path: str | Path) -> OrgConfig:
+    """Load and validate one org file; ConfigError names file, line and field."""
+    path = Path(path)
+    shown = _display_path(path)
+    _refuse_world_writable(path, shown)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read file ({err})", file=shown) from None
+    data, lines = parse_yaml(text, shown)
+    if not isinstance(data, dict):
+        raise ConfigError("the file must be a mapping of settings", file=shown, line=1)
+    data.setdefault("org", path.stem)
+    token = _base_dir.set(path.parent.resolve())
+    try:
+        config = OrgConfig.model_validate(data)
+        settings = _validate_connectors(config)
+    except ValidationError as err:
+        raise _config_error(err, shown, lines) from None
+    except ConfigError as err:
+        raise ConfigError(err.message, file=shown, line=_line_for(lines, err.field),
+                          field=err.field) from None
+    finally:
+        _base_dir.reset(token)
+    return config.model_copy(update={"source_file": str(path), "connector_settings": settings})
+
+
+def load_orgs(directory: str | Path) -> tuple[dict[str, OrgConfig], list[ConfigError]]:
+    """Every ``*.yaml``/``*.yml`` org file in a folder: the valid ones and the errors."""
+    configs: dict[str, OrgConfig] = {}
+    errors: list[ConfigError] = []
+    for path in sorted(org_files(directory)):
+        try:
+            config = load_org(path)
+        except ConfigError as err:
+            errors.append(err)
+            continue
+        if config.org in configs:
+            errors.append(ConfigError(f"org {config.org!r} is already defined in "
+                                      f"{configs[config.org].source_file}",
+                                      file=_display_path(path), field="org"))
+            continue
+        configs[config.org] = config
+    return configs, errors
+
+
+def org_files(directory: str | Path) -> list[Path]:
+    """The org files of a config folder (``DIR/orgs/*.yaml`` if that exists, else ``DIR/*.yaml``)."""
+    root = Path(directory)
+    folder = root / "orgs" if (root / "orgs").is_dir() else root
+    if not folder.is_dir():
+        raise ConfigError("no such configuration folder", file=str(folder))
+    return [p for p in folder.iterdir()
+            if p.suffix in (".yaml", ".yml") and p.stem != "restock" and p.is_file()]
+
+
+def parse_yaml(text: str, shown: str) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML keeping each node's line; duplicate keys are errors, not silent overwrites."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"malformed YAML: {problem}", file=shown,
+                          line=mark.line + 1 if mark else None) from None
+    if node is None:
+        return None, {}
+    lines: dict[tuple, int] = {}
+    return _construct(node, (), lines, shown), lines
+
+
+def _construct(node: yaml.Node, loc: tuple, lines: dict[tuple, int], shown: str) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node, shown)
+            if key in result:
+                raise ConfigError(f"duplicate key {key!r}", file=shown,
+                                  line=key_node.start_mark.line + 1,
+                                  field=".".join(map(str, (*loc, key))))
+            result[key] = _construct(value_node, (*loc, key), lines, shown)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(item, (*loc, i), lines, shown) for i, item in enumerate(node.value)]
+    return _scalar(node, shown)
+
+
+def _scalar(node: yaml.Node, shown: str) -> Any:
+    if not isinstance(node, yaml.ScalarNode):
+        raise ConfigError("a key must be a plain value", file=shown, line=node.start_mark.line + 1)
+    try:
+        return yaml.SafeLoader("").construct_object(node)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"malformed YAML value: {err}", file=shown,
+                          line=node.start_mark.line + 1) from None
+
+
+def _validate_connectors(config: OrgConfig) -> dict[str, Any]:
+    from restock.connectors import connector_class
+
+    settings: dict[str, Any] = {}
+    refs = [("source", "inventory_source", config.source),
+            ("order_sink", "order_sink", config.order_sink)]
+    refs += [(f"summary_sinks.{i}", "summary_sink", ref) for i, ref in enumerate(config.summary_sinks)]
+    for where, role, ref in refs:
+        try:
+            cls = connector_class(ref.connector, role)  # type: ignore[arg-type]
+        except ConfigError as err:
+            raise ConfigError(err.message, field=f"{where}.connector") from None
+        try:
+            settings[where] = cls.Settings.model_validate(ref.options)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(p) for p in (where, *first["loc"]))
+            raise ConfigError(_message(first), field=loc) from None
+    return settings
+
+
+def _config_error(err: ValidationError, shown: str, lines: dict[tuple, int]) -> ConfigError:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    more = len(err.errors()) - 1
+    message = _message(first) + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+    cls = SecretError if "secret" in message else ConfigError
+    return cls(message, file=shown, line=_line_for(lines, field), field=field)
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind, msg = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling and where it sits)"
+    if kind == "missing":
+        return "required but missing"
+    msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    value = error.get("input")
+    if kind not in ("missing",) and isinstance(value, (int, float, str, bool)) and \
+            "secret" not in msg and "environment" not in msg and len(str(value)) < 60:
+        msg = f"{msg} (got {value!r})" if isinstance(value, str) else f"{msg} (got {value})"
+    return msg
+
+
+def _line_for(lines: dict[tuple, int], field: str | None) -> int | None:
+    if not field:
+        return None
+    parts: list[Any] = [int(p) if p.isdigit() else p for p in field.split(".")]
+    while parts:
+        if tuple(parts) in lines:
+            return lines[tuple(parts)]
+        parts.pop()
+    return lines.get(())
+
+
+def _refuse_world_writable(path: Path, shown: str) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise ConfigError("no such file", file=shown) from None
+    if mode & stat.S_IWOTH:
+        raise ConfigError("refusing a world-writable configuration file (chmod o-w it)",
+                          file=shown)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
