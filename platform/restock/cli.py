@@ -1,10 +1,31 @@
-"""The ``restock`` command line."""
+"""The ``restock`` command line.
+
+Exit codes: 0 success, 1 a run failed, 2 a configuration or usage error. A RestockError is printed
+as one line on stderr, never as a traceback. Sub-commands live in ``restock.commands.<area>``
+modules, each registering on ``app`` when imported (listed in ``_COMMAND_MODULES``).
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="restock: replenishment agent")
+from restock.errors import ConfigError, RestockError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="restock: an autonomous inventory-replenishment agent.")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# One module per area; each adds its commands to ``app`` at import.
+_COMMAND_MODULES: list[str] = []
+
+
+@app.callback()
+def _root() -> None:
+    """restock: an autonomous inventory-replenishment agent."""
 
 
 @app.command()
@@ -14,5 +35,37 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def main() -> None:
-    app()
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print one line on stderr and return the Exit to raise."""
+    typer.echo(f"restock: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _load_commands() -> None:
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (usage errors are click's own, code 2)."""
+    _load_commands()
+    try:
+        app(args=argv, prog_name="restock")
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_FAILED
+    except ConfigError as err:
+        typer.echo(f"restock: {err}", err=True)
+        return EXIT_USAGE
+    except RestockError as err:
+        typer.echo(f"restock: {err}", err=True)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run() -> None:
+    """Console-script wrapper: exit with main()'s code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
