@@ -42,6 +42,12 @@ def known_secret_values() -> frozenset[str]:
     return frozenset(_secret_values)
 
 
+def remember_secret(value: str) -> None:
+    """Remember a secret obtained at run time (e.g. an OAuth2 access token) so logs redact it."""
+    if len(value) >= 4:
+        _secret_values.add(value)
+
+
 def resolve_secret(reference: str, base_dir: Path | None = None) -> SecretStr:
     """Resolve ``${ENV}`` or ``file:PATH``; anything else is refused as a literal secret."""
     if not isinstance(reference, str):
