@@ -249,7 +249,10 @@ def _conform(frame: pd.DataFrame, dataset: str, currency: str) -> pd.DataFrame:
 def _extra_columns(frame: pd.DataFrame, dataset: str) -> list[str]:
     """Columns beyond the contract that other steps may use (kept, never required)."""
     keep = {"catalog": ("unit_price", "supplier", "abc_class"), "history": ("promotion",)}
-    return [c for c in keep.get(dataset, ()) if c in frame.columns and c not in _COLUMNS[dataset]]
+    # org and unit, wherever a file has them, are checked by the clean step (wrong org's file,
+    # a quantity in another unit than the catalog's).
+    wanted = (*keep.get(dataset, ()), "org", "unit")
+    return [c for c in wanted if c in frame.columns and c not in _COLUMNS[dataset]]
 
 
 def _narrow(snapshot: Snapshot, scope: Scope) -> Snapshot:

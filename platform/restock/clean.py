@@ -9,14 +9,16 @@ is or how much of it we hold, so no order may be computed for it. Blocked SKUs a
 ``CleanResult.blocked_skus`` (SKU → reason) for the cycle to report as skipped, and their offers
 are left out of the cleaned snapshot so that no planner can order them even by mistake.
 
-Where a record was: a frame may carry a ``_line`` column (its line in the source file) and name
-its file in ``frame.attrs["file"]``; the place then reads ``stock.csv:14 (sku=A12, location=main)``.
-Without them it reads ``positions row 13 (sku=A12, location=main)`` (row = the frame's index).
+Where a record was: a source names its file in ``frame.attrs["source"]`` and keeps each row's
+line in that file as the frame's index (or in a ``_line`` column); the place then reads
+``positions.csv:14 (sku=A12, location=main)``. Without a file name it reads
+``positions row 13 (sku=A12, location=main)`` (row = the frame's index label).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -196,7 +198,7 @@ def _spike_rule(rows: _Rows, factor: float) -> None:
     grouped = positive.groupby(series, dropna=False, sort=False)
     median = grouped.transform("median")
     count = grouped.transform("count")
-    suspect = ((count > SPIKE_MIN_POINTS) & (positive > factor * median)).to_numpy(bool)
+    suspect = ((count > SPIKE_MIN_POINTS) & (positive >= factor * median)).to_numpy(bool)
     rows.flag(suspect, "suspect: {:,.0f}× the series' median non-zero level {:g}",
               positive / median, median)
 
@@ -215,8 +217,11 @@ class _Rows:
 
     def __init__(self, dataset: str, frame: pd.DataFrame) -> None:
         self.dataset = dataset
-        self.file = str(frame.attrs.get("file") or dataset)
+        source = frame.attrs.get("source") or frame.attrs.get("file") if frame is not None else None
+        self.from_file = bool(source)
+        self.file = Path(str(source)).name if source else dataset
         df = frame.reset_index(drop=True).copy() if frame is not None else pd.DataFrame()
+        self._attrs = dict(frame.attrs) if frame is not None else {}
         self._index_labels = frame.index if frame is not None else pd.RangeIndex(0)
         self.df = _ensure_columns(df, dataset, self.file)
         self.reasons = np.full(len(self.df), "", dtype=object)
@@ -277,8 +282,9 @@ class _Rows:
         raw = self.df[column]
         parsed = _to_datetime(raw)
         unparsable = parsed.isna().to_numpy(bool)
-        self.flag(unparsable, "date is missing or unparsable: {!r}",
-                  raw.astype(str).str.slice(0, 40))
+        blank = raw.isna().to_numpy(bool)
+        self.flag(unparsable & blank, "date is missing or unparsable")
+        self.flag(unparsable & ~blank, "date is unparsable: {!r}", raw.astype(str).str.slice(0, 40))
         future = (parsed > latest).fillna(False).to_numpy(bool)
         self.flag(future, "date {:%Y-%m-%d} is after the planning date " + f"{latest:%Y-%m-%d}",
                   parsed)
@@ -314,16 +320,18 @@ class _Rows:
         removed = self.df.loc[bad & (self.reasons != _EXACT_REPEAT)]
         self.df = self.df.loc[~bad].drop(columns=[LINE_COLUMN], errors="ignore")
         self.df = self.df.reset_index(drop=True)
-        self.df.attrs.update({"file": self.file})
+        self.df.attrs.update(self._attrs)
         return removed
 
     def _places(self, bad: np.ndarray) -> list[str]:
         df = self.df.loc[bad]
+        labels = pd.Series(np.asarray(self._index_labels)[bad], index=df.index).astype(str)
         if LINE_COLUMN in df.columns:
             where = self.file + ":" + df[LINE_COLUMN].astype(str)
+        elif self.from_file:
+            where = self.file + ":" + labels
         else:
-            where = pd.Series(f"{self.file} row ", index=df.index) + pd.Series(
-                np.asarray(self._index_labels)[bad], index=df.index).astype(str)
+            where = f"{self.file} row " + labels
         parts = [c for c in _KEYS[self.dataset] if c in df.columns and c != "min_qty"]
         if parts:
             key = pd.Series("", index=df.index)

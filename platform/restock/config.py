@@ -283,8 +283,8 @@ def load_org(path: str | Path) -> OrgConfig:
     except ValidationError as err:
         raise _config_error(err, shown, lines) from None
     except ConfigError as err:
-        raise ConfigError(err.message, file=shown, line=_line_for(lines, err.field),
-                          field=err.field) from None
+        raise type(err)(err.message, file=shown, line=_line_for(lines, err.field),
+                        field=err.field) from None
     finally:
         _base_dir.reset(token)
     return config.model_copy(update={"source_file": str(path), "connector_settings": settings})
@@ -379,7 +379,8 @@ def _validate_connectors(config: OrgConfig) -> dict[str, Any]:
         except ValidationError as err:
             first = err.errors()[0]
             loc = ".".join(str(p) for p in (where, *first["loc"]))
-            raise ConfigError(_message(first), field=loc) from None
+            message = _message(first)
+            raise _error_class(message)(message, field=loc) from None
     return settings
 
 
@@ -388,8 +389,13 @@ def _config_error(err: ValidationError, shown: str, lines: dict[tuple, int]) -> 
     field = ".".join(str(p) for p in first["loc"]) or None
     more = len(err.errors()) - 1
     message = _message(first) + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
-    cls = SecretError if "secret" in message else ConfigError
-    return cls(message, file=shown, line=_line_for(lines, field), field=field)
+    return _error_class(message)(message, file=shown, line=_line_for(lines, field), field=field)
+
+
+def _error_class(message: str) -> type[ConfigError]:
+    """SecretError for a secret reference that failed, so callers can tell it apart."""
+    secret = "secret" in message or message.startswith("environment variable")
+    return SecretError if secret else ConfigError
 
 
 def _message(error: dict[str, Any]) -> str:

@@ -71,11 +71,21 @@ def test_place_uses_the_source_file_and_line_when_given():
     snap = snapshot()
     history = snap.history.copy()
     history["_line"] = np.arange(2, 62)
-    history.attrs["file"] = "consumption.csv"
+    history.attrs["source"] = "/data/acme/consumption.csv"
     history.loc[7, "quantity"] = -1
     result = clean_snapshot(snapshot(history=history))
     assert result.quarantined[0].record.startswith("consumption.csv:9 (sku=A")
     assert "_line" not in result.snapshot.history.columns
+
+
+def test_place_is_the_line_when_the_index_holds_line_numbers():
+    snap = snapshot()
+    positions = snap.positions.copy()
+    positions.index = pd.RangeIndex(2, 4)          # what the files source does: line 1 is the header
+    positions.attrs["source"] = "/srv/acme/positions.csv"
+    positions.loc[3, "on_hand"] = -7
+    [record] = clean_snapshot(snapshot(positions=positions)).quarantined
+    assert record.record == "positions.csv:3 (sku=B, location=main)"
 
 
 def test_unknown_skus_are_quarantined_in_history_positions_and_offers():
@@ -140,9 +150,9 @@ def test_future_and_unparsable_dates():
     result = clean_snapshot(snapshot(history=history))
     assert sorted(reasons(result, "history")) == [
         "date 2024-07-15 is after the planning date 2024-06-30",
-        "date is missing or unparsable: 'someday'"]
+        "date is unparsable: 'someday'"]
     later = clean_snapshot(snapshot(history=history), as_of=date(2024, 8, 1))
-    assert reasons(later, "history") == ["date is missing or unparsable: 'someday'"]
+    assert reasons(later, "history") == ["date is unparsable: 'someday'"]
 
 
 def test_unit_mismatch_against_the_catalog():
@@ -248,7 +258,7 @@ def test_a_row_with_several_faults_lists_them_all():
 
 def test_missing_required_column_is_a_data_error_naming_the_file():
     positions = pd.DataFrame({"sku": ["A"], "location": ["main"]})
-    positions.attrs["file"] = "stock.csv"
+    positions.attrs["source"] = "stock.csv"
     with pytest.raises(DataError, match=r"^stock.csv: missing column 'on_hand'"):
         clean_snapshot(snapshot(positions=positions))
 
