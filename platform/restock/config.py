@@ -445,7 +445,7 @@ def _message(error: dict[str, Any]) -> str:
 def _line_for(lines: dict[tuple, int], field: str | None) -> int | None:
     if not field:
         return None
-    parts: list[Any] = [int(p) if p.isdigit() else p for p in field.split(".")]
+    parts: list[Any] = [int(p) if p.isascii() and p.isdigit() else p for p in field.split(".")]
     while parts:
         if tuple(parts) in lines:
             return lines[tuple(parts)]
