@@ -302,23 +302,24 @@ class HttpClient:
 
     def request(self, method: str, url: str, *, params: dict[str, Any] | None = None,
                 json: Any = None, data: Any = None, headers: dict[str, str] | None = None,
-                ok: tuple[int, ...] = (), auth: Any = None, retry: bool = True,
-                token_request: bool = False) -> Response:
+                ok: tuple[int, ...] = (), auth: Any = None,
+                retry: bool | Literal["unsent"] = True, token_request: bool = False) -> Response:
         """Send one request, retrying what may work later; raise the mapped restock error.
 
         ``ok`` lists statuses (besides 2xx) that the caller handles itself, e.g. 404 or 409.
-        ``retry=False`` tries once (for a request that must never be sent twice).
+        ``retry=False`` tries once; ``retry="unsent"`` retries only failures that prove the server
+        did not act (no connection, 429, 503): for a create that has no idempotency key.
         """
         retries = self.settings.retries
         attempts = retries.attempts if retry else 1
         waited = 0.0
         where = f"{method} {self.path(url)}"
         for attempt in range(1, attempts + 1):
-            failure, wait = self._attempt(method, url, params, json, data, headers, auth,
-                                          token_request)
+            failure, wait, unsent = self._attempt(method, url, params, json, data, headers, auth,
+                                                  token_request)
             if isinstance(failure, Response):
                 return self._checked(failure, ok, where)
-            if attempt == attempts:
+            if attempt == attempts or (retry == "unsent" and not unsent):
                 break
             wait = wait if wait is not None else self._backoff(attempt)
             if waited + wait > retries.max_wait:
@@ -333,19 +334,22 @@ class HttpClient:
                                    f"(after {attempt} attempt{'s' if attempt > 1 else ''})")
 
     def _attempt(self, method, url, params, json, data, headers, auth,
-                 token_request) -> tuple[Response | str, float | None]:
-        """One try: a Response to return, or (reason, Retry-After seconds) to retry."""
+                 token_request) -> tuple[Response | str, float | None, bool]:
+        """One try: a Response, or (reason, Retry-After seconds, surely-not-acted-on)."""
         try:
             response = self._send(method, url, params, json, data, headers, auth, token_request)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            return f"connection failed ({err.__class__.__name__})", None, True
         except httpx.TimeoutException as err:
-            return f"timed out ({err.__class__.__name__})", None
+            return f"timed out ({err.__class__.__name__})", None, False
         except _Oversize as err:
             raise ConnectorError(self.system, f"{method} {self.path(url)}: {err}") from None
         except httpx.TransportError as err:
-            return f"connection failed ({err.__class__.__name__})", None
+            return f"connection failed ({err.__class__.__name__})", None, False
         if response.status_code in RETRY_STATUSES:
-            return f"HTTP {response.status_code}", _retry_after(response.headers)
-        return response, None
+            return (f"HTTP {response.status_code}", _retry_after(response.headers),
+                    response.status_code in (429, 503))
+        return response, None, False
 
     def _send(self, method, url, params, json, data, headers, auth, token_request) -> Response:
         deadline = time.monotonic() + self.settings.timeout.total
