@@ -96,15 +96,22 @@ def _between(low: float, high: float):
     return AfterValidator(check)
 
 
+def _finite(value: float) -> None:
+    if not math.isfinite(value):   # NaN or infinity would silently disable a limit
+        raise ValueError("must be a finite number")
+
+
 def _positive(value: float) -> float:
-    if not 0 < value < math.inf:   # NaN and infinity would silently disable a limit
-        raise ValueError("must be a finite number greater than 0")
+    _finite(value)
+    if value <= 0:
+        raise ValueError("must be greater than 0")
     return value
 
 
 def _non_negative(value: float) -> float:
-    if not 0 <= value < math.inf:
-        raise ValueError("must be a finite number, not negative")
+    _finite(value)
+    if value < 0:
+        raise ValueError("must not be negative")
     return value
 
 
