@@ -55,9 +55,9 @@ def message(summary: RunSummary) -> dict[str, Any]:
         from restock.report import render_slack_blocks
     except ImportError:
         blocks = _fallback_blocks(summary)
-    else:
-        blocks = render_slack_blocks(summary)
-    return {"text": headline(summary), "blocks": blocks}
+        return {"text": headline(summary), "blocks": blocks}
+    # The renderer returns the whole webhook payload ({"text", "blocks"}).
+    return {**render_slack_blocks(summary), "text": headline(summary)}
 
 
 def headline(summary: RunSummary) -> str:
