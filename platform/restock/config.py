@@ -33,20 +33,30 @@ _base_dir: contextvars.ContextVar[Path] = contextvars.ContextVar("restock_config
                                                                   default=Path("."))
 
 
+class SecretProblem(ValueError):
+    """A secret field's value is not a usable reference (never echoes the value)."""
+
+
 def known_secret_values() -> frozenset[str]:
     """Every secret value resolved so far in this process (for redaction)."""
     return frozenset(_secret_values)
 
 
+def remember_secret(value: str) -> None:
+    """Remember a secret obtained at run time (e.g. an OAuth2 access token) so logs redact it."""
+    if len(value) >= 4:
+        _secret_values.add(value)
+
+
 def resolve_secret(reference: str, base_dir: Path | None = None) -> SecretStr:
     """Resolve ``${ENV}`` or ``file:PATH``; anything else is refused as a literal secret."""
     if not isinstance(reference, str):
-        raise ValueError("must be a secret reference like ${ENV_VAR} or file:/path")
+        raise SecretProblem("must be a secret reference like ${ENV_VAR} or file:/path")
     match = _ENV_REF.match(reference.strip())
     if match:
         value = os.environ.get(match.group(1))
         if value is None or value == "":
-            raise ValueError(f"environment variable {match.group(1)} is not set")
+            raise SecretProblem(f"environment variable {match.group(1)} is not set")
     elif reference.startswith("file:"):
         path = Path(reference[5:]).expanduser()
         if not path.is_absolute():
@@ -54,11 +64,11 @@ def resolve_secret(reference: str, base_dir: Path | None = None) -> SecretStr:
         try:
             value = path.read_text().strip()
         except OSError as err:
-            raise ValueError(f"secret file {path} cannot be read ({err.strerror})") from None
+            raise SecretProblem(f"secret file {path} cannot be read ({err.strerror})") from None
         if not value:
-            raise ValueError(f"secret file {path} is empty")
+            raise SecretProblem(f"secret file {path} is empty")
     else:
-        raise ValueError("literal secrets are refused: write a reference like ${ENV_VAR} or "
+        raise SecretProblem("literal secrets are refused: write a reference like ${ENV_VAR} or "
                          "file:/run/secrets/name, never the secret itself")
     if len(value) >= 4:   # redacting 1-3 characters would garble every log line
         _secret_values.add(value)
@@ -277,8 +287,8 @@ def load_org(path: str | Path) -> OrgConfig:
     except ValidationError as err:
         raise _config_error(err, shown, lines) from None
     except ConfigError as err:
-        raise ConfigError(err.message, file=shown, line=_line_for(lines, err.field),
-                          field=err.field) from None
+        raise type(err)(err.message, file=shown, line=_line_for(lines, err.field),
+                        field=err.field) from None
     finally:
         _base_dir.reset(token)
     return config.model_copy(update={"source_file": str(path), "connector_settings": settings})
@@ -373,7 +383,8 @@ def _validate_connectors(config: OrgConfig) -> dict[str, Any]:
         except ValidationError as err:
             first = err.errors()[0]
             loc = ".".join(str(p) for p in (where, *first["loc"]))
-            raise ConfigError(_message(first), field=loc) from None
+            kind = SecretError if _is_secret_problem(first) else ConfigError
+            raise kind(_message(first), field=loc) from None
     return settings
 
 
@@ -382,22 +393,65 @@ def _config_error(err: ValidationError, shown: str, lines: dict[tuple, int]) -> 
     field = ".".join(str(p) for p in first["loc"]) or None
     more = len(err.errors()) - 1
     message = _message(first) + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
-    cls = SecretError if "secret" in message else ConfigError
+    cls = SecretError if _is_secret_problem(first) else ConfigError
     return cls(message, file=shown, line=_line_for(lines, field), field=field)
+
+
+def _is_secret_problem(error: dict[str, Any]) -> bool:
+    return isinstance((error.get("ctx") or {}).get("error"), SecretProblem)
+
+
+# Plain words for pydantic's type errors (its own messages speak of Python types).
+_TYPE_MESSAGES = {
+    "float_parsing": "must be a number", "float_type": "must be a number",
+    "int_parsing": "must be a whole number", "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number", "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false", "string_type": "must be text",
+    "dict_type": "must be a mapping of keys to values", "list_type": "must be a list",
+    "tuple_type": "must be a list", "model_type": "must be a mapping of keys to values",
+    "date_from_datetime_parsing": "must be a date like 2026-01-31",
+    "date_parsing": "must be a date like 2026-01-31",
+}
 
 
 def _message(error: dict[str, Any]) -> str:
     kind, msg = error["type"], error["msg"]
     if kind == "extra_forbidden":
-        return "unknown key (check its spelling and where it sits)"
+        return f"unknown key{_suggestion(error['loc'][-1])}"
     if kind == "missing":
         return "required but missing"
+    if _is_secret_problem(error):
+        return msg.removeprefix("Value error, ")   # never echo what was written in a secret field
+    msg = _TYPE_MESSAGES.get(kind, msg)
     msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     value = error.get("input")
-    if kind not in ("missing",) and isinstance(value, (int, float, str, bool)) and \
-            "secret" not in msg and "environment" not in msg and len(str(value)) < 60:
+    if isinstance(value, (int, float, str, bool)) and len(str(value)) < 60:
         msg = f"{msg} (got {value!r})" if isinstance(value, str) else f"{msg} (got {value})"
     return msg
+
+
+def _suggestion(key: object) -> str:
+    """' (did you mean 'x'?)' for a key close to a known setting name, else a hint."""
+    import difflib
+
+    close = difflib.get_close_matches(str(key), sorted(_known_keys()), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else \
+        " (check its spelling and where it sits)"
+
+
+def _known_keys() -> set[str]:
+    from restock.connectors import ConnectorSettings
+
+    models: list[type[BaseModel]] = [OrgConfig, *Strict.__subclasses__(),
+                                     *_all_subclasses(ConnectorSettings)]
+    return {name for model in models for name in model.model_fields}
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_all_subclasses(sub)]
+    return found
 
 
 def _line_for(lines: dict[tuple, int], field: str | None) -> int | None:

@@ -21,13 +21,18 @@ REDACTED = "[REDACTED]"
 
 def redact_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: no resolved secret value survives in any field of an event."""
-    secrets = known_secret_values()
+    secrets = _longest_first(known_secret_values())
     if not secrets:
         return event
     return {key: _redact(value, secrets) for key, value in event.items()}
 
 
-def _redact(value: Any, secrets: frozenset[str]) -> Any:
+def _longest_first(secrets: frozenset[str]) -> tuple[str, ...]:
+    # A secret that contains another must be replaced first, or its tail would survive.
+    return tuple(sorted(secrets, key=len, reverse=True))
+
+
+def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
         for secret in secrets:
             if secret in value:
@@ -43,24 +48,36 @@ def _redact(value: Any, secrets: frozenset[str]) -> Any:
 
 
 def configure(*, json: bool | None = None, level: str = "INFO") -> None:
-    """Set up structlog for the process (call once, from the CLI or the daemon)."""
+    """Set up structlog for the process (call once, from the CLI or the daemon).
+
+    Records of libraries that log through the standard ``logging`` module (httpx, SQLAlchemy,
+    APScheduler, uvicorn) pass the same redaction and renderer, so no path leaks a secret.
+    """
     if json is None:
         json = not sys.stderr.isatty()
     renderer = (structlog.processors.JSONRenderer() if json
                 else structlog.dev.ConsoleRenderer(colors=False))
+    shared = [structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+              structlog.processors.TimeStamper(fmt="iso", utc=True),
+              structlog.processors.format_exc_info, redact_secrets]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(shared, renderer, level)
+
+
+def _route_stdlib_logging(shared: list[Any], renderer: Any, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("restock")
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer]))
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if h.get_name() != "restock"] + [handler]
+    root.setLevel(logging.getLevelName(level.upper()))
 
 
 @contextmanager

@@ -7,10 +7,38 @@ backorders, demand_rate (expected units per day), demand_sd (sd of daily demand 
 totals over a horizon scale with its square root), and optionally usual_order_qty and
 forecast_confidence (0..1). ``offers`` is the Snapshot's offers frame. Every line and every skipped
 need carries its reasons.
+
+The library face (documented in docs/policy.md): safety stock and reorder points for a cycle
+service level or a fill rate (:mod:`restock.policy.safety`), loss functions
+(:mod:`restock.policy.loss`), and the textbook models — newsvendor, EOQ, (r, Q), (s, S)
+(:mod:`restock.policy.models`).
 """
 
 from __future__ import annotations
 
+from restock.policy.loss import (discrete_loss, inverse_standard_normal_loss, normal_loss,
+                                 normal_second_loss, poisson_loss, standard_normal_loss)
+from restock.policy.models import (economic_order_quantity,
+                                   economic_order_quantity_with_backorders, newsvendor_explicit,
+                                   newsvendor_normal, newsvendor_poisson, rq_cost,
+                                   rq_cost_poisson, rq_eil_approximation, rq_eoqb_approximation,
+                                   rq_eoqss_approximation, rq_loss_function_approximation,
+                                   rq_optimal_r_for_q, rq_poisson_exact, ss_cost_discrete,
+                                   ss_optimal_discrete, ss_power_approximation)
 from restock.policy.plan import Plan, plan
+from restock.policy.safety import (cycle_service_of, discrete_level, fill_rate_of,
+                                   order_up_to_level, protection_demand, reorder_point,
+                                   safety_stock_cycle, safety_stock_fill_rate)
 
-__all__ = ["Plan", "plan"]
+__all__ = [
+    "Plan", "plan",
+    "protection_demand", "safety_stock_cycle", "safety_stock_fill_rate", "reorder_point",
+    "order_up_to_level", "discrete_level", "fill_rate_of", "cycle_service_of",
+    "standard_normal_loss", "normal_loss", "normal_second_loss", "inverse_standard_normal_loss",
+    "poisson_loss", "discrete_loss",
+    "newsvendor_normal", "newsvendor_poisson", "newsvendor_explicit",
+    "economic_order_quantity", "economic_order_quantity_with_backorders",
+    "rq_cost", "rq_optimal_r_for_q", "rq_eil_approximation", "rq_eoqb_approximation",
+    "rq_eoqss_approximation", "rq_loss_function_approximation", "rq_cost_poisson",
+    "rq_poisson_exact", "ss_cost_discrete", "ss_optimal_discrete", "ss_power_approximation",
+]

@@ -1,0 +1,380 @@
+"""Clean a Snapshot before anything is forecast or planned from it.
+
+Every record of every frame is checked; a bad one is set aside as a :class:`QuarantinedRecord`
+naming its dataset, its place and the reason, and never drives an order. Checks run vectorised
+over whole columns (100k history rows clean in well under a second).
+
+A SKU whose catalog row or stock position is quarantined is *blocked*: we do not know what it
+is or how much of it we hold, so no order may be computed for it. Blocked SKUs are listed in
+``CleanResult.blocked_skus`` (SKU → reason) for the cycle to report as skipped, and their offers
+are left out of the cleaned snapshot so that no planner can order them even by mistake.
+
+Where a record was: a source names its file in ``frame.attrs["source"]`` and keeps each row's
+line in that file as the frame's index (or in a ``_line`` column); the place then reads
+``positions.csv:14 (sku=A12, location=main)``. Without a file name it reads
+``positions row 13 (sku=A12, location=main)`` (row = the frame's index label).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from restock.domain import QuarantinedRecord, Snapshot
+from restock.errors import DataError
+
+LINE_COLUMN = "_line"
+_EXACT_REPEAT = "duplicate row (an exact repeat of an earlier one)"
+SPIKE_FACTOR = 100.0          # a period this many times the series' median non-zero level
+SPIKE_MIN_POINTS = 4          # ...judged only when the series has this many non-zero periods
+
+_KEYS = {
+    "catalog": ("sku",),
+    "positions": ("sku", "location"),
+    "history": ("sku", "location", "date"),
+    "offers": ("sku", "supplier", "min_qty"),
+    "open_orders": ("reference", "sku"),
+}
+_REQUIRED = {
+    "catalog": ("sku",),
+    "positions": ("sku", "on_hand"),
+    "history": ("sku", "date", "quantity"),
+    "offers": ("sku", "supplier", "unit_price"),
+    "open_orders": ("sku", "quantity"),
+}
+# Optional numeric columns: filled with the default when the column is absent or a cell is empty.
+_DEFAULTS = {
+    "positions": {"allocated": 0.0, "on_order": 0.0, "backorders": 0.0},
+    "offers": {"moq": 0.0, "pack_size": 1.0, "min_qty": 0.0, "lead_time_days": np.nan},
+    "history": {},
+    "catalog": {},
+    "open_orders": {},
+}
+
+
+@dataclass
+class CleanResult:
+    """The cleaned snapshot, every record set aside and why, and the SKUs that must not be ordered."""
+
+    snapshot: Snapshot
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    blocked_skus: dict[str, str] = field(default_factory=dict)   # sku -> why it gets no order
+
+    def counts(self) -> dict[str, int]:
+        """Quarantined records per dataset (for summaries)."""
+        out: dict[str, int] = {}
+        for record in self.quarantined:
+            out[record.dataset] = out.get(record.dataset, 0) + 1
+        return out
+
+
+def clean_snapshot(snapshot: Snapshot, *, as_of: date | None = None, org: str | None = None,
+                   spike_factor: float = SPIKE_FACTOR) -> CleanResult:
+    """Check every record of ``snapshot``; return what is safe to plan from and what is not.
+
+    ``as_of`` (default: the snapshot's) bounds dates: consumption after it is quarantined.
+    ``org``, when given, must match any ``org`` column a source file carries.
+    """
+    today = pd.Timestamp(as_of or snapshot.as_of).normalize()
+    cleaner = _Cleaner(org=org, today=today, spike_factor=spike_factor)
+    catalog = cleaner.catalog(snapshot.catalog)
+    units = _unit_by_sku(catalog)
+    known = cleaner.known_skus
+    positions = cleaner.positions(snapshot.positions, known, units)
+    history = cleaner.history(snapshot.history, known, units)
+    offers = cleaner.offers(snapshot.offers, known, units)
+    open_orders = cleaner.open_orders(snapshot.open_orders, known)
+    blocked = cleaner.blocked
+    offers = offers[~offers["sku"].isin(list(blocked))]
+    cleaned = dataclasses.replace(snapshot, catalog=catalog, positions=positions, history=history,
+                                  offers=offers, open_orders=open_orders)
+    return CleanResult(snapshot=cleaned, quarantined=cleaner.quarantined, blocked_skus=blocked)
+
+
+# ---------------------------------------------------------------- the checks, dataset by dataset
+
+class _Cleaner:
+    def __init__(self, *, org: str | None, today: pd.Timestamp, spike_factor: float) -> None:
+        self.org, self.today, self.spike_factor = org, today, spike_factor
+        self.quarantined: list[QuarantinedRecord] = []
+        self.blocked: dict[str, str] = {}
+        self.known_skus: set[str] = set()
+
+    def catalog(self, frame: pd.DataFrame) -> pd.DataFrame:
+        rows = _Rows("catalog", frame)
+        self.known_skus = set(rows.df.loc[rows.df["sku"] != "", "sku"])
+        self._org_rule(rows)
+        rows.drop_duplicates()
+        bad = rows.finish(self.quarantined)
+        self._block(bad, "its catalog row is quarantined")
+        return rows.df
+
+    def positions(self, frame: pd.DataFrame, known: set[str], units: pd.Series) -> pd.DataFrame:
+        rows = _Rows("positions", frame)
+        self._org_rule(rows)
+        self._unknown_sku_rule(rows, known)
+        for column in ("on_hand", "allocated", "on_order", "backorders"):
+            rows.numeric(column, minimum=0.0, what="stock")
+        self._unit_rule(rows, units)
+        rows.drop_duplicates()
+        bad = rows.finish(self.quarantined)
+        self._block(bad[bad["sku"].isin(known)], "its stock position is quarantined")
+        return rows.df
+
+    def history(self, frame: pd.DataFrame, known: set[str], units: pd.Series) -> pd.DataFrame:
+        rows = _Rows("history", frame)
+        self._org_rule(rows)
+        self._unknown_sku_rule(rows, known)
+        rows.dates("date", latest=self.today)
+        rows.numeric("quantity", minimum=0.0, what="quantity")
+        self._unit_rule(rows, units)
+        rows.drop_duplicates()
+        _spike_rule(rows, self.spike_factor)
+        rows.finish(self.quarantined)
+        return rows.df
+
+    def offers(self, frame: pd.DataFrame, known: set[str], units: pd.Series) -> pd.DataFrame:
+        rows = _Rows("offers", frame)
+        self._org_rule(rows)
+        self._unknown_sku_rule(rows, known)
+        rows.numeric("unit_price", minimum=0.0, strict=True, what="price")
+        rows.numeric("pack_size", minimum=0.0, strict=True, what="pack size")
+        rows.numeric("moq", minimum=0.0, what="MOQ")
+        rows.numeric("min_qty", minimum=0.0, what="price-break quantity")
+        rows.numeric("lead_time_days", minimum=0.0, what="lead time")
+        self._unit_rule(rows, units)
+        rows.drop_duplicates()
+        rows.finish(self.quarantined)
+        return rows.df
+
+    def open_orders(self, frame: pd.DataFrame, known: set[str]) -> pd.DataFrame:
+        rows = _Rows("open_orders", frame)
+        self._org_rule(rows)
+        self._unknown_sku_rule(rows, known)
+        rows.numeric("quantity", minimum=0.0, what="quantity")
+        rows.finish(self.quarantined)
+        return rows.df
+
+    # -- rules shared by several datasets
+
+    def _org_rule(self, rows: _Rows) -> None:
+        if self.org is None or "org" not in rows.df.columns:
+            return
+        theirs = rows.df["org"].astype("string").str.strip()
+        wrong = theirs.ne(self.org).fillna(True).to_numpy(bool)
+        rows.flag(wrong, "belongs to org {!r}, not " + repr(self.org), theirs.fillna("<missing>"))
+
+    def _unknown_sku_rule(self, rows: _Rows, known: set[str]) -> None:
+        rows.flag(~rows.df["sku"].isin(list(known)).to_numpy(bool) & rows.has_sku,
+                  "SKU not in the catalog")
+
+    def _unit_rule(self, rows: _Rows, units: pd.Series) -> None:
+        if "unit" not in rows.df.columns or units.empty:
+            return
+        given = rows.df["unit"].astype("string").str.strip().str.lower()
+        expected = rows.df["sku"].map(units).astype("string")
+        mismatch = (given.fillna("").ne("") & expected.fillna("").ne("")
+                    & given.ne(expected)).fillna(False).to_numpy(bool)
+        rows.flag(mismatch, "unit {!r} does not match the catalog's {!r}", given, expected)
+
+    def _block(self, bad: pd.DataFrame, why: str) -> None:
+        for sku in bad["sku"].astype(str).unique():
+            if sku and sku not in self.blocked:
+                self.blocked[sku] = why
+
+
+def _spike_rule(rows: _Rows, factor: float) -> None:
+    """A period far above its series' usual non-zero level is suspect, not demand to plan for."""
+    df, ok = rows.df, ~rows.bad_mask()
+    quantity = pd.to_numeric(df["quantity"], errors="coerce").where(ok)
+    positive = quantity.where(quantity > 0)
+    series = [df[c] for c in ("sku", "location") if c in df.columns]
+    grouped = positive.groupby(series, dropna=False, sort=False)
+    median = grouped.transform("median")
+    count = grouped.transform("count")
+    suspect = ((count > SPIKE_MIN_POINTS) & (positive >= factor * median)).to_numpy(bool)
+    rows.flag(suspect, "suspect: {:,.0f}× the series' median non-zero level {:g}",
+              positive / median, median)
+
+
+def _unit_by_sku(catalog: pd.DataFrame) -> pd.Series:
+    if "unit" not in catalog.columns:
+        return pd.Series(dtype="string")
+    units = catalog.set_index("sku")["unit"].astype("string").str.strip().str.lower()
+    return units[units.fillna("").ne("")]
+
+
+# ---------------------------------------------------------------- one frame's rows and verdicts
+
+class _Rows:
+    """A frame under inspection: normalised columns plus one reason string per bad row."""
+
+    def __init__(self, dataset: str, frame: pd.DataFrame) -> None:
+        self.dataset = dataset
+        source = frame.attrs.get("source") or frame.attrs.get("file") if frame is not None else None
+        self.from_file = bool(source)
+        self.file = Path(str(source)).name if source else dataset
+        df = frame.reset_index(drop=True).copy() if frame is not None else pd.DataFrame()
+        self._attrs = dict(frame.attrs) if frame is not None else {}
+        self._index_labels = frame.index if frame is not None else pd.RangeIndex(0)
+        self.df = _ensure_columns(df, dataset, self.file)
+        self.reasons = np.full(len(self.df), "", dtype=object)
+        self.has_sku = np.ones(len(self.df), bool)
+        if "sku" in self.df.columns:
+            self._normalise_sku()
+
+    def _normalise_sku(self) -> None:
+        raw = self.df["sku"]
+        sku = raw.astype("string").str.strip().fillna("")
+        self.df["sku"] = sku.astype(object)
+        self.has_sku = sku.ne("").to_numpy(bool)
+        self.flag(~self.has_sku, "missing SKU")
+
+    def flag(self, mask: np.ndarray, reason: str, *values: pd.Series) -> None:
+        """Record ``reason`` against every row where ``mask`` is true.
+
+        ``reason`` is a ``str.format`` template filled, row by row, from ``values`` (only the
+        flagged rows are formatted: bad rows are few, good ones cost nothing).
+        """
+        mask = np.asarray(mask, bool)
+        if not mask.any():
+            return
+        text: Any = reason
+        if values:
+            columns = [np.asarray(v, dtype=object)[mask] for v in values]
+            text = np.array([reason.format(*row) for row in zip(*columns)], dtype=object)
+        current = self.reasons[mask]
+        self.reasons[mask] = np.where(current == "", text, current + "; " + text)
+
+    def bad_mask(self) -> np.ndarray:
+        return self.reasons != ""
+
+    def numeric(self, column: str, *, minimum: float, what: str, strict: bool = False) -> None:
+        """Coerce a column to float; flag text, NaN, infinities and values below ``minimum``.
+
+        An empty cell of an optional column takes its default (``_DEFAULTS``); an empty cell
+        of a required one is flagged.
+        """
+        raw = self.df[column]
+        values = pd.to_numeric(raw, errors="coerce").astype(float)
+        empty = (raw.isna() | raw.astype(str).str.strip().eq("")).to_numpy(bool)
+        text = values.isna().to_numpy(bool) & ~empty
+        self.flag(text, what + " is not a number: {!r}", raw.astype(str).str.slice(0, 40))
+        if column in _DEFAULTS[self.dataset]:
+            values[empty] = _DEFAULTS[self.dataset][column]
+        else:
+            self.flag(empty, f"{what} is missing or NaN")
+        array = values.to_numpy(float)
+        self.flag(np.isinf(array), f"{what} is infinite")
+        below = (array <= minimum) if strict else (array < minimum)
+        word = "must be greater than" if strict else "must not be below"
+        self.flag(below, what + " {:g} " + f"{word} {minimum:g}", values)
+        self.df[column] = values
+
+    def dates(self, column: str, *, latest: pd.Timestamp) -> None:
+        """Parse dates; flag unparsable ones and any after ``latest``."""
+        raw = self.df[column]
+        parsed = _to_datetime(raw)
+        unparsable = parsed.isna().to_numpy(bool)
+        blank = raw.isna().to_numpy(bool)
+        self.flag(unparsable & blank, "date is missing or unparsable")
+        self.flag(unparsable & ~blank, "date is unparsable: {!r}", raw.astype(str).str.slice(0, 40))
+        future = (parsed > latest).fillna(False).to_numpy(bool)
+        self.flag(future, "date {:%Y-%m-%d} is after the planning date " + f"{latest:%Y-%m-%d}",
+                  parsed)
+        self.df[column] = parsed
+
+    def drop_duplicates(self) -> None:
+        """Exact repeats: keep the first, set aside the rest. Same key, different values: all."""
+        key = [c for c in _KEYS[self.dataset] if c in self.df.columns]
+        ok = ~self.bad_mask()
+        if not key or ok.sum() < 2:
+            return
+        data_columns = [c for c in self.df.columns if c != LINE_COLUMN]
+        view = self.df.loc[ok, data_columns].astype(str)
+        repeat = np.zeros(len(self.df), bool)
+        repeat[ok] = view.duplicated(keep="first").to_numpy(bool)
+        distinct_ok = ok & ~repeat
+        conflict = np.zeros(len(self.df), bool)
+        conflict[distinct_ok] = self.df.loc[distinct_ok, key].astype(str).duplicated(
+            keep=False).to_numpy(bool)
+        self.flag(repeat, _EXACT_REPEAT)
+        self.flag(conflict, f"duplicate {' × '.join(key)} with conflicting values")
+
+    def finish(self, sink: list[QuarantinedRecord]) -> pd.DataFrame:
+        """Move flagged rows into ``sink``; keep the rest in ``self.df``.
+
+        Returns the rows whose loss matters (all but exact repeats of a row that was kept).
+        """
+        bad = self.bad_mask()
+        if bad.any():
+            places = self._places(bad)
+            sink.extend(QuarantinedRecord(dataset=self.dataset, record=place, reason=reason)
+                        for place, reason in zip(places, self.reasons[bad], strict=True))
+        removed = self.df.loc[bad & (self.reasons != _EXACT_REPEAT)]
+        self.df = self.df.loc[~bad].drop(columns=[LINE_COLUMN], errors="ignore")
+        self.df = self.df.reset_index(drop=True)
+        self.df.attrs.update(self._attrs)
+        return removed
+
+    def _places(self, bad: np.ndarray) -> list[str]:
+        df = self.df.loc[bad]
+        labels = pd.Series(np.asarray(self._index_labels)[bad], index=df.index).astype(str)
+        if LINE_COLUMN in df.columns:
+            where = self.file + ":" + df[LINE_COLUMN].astype(str)
+        elif self.from_file:
+            where = self.file + ":" + labels
+        else:
+            where = f"{self.file} row " + labels
+        parts = [c for c in _KEYS[self.dataset] if c in df.columns and c != "min_qty"]
+        if parts:
+            key = pd.Series("", index=df.index)
+            for i, column in enumerate(parts):
+                value = _show(df[column])
+                key = key + ("" if i == 0 else ", ") + f"{column}=" + value
+            where = where + " (" + key + ")"
+        return where.tolist()
+
+
+def _show(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.dt.strftime("%Y-%m-%d").fillna("?")
+    return column.astype(str).str.slice(0, 40)
+
+
+def _to_datetime(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = raw
+    else:
+        try:
+            parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+        except (ValueError, TypeError):
+            parsed = pd.to_datetime(raw.astype(str), errors="coerce", format="mixed")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(None)
+    return parsed.dt.normalize()
+
+
+def _ensure_columns(df: pd.DataFrame, dataset: str, file: str) -> pd.DataFrame:
+    missing = [c for c in _REQUIRED[dataset] if c not in df.columns]
+    if missing and len(df.columns) == 0:
+        return pd.DataFrame(columns=[*_REQUIRED[dataset], *_DEFAULTS[dataset]])
+    if missing:
+        raise DataError(f"missing column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(map(repr, missing))} (has {', '.join(map(str, df.columns))})",
+                        record=file)
+    for column, default in _DEFAULTS[dataset].items():
+        if column not in df.columns:
+            df[column] = default
+    if dataset in ("positions", "history") and "location" not in df.columns:
+        df["location"] = ""
+    return df
+
+
+__all__ = ["CleanResult", "clean_snapshot"]

@@ -1,0 +1,77 @@
+"""`restock validate`, `restock run` argument handling and `restock demo-data`, in process."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from restock.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config_copy(tmp_path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    return tmp_path / "config"
+
+
+def test_validate_on_the_shipped_config_exits_0(config_copy, capsys):
+    assert main(["validate", "--config", str(config_copy)]) == 0
+    assert "ok  demo" in capsys.readouterr().out
+
+
+def test_validate_on_a_broken_file_exits_2_with_file_line_field(config_copy, capsys):
+    demo = (config_copy / "orgs" / "demo.yaml").read_text()
+    (config_copy / "orgs" / "broken.yaml").write_text(
+        demo.replace("org: demo", "org: broken").replace("service_level: 0.95", "service_level: 1.2"))
+    assert main(["validate", "--config", "config"]) == 2
+    out = capsys.readouterr()
+    line = next(i for i, text in enumerate(demo.splitlines(), 1) if "service_level: 0.95" in text)
+    assert out.err.strip() == (f"config/orgs/broken.yaml:{line}: policy.service_level: "
+                               "must be between 0.5 and 0.9999 (got 1.2)")
+    assert "ok  demo" in out.out
+
+
+def test_validate_reports_every_broken_file(config_copy, capsys):
+    (config_copy / "orgs" / "a.yaml").write_text("org: a\nsource: [\n")
+    (config_copy / "orgs" / "b.yaml").write_text("org: b\ncolour: red\n")
+    assert main(["validate", "--config", "config"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert [e.split(":")[0] for e in errors] == ["config/orgs/a.yaml", "config/orgs/b.yaml"]
+
+
+def test_validate_checks_restock_yaml_syntax(config_copy, capsys):
+    (config_copy / "restock.yaml").write_text("state_url: [\n")
+    assert main(["validate", "--config", "config"]) == 2
+    assert capsys.readouterr().err.startswith("config/restock.yaml:")
+
+
+def test_validate_without_org_files_or_folder_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    assert main(["validate", "--config", "empty"]) == 2
+    assert main(["validate", "--config", "nowhere"]) == 2
+    assert "no such configuration folder" in capsys.readouterr().err
+
+
+def test_run_of_an_unknown_org_is_a_usage_error(config_copy, capsys):
+    assert main(["run", "--org", "nope", "--config", "config"]) == 2
+    assert "no org 'nope' here (valid orgs: demo)" in capsys.readouterr().err
+
+
+def test_run_of_a_broken_org_prints_its_error_and_exits_2(config_copy, capsys):
+    path = config_copy / "orgs" / "demo.yaml"
+    path.write_text(path.read_text().replace("mode: auto", "mode: yolo"))
+    assert main(["run", "--org", "demo", "--config", "config"]) == 2
+    assert capsys.readouterr().err.startswith("restock: config/orgs/demo.yaml:")
+
+
+def test_demo_data_writes_a_readable_warehouse(tmp_path, capsys):
+    assert main(["demo-data", "--out", str(tmp_path / "wh"), "--seed", "3", "--skus", "40"]) == 0
+    assert "wrote 40 SKUs" in capsys.readouterr().out
+    assert {p.name for p in (tmp_path / "wh").iterdir()} >= {
+        "catalog.csv", "offers.csv", "positions.csv", "history.csv.gz", "open_orders.csv"}
