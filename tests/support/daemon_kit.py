@@ -7,42 +7,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
-from restock import connectors
-from restock.connectors import InventorySource, OrderSink, SubmitResult, SummarySink
 from restock.domain import Mode, RunStatus, RunSummary
-
-
-class _NullSource(InventorySource):
-    def pull(self, scope):  # noqa: ANN001, ANN201
-        raise AssertionError("the daemon tests' cycle double never pulls")
-
-
-class _NullSink(OrderSink):
-    def submit(self, order, idempotency_key):  # noqa: ANN001, ANN201
-        return SubmitResult(accepted=True)
-
-    def lookup(self, idempotency_key):  # noqa: ANN001, ANN201
-        return None
-
-
-class _NullSummary(SummarySink):
-    def post(self, summary):  # noqa: ANN001, ANN201
-        return None
-
-
-connectors.register("daemon-test-null", SimpleNamespace(
-    inventory_source=_NullSource, order_sink=_NullSink, summary_sink=_NullSummary))
 
 
 def write_org(folder: Path, org: str, schedule: str = "0 6 * * *", tz: str = "UTC",
               extra: str = "") -> Path:
-    """An org file whose connectors exist but are never called (the cycle is a double)."""
+    """An org file (the files connectors, which the daemon tests' cycle double never calls)."""
     path = folder / f"{org}.yaml"
     path.write_text(f"org: {org}\nschedule: \"{schedule}\"\ntimezone: {tz}\n"
-                    "source: {connector: daemon-test-null}\n"
-                    f"order_sink: {{connector: daemon-test-null}}\n{extra}")
+                    "source: {connector: files, path: ./warehouse}\n"
+                    f"order_sink: {{connector: files, path: ./outbox}}\n{extra}")
     return path
 
 
