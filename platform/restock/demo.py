@@ -37,6 +37,7 @@ _NOUNS = {
     "safety": ["Nitrile gloves", "Safety glasses", "Ear plugs", "FFP2 mask"],
     "drives": ["Gear motor 0.75kW", "Frequency inverter", "Timing belt pulley", "Servo coupling"],
 }
+_VARIANTS = ("", ", heavy duty", ", stainless", ", compact", ", long life", ", type B")
 SUPPLIERS = (   # id, base lead time in days, price level relative to list
     ("nordwerk", 7, 1.00), ("brightline", 14, 0.95), ("kessler", 21, 0.92),
     ("atlas", 49, 0.85), ("meridian", 112, 0.80),
@@ -93,7 +94,7 @@ def _catalog(rng: np.random.Generator, skus: int) -> pd.DataFrame:
         price = float(np.clip(median_cost * rng.lognormal(0.0, 0.9), 0.05, 2500.0))
         rate = median_rate * rng.lognormal(0.0, 0.7)
         rate = max(rate, 1.5) if cls in ("smooth", "seasonal") else rate * 0.35
-        noun = _NOUNS[cat][i % len(_NOUNS[cat])]
+        noun = _NOUNS[cat][i % len(_NOUNS[cat])] + _VARIANTS[(i // 3) % len(_VARIANTS)]
         rows.append({"sku": f"{prefix}-{1000 + i:04d}", "description": noun, "category": cat,
                      "unit": "each", "demand_class": cls, "list_price": round(price, 2),
                      "rate": rate})
