@@ -11,6 +11,7 @@ load into a ``SecretStr``. Every resolved value is remembered so logs can redact
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import re
 import stat
@@ -89,19 +90,26 @@ SecretRef = Annotated[SecretStr, BeforeValidator(_secret_before)]
 
 def _between(low: float, high: float):
     def check(value: float) -> float:
-        if not low <= value <= high:
+        if not low <= value <= high:   # NaN fails this too
             raise ValueError(f"must be between {low} and {high}")
         return value
     return AfterValidator(check)
 
 
+def _finite(value: float) -> None:
+    if not math.isfinite(value):   # NaN or infinity would silently disable a limit
+        raise ValueError("must be a finite number")
+
+
 def _positive(value: float) -> float:
+    _finite(value)
     if value <= 0:
         raise ValueError("must be greater than 0")
     return value
 
 
 def _non_negative(value: float) -> float:
+    _finite(value)
     if value < 0:
         raise ValueError("must not be negative")
     return value
@@ -329,31 +337,59 @@ def parse_yaml(text: str, shown: str) -> tuple[Any, dict[tuple, int]]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"malformed YAML: {problem}", file=shown,
                           line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise ConfigError("malformed YAML: nested too deeply", file=shown) from None
     if node is None:
         return None, {}
-    lines: dict[tuple, int] = {}
-    return _construct(node, (), lines, shown), lines
+    walk = _Walk(shown)
+    return walk.construct(node, ()), walk.lines
 
 
-def _construct(node: yaml.Node, loc: tuple, lines: dict[tuple, int], shown: str) -> Any:
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+_MAX_NODES = 100_000   # aliases can expand a small file exponentially ("billion laughs")
+
+
+class _Walk:
+    """Builds plain values from YAML nodes, remembering each one's line; refuses alias tricks."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.lines: dict[tuple, int] = {}
+        self.active: set[int] = set()
+        self.count = 0
+
+    def construct(self, node: yaml.Node, loc: tuple) -> Any:
+        self.lines[loc] = node.start_mark.line + 1
+        self.count += 1
+        if self.count > _MAX_NODES or len(loc) > 50:
+            raise ConfigError("the document is too large or too deeply nested (aliases?)",
+                              file=self.shown, line=node.start_mark.line + 1)
+        if id(node) in self.active:
+            raise ConfigError("an alias refers to itself", file=self.shown,
+                              line=node.start_mark.line + 1)
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            return _scalar(node, self.shown)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.construct(item, (*loc, i)) for i, item in enumerate(node.value)]
+            return self._mapping(node, loc)
+        finally:
+            self.active.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, loc: tuple) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node, shown)
+            key = _scalar(key_node, self.shown)
             if key in result:
-                raise ConfigError(f"duplicate key {key!r}", file=shown,
+                raise ConfigError(f"duplicate key {key!r}", file=self.shown,
                                   line=key_node.start_mark.line + 1,
                                   field=".".join(map(str, (*loc, key))))
-            result[key] = _construct(value_node, (*loc, key), lines, shown)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
+            result[key] = self.construct(value_node, (*loc, key))
+            self.lines[(*loc, key)] = key_node.start_mark.line + 1
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, (*loc, i), lines, shown) for i, item in enumerate(node.value)]
-    return _scalar(node, shown)
 
 
 def _scalar(node: yaml.Node, shown: str) -> Any:
@@ -361,8 +397,9 @@ def _scalar(node: yaml.Node, shown: str) -> Any:
         raise ConfigError("a key must be a plain value", file=shown, line=node.start_mark.line + 1)
     try:
         return yaml.SafeLoader("").construct_object(node)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"malformed YAML value: {err}", file=shown,
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"malformed YAML value: {problem}", file=shown,
                           line=node.start_mark.line + 1) from None
 
 
@@ -457,7 +494,7 @@ def _all_subclasses(cls: type) -> list[type]:
 def _line_for(lines: dict[tuple, int], field: str | None) -> int | None:
     if not field:
         return None
-    parts: list[Any] = [int(p) if p.isdigit() else p for p in field.split(".")]
+    parts: list[Any] = [int(p) if p.isascii() and p.isdigit() else p for p in field.split(".")]
     while parts:
         if tuple(parts) in lines:
             return lines[tuple(parts)]

@@ -18,9 +18,18 @@ A user mistake is always one of these, rendered as one line (``str(err)``) and n
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+
 
 class RestockError(Exception):
     """Root of every error restock raises on purpose."""
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters (a newline in a YAML key...) shown escaped, not obeyed."""
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 class ConfigError(RestockError):
@@ -36,7 +45,7 @@ class ConfigError(RestockError):
         if self.file:
             place = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
         field = f"{self.field}: " if self.field else ""
-        return f"{place}{field}{self.message}"
+        return one_line(f"{place}{field}{self.message}")
 
 
 class SecretError(ConfigError):
@@ -48,7 +57,7 @@ class DataError(RestockError):
 
     def __init__(self, message: str, *, record: str | None = None) -> None:
         self.message, self.record = message, record
-        super().__init__(f"{record}: {message}" if record else message)
+        super().__init__(one_line(f"{record}: {message}" if record else message))
 
 
 class Retriable(RestockError):
