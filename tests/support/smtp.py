@@ -1,0 +1,53 @@
+"""A real SMTP server (aiosmtpd) on an OS-assigned loopback port, with STARTTLS and AUTH."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+@dataclass
+class Mailbox:
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@contextmanager
+def serve_smtp(tls: ssl.SSLContext, username: str, password: str) -> Iterator[tuple[int, Mailbox]]:
+    """STARTTLS required before AUTH; yields (port, mailbox)."""
+    mailbox = Mailbox()
+
+    def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and \
+            auth_data.login.decode() == username and auth_data.password.decode() == password
+        return AuthResult(success=ok, handled=False)   # let aiosmtpd answer 535
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(
+        lambda: SMTP(mailbox, tls_context=tls, require_starttls=True, authenticator=authenticator,
+                     auth_require_tls=True,
+                     hostname="restock-test"), sock=sock))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield sock.getsockname()[1], mailbox
+    finally:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
