@@ -68,4 +68,7 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    # Under ``python -m restock.cli`` this file is ``__main__``; command modules register on
+    # ``restock.cli.app``, so run that module's entry point, not this copy's.
+    from restock.cli import run as _run
+    _run()
