@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 DEMAND_CLASSES = ("smooth", "seasonal", "intermittent", "lumpy")
-_CLASS_SHARES = (0.35, 0.20, 0.30, 0.15)
+_CLASS_SHARES = (0.40, 0.22, 0.26, 0.12)
+_SLOW_CLASS_SHARES = (0.10, 0.10, 0.50, 0.30)
 _CATEGORIES = {   # category: (SKU prefix, median unit cost in EUR, typical daily units when smooth)
     "fasteners": ("FST", 0.6, 25.0), "filters": ("FLT", 14.0, 3.0),
-    "bearings": ("BRG", 22.0, 2.0), "electrical": ("ELC", 9.0, 4.0),
-    "hydraulics": ("HYD", 85.0, 0.8), "consumables": ("CON", 3.5, 12.0),
-    "safety": ("SAF", 11.0, 5.0), "drives": ("DRV", 420.0, 0.3),
+    "bearings": ("BRG", 18.0, 1.5), "electrical": ("ELC", 9.0, 4.0),
+    "hydraulics": ("HYD", 85.0, 0.8), "consumables": ("CON", 3.0, 8.0),
+    "safety": ("SAF", 6.0, 3.0), "drives": ("DRV", 420.0, 0.3),
 }
 _NOUNS = {
     "fasteners": ["Hex bolt M8x40", "Lock nut M10", "Washer M6", "Socket screw M5x20", "Rivet 4mm"],
@@ -87,7 +88,10 @@ def generate(folder: str | Path, *, seed: int = 7, skus: int = 300, days: int = 
 def _catalog(rng: np.random.Generator, skus: int) -> pd.DataFrame:
     names = list(_CATEGORIES)
     category = rng.choice(names, size=skus, p=_category_weights(names))
-    classes = rng.choice(DEMAND_CLASSES, size=skus, p=_CLASS_SHARES)
+    # Expensive, slow parts (motors, valves) are rarely smooth sellers; cheap ones mostly are.
+    slow = np.array([_CATEGORIES[c][2] < 1.0 for c in category])
+    classes = np.where(slow, rng.choice(DEMAND_CLASSES, size=skus, p=_SLOW_CLASS_SHARES),
+                       rng.choice(DEMAND_CLASSES, size=skus, p=_CLASS_SHARES))
     rows = []
     for i, (cat, cls) in enumerate(zip(category, classes, strict=True)):
         prefix, median_cost, median_rate = _CATEGORIES[cat]
@@ -102,7 +106,8 @@ def _catalog(rng: np.random.Generator, skus: int) -> pd.DataFrame:
 
 
 def _category_weights(names: list[str]) -> list[float]:
-    weights = np.array([0.2 if n in ("fasteners", "consumables") else 0.1 for n in names])
+    share = {"fasteners": 0.22, "consumables": 0.2, "drives": 0.04, "hydraulics": 0.07}
+    weights = np.array([share.get(n, 0.1) for n in names])
     return list(weights / weights.sum())
 
 
@@ -130,14 +135,14 @@ def _seasonal(rng, rate, t, weekday):
 
 
 def _intermittent(rng, rate, t, weekday):
-    p = np.clip(rng.uniform(0.03, 0.25) * weekday, 0, 1)
+    p = np.clip(rng.uniform(0.03, 0.18) * weekday, 0, 1)
     sizes = 1 + rng.poisson(max(rate, 0.3) * rng.uniform(0.5, 2.0), size=len(t))
     return np.where(rng.random(len(t)) < p, sizes, 0)
 
 
 def _lumpy(rng, rate, t, weekday):
     p = np.clip(rng.uniform(0.01, 0.07) * weekday, 0, 1)
-    mean_size = max(rate, 0.5) * rng.uniform(8, 30)
+    mean_size = max(rate, 0.5) * rng.uniform(4, 15)
     sizes = np.ceil(rng.lognormal(np.log(mean_size), 1.0, size=len(t)))
     return np.where(rng.random(len(t)) < p, sizes, 0)
 
@@ -178,7 +183,10 @@ def _supplier_rows(rng, item, supplier, pack: int, moq: int) -> list[dict]:
 def _positions(rng, catalog: pd.DataFrame, demand: np.ndarray, offers: pd.DataFrame,
                end: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     recent = demand[:, -90:].mean(axis=1)
-    cover_days = rng.uniform(0, 70, size=len(catalog))
+    # Stock covers 0.3-2.5 times each item's cheapest lead time + a week: some items are due.
+    base = offers[offers["min_qty"] == 0].sort_values("unit_price").groupby("sku").first()
+    lead = catalog["sku"].map(base["lead_time_days"]).to_numpy(dtype=float)
+    cover_days = rng.uniform(0.3, 2.5, size=len(catalog)) * (lead + 7)
     on_hand = np.floor(recent * cover_days + rng.integers(0, 3, size=len(catalog)))
     on_order = np.where(rng.random(len(catalog)) < 0.15, np.ceil(recent * 30), 0)
     allocated = np.where(rng.random(len(catalog)) < 0.1, np.floor(on_hand * 0.2), 0)

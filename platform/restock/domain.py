@@ -92,6 +92,11 @@ class OrderLine(BaseModel):
     order_up_to: float = 0.0
     on_hand: float = 0.0
     on_order: float = 0.0
+    # Optional context that lets a report say the whole sentence ("+ 7 days review", "for 95%
+    # service", "raised to the MOQ of 500"); None when the planner did not record it.
+    review_period_days: float | None = None
+    service_level: float | None = None
+    moq: float | None = None
 
     @property
     def value(self) -> float:
@@ -140,6 +145,38 @@ def idempotency_key(org: str, supplier: str, slot: str) -> str:
     return f"restock-{org}-{digest}"
 
 
+class StockoutRisk(BaseModel):
+    """An item projected to run out before restock's next order for it can arrive."""
+
+    sku: str
+    description: str = ""
+    stockout_date: date | None = None       # when projected stock reaches zero
+    next_delivery: date | None = None       # when the next order (this run's or a later one) lands
+    probability: float | None = None        # chance of a stockout before that delivery, 0..1
+    shortfall_units: float | None = None    # expected units short
+    ordered: bool = False                   # whether this run ordered it (and it still arrives late)
+    reason: str = ""                        # plain words: "no offer under the max bid"
+
+
+class AccuracyPoint(BaseModel):
+    """Forecast accuracy measured at one run (MASE < 1 beats the naive forecast; bias in %)."""
+
+    run_id: str
+    as_of: date | None = None
+    mase: float | None = None
+    bias: float | None = None               # mean error / mean demand; + means over-forecast
+    items: int | None = None
+
+
+class ModelChange(BaseModel):
+    """An item whose chosen forecasting model changed since the previous run."""
+
+    sku: str
+    previous: str | None = None
+    current: str
+    reason: str = ""
+
+
 class RunSummary(BaseModel):
     """What one run did, for people and planning systems. Secrets never enter it."""
 
@@ -162,3 +199,9 @@ class RunSummary(BaseModel):
     forecast_accuracy: dict[str, Any] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
     stats: dict[str, Any] = Field(default_factory=dict)
+    # Added for reports (all optional): projected stockouts, accuracy over the last runs, model
+    # changes, and the run this one is compared with.
+    stockouts: list[StockoutRisk] = Field(default_factory=list)
+    accuracy: list[AccuracyPoint] = Field(default_factory=list)
+    model_changes: list[ModelChange] = Field(default_factory=list)
+    previous_run_id: str | None = None

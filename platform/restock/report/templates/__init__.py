@@ -1,0 +1,1 @@
+"""Jinja2 templates of reports and the review page (package data)."""
