@@ -137,9 +137,9 @@ def _check_timezone(name: str) -> str:
 
 
 def _check_cron(expr: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
+    from restock.schedule import cron_trigger   # 5 fields, or 6 with seconds first
     try:
-        CronTrigger.from_crontab(expr)
+        cron_trigger(expr)
     except ValueError as err:
         raise ValueError(f"not a valid cron expression ({err})") from None
     return expr

@@ -1,0 +1,57 @@
+"""Turning rows from another system into the Snapshot's column contracts."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from restock.connectors import Scope
+from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPEN_ORDER_COLUMNS,
+                            POSITION_COLUMNS, Snapshot)
+from restock.errors import ConnectorError
+
+COLUMNS = {"catalog": CATALOG_COLUMNS, "offers": OFFER_COLUMNS, "positions": POSITION_COLUMNS,
+           "history": HISTORY_COLUMNS, "open_orders": OPEN_ORDER_COLUMNS}
+REQUIRED = {"catalog": ("sku",), "offers": ("sku", "supplier", "unit_price"),
+            "positions": ("sku", "location", "on_hand"),
+            "history": ("sku", "location", "date", "quantity"),
+            "open_orders": ("sku", "quantity")}
+DEFAULTS: dict[str, Any] = {"description": "", "category": None, "unit": "each",
+                            "lead_time_days": math.nan, "moq": 1.0, "pack_size": 1.0,
+                            "min_qty": 1.0, "supplier_sku": None, "currency": None,
+                            "allocated": 0.0, "on_order": 0.0, "backorders": 0.0,
+                            "reference": None, "supplier": None, "expected_date": None}
+
+
+def conform(frame: pd.DataFrame, dataset: str, system: str) -> pd.DataFrame:
+    """``frame`` with exactly the dataset's contract columns; missing required ones are errors."""
+    missing = [c for c in REQUIRED[dataset] if c not in frame.columns]
+    if missing:
+        raise ConnectorError(system, f"{dataset}: missing column(s) {', '.join(missing)}")
+    frame = frame.copy()
+    for column in COLUMNS[dataset]:
+        if column not in frame.columns:
+            frame[column] = DEFAULTS[column]
+    if dataset == "history" and not frame.empty:
+        frame["date"] = pd.to_datetime(frame["date"], errors="coerce").dt.date
+    return frame[list(COLUMNS[dataset])].reset_index(drop=True)
+
+
+def empty(dataset: str) -> pd.DataFrame:
+    return pd.DataFrame(columns=list(COLUMNS[dataset]))
+
+
+def narrow(snapshot: Snapshot, scope: Scope) -> Snapshot:
+    """Only the SKUs, locations and history dates the scope asks for."""
+    for name in COLUMNS:
+        frame = getattr(snapshot, name)
+        if scope.skus is not None:
+            frame = frame[frame["sku"].isin(scope.skus)]
+        if scope.locations is not None and "location" in frame:
+            frame = frame[frame["location"].isin(scope.locations)]
+        if name == "history" and scope.since is not None and not frame.empty:
+            frame = frame[frame["date"] >= pd.Timestamp(scope.since).date()]
+        setattr(snapshot, name, frame.reset_index(drop=True))
+    return snapshot

@@ -1,0 +1,187 @@
+"""Exactly one run per org and scheduled slot, however many daemon replicas share the store.
+
+Every replica schedules every org. When a slot fires, a replica first takes the org's lock
+(a PostgreSQL session advisory lock, held for the whole run; an in-process lock on SQLite) and
+then claims the slot by inserting ``(org, slot)`` into ``daemon_slot_claims``, whose primary key
+lets only one insert win. A replica that finds the slot already claimed does nothing — unless
+the claim is still ``running`` while the org's advisory lock is free: its owner died (PostgreSQL
+drops a dead session's locks), so this replica takes the slot over. The order ledger's
+idempotency keys make that re-run safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+metadata = sa.MetaData()
+
+slot_claims = sa.Table(
+    "daemon_slot_claims", metadata,
+    sa.Column("org", sa.String(64), primary_key=True),
+    sa.Column("slot", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),         # scheduled | manual
+    sa.Column("replica", sa.String(120), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),       # running | ok | partial | failed | error
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("detail", sa.Text),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+
+RUNNING = "running"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A slot this replica owns and must finish."""
+
+    org: str
+    slot: str
+    replica: str
+    taken_over_from: str | None = None
+
+
+def slot_key(when: datetime) -> str:
+    """The stable name of a scheduled slot: its UTC instant, to the second."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _lock_key(org: str) -> int:
+    digest = hashlib.sha256(f"restock-org\x1f{org}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class SlotLedger:
+    """Claims of (org, slot) in the state database, plus the per-org run lock."""
+
+    def __init__(self, url: str, *, replica: str, pool_size: int = 5) -> None:
+        self.replica = replica
+        self.engine = _engine(url, pool_size)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self._local_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def ping(self) -> None:
+        """Raise if the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def org_lock(self, org: str) -> Iterator[bool]:
+        """Try to hold the org's run lock for the block; yields False when someone else has it."""
+        local = self._local_lock(org)
+        if not local.acquire(blocking=False):
+            yield False
+            return
+        try:
+            if not self.is_postgres:
+                yield True
+                return
+            with self._advisory(org) as held:
+                yield held
+        finally:
+            local.release()
+
+    def is_running_here(self, org: str) -> bool:
+        return self._local_lock(org).locked()
+
+    @contextmanager
+    def _advisory(self, org: str) -> Iterator[bool]:
+        key = _lock_key(org)
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            held = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        finally:
+            conn.close()
+
+    def claim(self, org: str, slot: str, kind: str) -> Claim | None:
+        """Own (org, slot) or learn that another replica does (None). Call under org_lock."""
+        now = datetime.now(timezone.utc)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(slot_claims.insert().values(
+                    org=org, slot=slot, kind=kind, replica=self.replica, status=RUNNING,
+                    claimed_at=now))
+            return Claim(org, slot, self.replica)
+        except IntegrityError:
+            return self._take_over_if_orphaned(org, slot)
+
+    def _take_over_if_orphaned(self, org: str, slot: str) -> Claim | None:
+        # Only PostgreSQL can tell a dead owner (its advisory lock vanished) from a live one.
+        if not self.is_postgres:
+            return None
+        with self.engine.begin() as conn:
+            owner = conn.execute(sa.select(slot_claims.c.replica).where(
+                slot_claims.c.org == org, slot_claims.c.slot == slot,
+                slot_claims.c.status == RUNNING)).scalar()
+            if owner is None or owner == self.replica:
+                return None
+            taken = conn.execute(slot_claims.update().where(
+                slot_claims.c.org == org, slot_claims.c.slot == slot,
+                slot_claims.c.replica == owner, slot_claims.c.status == RUNNING,
+            ).values(replica=self.replica, detail=f"taken over from {owner}")).rowcount
+        return Claim(org, slot, self.replica, taken_over_from=owner) if taken == 1 else None
+
+    def finish(self, claim: Claim, status: str, *, run_id: str | None = None,
+               detail: str | None = None) -> None:
+        """Record how the claimed slot ended (a takeover's note stays unless ``detail`` is given)."""
+        values = {"status": status, "run_id": run_id, "finished_at": datetime.now(timezone.utc)}
+        if detail is not None:
+            values["detail"] = detail
+        with self.engine.begin() as conn:
+            conn.execute(slot_claims.update().where(
+                slot_claims.c.org == claim.org, slot_claims.c.slot == claim.slot,
+                slot_claims.c.replica == claim.replica).values(**values))
+
+    def latest(self) -> dict[str, dict]:
+        """The most recent claim of every org (for status): org -> row as a dict."""
+        ranked = sa.select(slot_claims, sa.func.row_number().over(
+            partition_by=slot_claims.c.org,
+            order_by=slot_claims.c.claimed_at.desc()).label("rank")).subquery()
+        query = sa.select(ranked).where(ranked.c.rank == 1)
+        with self.engine.connect() as conn:
+            return {row.org: dict(row._mapping) for row in conn.execute(query)}
+
+    def claims(self, org: str | None = None) -> list[dict]:
+        """Every claim (oldest first), optionally for one org."""
+        query = sa.select(slot_claims).order_by(slot_claims.c.claimed_at)
+        if org is not None:
+            query = query.where(slot_claims.c.org == org)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def _local_lock(self, org: str) -> threading.Lock:
+        with self._guard:
+            return self._local_locks.setdefault(org, threading.Lock())
+
+
+def _engine(url: str, pool_size: int) -> sa.Engine:
+    if url.startswith("sqlite"):
+        _ensure_sqlite_folder(url)
+        return sa.create_engine(url, connect_args={"timeout": 30})
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    from pathlib import Path
+
+    database = sa.make_url(url).database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,197 @@
+"""One conformance suite for every registered connector (entry points of ``restock.connectors``).
+
+Settings checks run for every connector and role. Behaviour runs through a harness per connector
+name below: a connector registered without one fails here, asking for one.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import pytest
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from restock.connectors import ENTRY_POINT_GROUP, ConnectorContext, Scope, available
+from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPEN_ORDER_COLUMNS,
+                            POSITION_COLUMNS)
+from tests.support.inventree import InvenTreeEmulator
+from tests.support.loopback import serve_asgi
+from tests.support.receivers import OrderReceiver
+from tests.support.samples import purchase_order
+
+ROLES = ("inventory_source", "order_sink", "summary_sink")
+NAMES = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+SECRET_WORDS = ("token", "password", "secret", "api_key", "key")
+
+
+def _registered() -> list[tuple[str, str]]:
+    found = []
+    for role in ROLES:
+        found += [(name, role) for name in available(role)]     # type: ignore[arg-type]
+    return found
+
+
+CASES = _registered()
+
+
+def test_every_registered_name_provides_some_role():
+    provided = {name for name, _ in CASES}
+    assert set(NAMES) <= provided, f"registered but no role: {set(NAMES) - provided}"
+
+
+@pytest.mark.parametrize("name, role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
+def test_settings_forbid_unknown_keys(name, role):
+    cls = available(role)[name]
+    assert cls.Settings.model_config.get("extra") == "forbid"
+    with pytest.raises(ValidationError) as caught:
+        cls.Settings.model_validate({"surely_not_a_key": 1})
+    assert any(e["type"] == "extra_forbidden" for e in caught.value.errors())
+
+
+@pytest.mark.parametrize("name, role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
+def test_secrets_are_secret_references(name, role):
+    cls = available(role)[name]
+    for where, annotation, model in _fields(cls.Settings):
+        last = where.rsplit(".", 1)[-1].lower()
+        secretish = any(last == word or last.endswith(f"_{word}") for word in SECRET_WORDS)
+        if _mentions(annotation, SecretStr):
+            with pytest.raises(ValidationError, match="literal secrets are refused"):
+                model.model_validate({where.rsplit(".", 1)[-1]: "plain-text-secret"})
+        else:
+            assert not secretish, f"{name}.{where} looks like a secret but is not a SecretRef"
+
+
+def _fields(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, object, type]]:
+    for field_name, info in model.model_fields.items():
+        where = f"{prefix}{field_name}"
+        yield where, info.annotation, model
+        for inner in _models_in(info.annotation):
+            yield from _fields(inner, where + ".")
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _mentions(annotation: object, target: type) -> bool:
+    return annotation is target or any(_mentions(a, target) for a in typing.get_args(annotation))
+
+
+# ---------------------------------------------------------------- behaviour harnesses
+
+@dataclass
+class Live:
+    connector: object
+    count_orders: Callable[[str], int]      # orders downstream carrying this key
+
+
+@contextmanager
+def _webhook(tmp_path, monkeypatch):
+    recv = OrderReceiver()
+    with serve_asgi(recv.app()) as url:
+        settings = {"url": f"{url}/orders", "lookup_url": f"{url}/orders/{{key}}"}
+        yield settings, (lambda key: int(key in recv.orders))
+
+
+@contextmanager
+def _inventree(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONFORMANCE_INVENTREE_TOKEN", "inv-conformance-token")
+    emulator = InvenTreeEmulator(token="inv-conformance-token").seed()
+    with serve_asgi(emulator.app()) as url:
+        yield ({"url": url, "token": "${CONFORMANCE_INVENTREE_TOKEN}"},
+               lambda key: len(emulator.orders_with(key)))
+
+
+@contextmanager
+def _folder(tmp_path, monkeypatch, suffix: str):
+    yield {"path": str(tmp_path / "out")}, \
+        (lambda key: len(list((tmp_path / "out").glob(f"{key}{suffix}"))))
+
+
+@contextmanager
+def _files_source(tmp_path, monkeypatch):
+    (tmp_path / "catalog.csv").write_text("sku,description,category,unit,supplier,unit_price\n"
+                                          "A1,Bolt,hw,each,Acme,0.5\n")
+    (tmp_path / "positions.csv").write_text("sku,location,on_hand\nA1,main,10\n")
+    (tmp_path / "history.csv").write_text("sku,location,date,quantity\nA1,main,2026-11-01,3\n")
+    yield {"path": str(tmp_path)}, None
+
+
+@contextmanager
+def _sql_source(tmp_path, monkeypatch):
+    import sqlalchemy as sa
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE stock (sku TEXT, location TEXT, on_hand REAL)")
+        conn.exec_driver_sql("INSERT INTO stock VALUES ('A1', 'main', 10)")
+    engine.dispose()
+    yield {"url": f"sqlite:///{tmp_path / 'w.db'}", "queries": {
+        "catalog": "SELECT DISTINCT sku FROM stock",
+        "positions": "SELECT sku, location, on_hand FROM stock",
+        "history": "SELECT sku, location, '2026-11-01' AS date, 1 AS quantity FROM stock"}}, None
+
+
+@contextmanager
+def _rest_source(tmp_path, monkeypatch):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def rows(request):
+        return JSONResponse([{"sku": "A1", "loc": "main", "n": 10, "day": "2026-11-01"}])
+    with serve_asgi(Starlette(routes=[Route("/rows", rows)])) as url:
+        yield {"base_url": url, "endpoints": {
+            "catalog": {"path": "/rows", "fields": {"sku": "sku"}},
+            "positions": {"path": "/rows", "fields": {"sku": "sku", "location": "loc",
+                                                     "on_hand": "n"}},
+            "history": {"path": "/rows", "fields": {"sku": "sku", "location": "loc",
+                                                   "date": "day", "quantity": "n"}}}}, None
+
+
+ORDER_SINKS = {"webhook": _webhook, "inventree": _inventree,
+               "csv": lambda t, m: _folder(t, m, ".csv"),
+               "files": lambda t, m: _folder(t, m, ".json")}
+SOURCES = {"files": _files_source, "sql": _sql_source, "rest": _rest_source,
+           "inventree": _inventree}
+SINK_CASES = [n for n, r in CASES if r == "order_sink"]
+SOURCE_CASES = [n for n, r in CASES if r == "inventory_source"]
+
+
+@pytest.mark.parametrize("name", SINK_CASES)
+def test_order_sink_submits_once_per_key_and_finds_it(name, tmp_path, monkeypatch):
+    harness = ORDER_SINKS.get(name)
+    assert harness, f"order sink {name!r} has no conformance harness: add one to ORDER_SINKS"
+    order = purchase_order()
+    cls = available("order_sink")[name]
+    with harness(tmp_path, monkeypatch) as (options, count):
+        with cls(cls.Settings.model_validate(options),
+                 ConnectorContext(org="acme", config_dir=str(tmp_path))) as sink:
+            assert sink.lookup(order.idempotency_key) is None
+            first = sink.submit(order, order.idempotency_key)
+            second = sink.submit(order, order.idempotency_key)
+            found = sink.lookup(order.idempotency_key)
+        assert first.accepted and second.accepted and second.duplicate
+        assert count(order.idempotency_key) == 1
+        assert found is not None and found.external_id == first.external_id
+
+
+@pytest.mark.parametrize("name", SOURCE_CASES)
+def test_source_returns_the_contract_columns(name, tmp_path, monkeypatch):
+    harness = SOURCES.get(name)
+    assert harness, f"source {name!r} has no conformance harness: add one to SOURCES"
+    cls = available("inventory_source")[name]
+    with harness(tmp_path, monkeypatch) as (options, _):
+        with cls(cls.Settings.model_validate(options),
+                 ConnectorContext(org="acme", config_dir=str(tmp_path))) as src:
+            snap = src.pull(Scope())
+    for frame, columns in ((snap.catalog, CATALOG_COLUMNS), (snap.offers, OFFER_COLUMNS),
+                           (snap.positions, POSITION_COLUMNS), (snap.history, HISTORY_COLUMNS),
+                           (snap.open_orders, OPEN_ORDER_COLUMNS)):
+        assert tuple(frame.columns[:len(columns)]) == columns
+    assert len(snap.catalog) >= 1 and len(snap.positions) >= 1

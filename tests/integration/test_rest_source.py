@@ -1,0 +1,124 @@
+"""The generic REST source against a JSON API on loopback (nested records, three paginations)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from restock.connectors import ConnectorContext, Scope
+from restock.domain import HISTORY_COLUMNS, POSITION_COLUMNS
+from restock.errors import ConnectorError, CredentialsRejected
+from restock_connectors.rest import RestSource
+from tests.support.loopback import serve_asgi
+
+TOKEN = "wms-token-31337abc"
+ITEMS = [{"code": f"SKU{i}", "attributes": {"name": f"Item {i}", "group": "hw"}} for i in range(7)]
+
+
+def _app(state: dict) -> Starlette:
+    def authorised(request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {TOKEN}"
+
+    async def items(request: Request):
+        if not authorised(request):
+            return JSONResponse({"error": "unauthorised"}, status_code=401)
+        at = int(request.query_params.get("cursor", "0"))
+        nxt = at + 3 if at + 3 < len(ITEMS) else None
+        return JSONResponse({"data": ITEMS[at:at + 3], "meta": {"next_cursor": nxt}})
+
+    async def stock(request: Request):
+        rows = [{"item": {"code": f"SKU{i}"}, "warehouse": {"code": "W1"},
+                 "qty": {"available": i * 10}} for i in range(7)]
+        rows = state.get("stock", rows)
+        limit, offset = int(request.query_params["limit"]), int(request.query_params["offset"])
+        return JSONResponse({"results": rows[offset:offset + limit]})
+
+    async def movements(request: Request):
+        assert request.query_params["type"] == "issue"
+        return JSONResponse([{"item": "SKU1", "warehouse": "W1", "booked_at": "2026-11-0%d" % d,
+                              "qty": d} for d in (1, 2, 3)])
+
+    return Starlette(routes=[Route("/api/items", items), Route("/api/stock", stock),
+                             Route("/api/movements", movements)])
+
+
+@pytest.fixture
+def wms(monkeypatch):
+    monkeypatch.setenv("WMS_TOKEN", TOKEN)
+    state: dict = {}
+    with serve_asgi(_app(state)) as url:
+        yield f"{url}/api", state
+
+
+def config(base_url: str) -> dict:
+    return {
+        "base_url": base_url, "auth": {"kind": "bearer", "token": "${WMS_TOKEN}"},
+        "retries": {"backoff": 0.01, "max_backoff": 0.02},
+        "endpoints": {
+            "catalog": {"path": "/items", "pagination": {"kind": "cursor", "items": "data",
+                                                         "next": "meta.next_cursor"},
+                        "fields": {"sku": "code", "description": "attributes.name",
+                                   "category": "attributes.group"}},
+            "positions": {"path": "/stock", "pagination": {"kind": "offset", "items": "results",
+                                                           "page_size": 2},
+                          "fields": {"sku": "item.code", "location": "warehouse.code",
+                                     "on_hand": "qty.available"}},
+            "history": {"path": "/movements", "params": {"type": "issue"},
+                        "fields": {"sku": "item", "location": "warehouse", "date": "booked_at",
+                                   "quantity": "qty"}}}}
+
+
+def source(cfg: dict) -> RestSource:
+    return RestSource(RestSource.Settings.model_validate(cfg), ConnectorContext(org="acme"))
+
+
+def test_maps_nested_fields_across_pages(wms):
+    url, _ = wms
+    with source(config(url)) as src:
+        snap = src.pull(Scope(since=date(2026, 11, 2)))
+    assert list(snap.catalog["sku"]) == [f"SKU{i}" for i in range(7)]
+    assert snap.catalog["description"].iloc[6] == "Item 6"
+    assert tuple(snap.positions.columns) == POSITION_COLUMNS
+    assert list(snap.positions["on_hand"]) == [i * 10 for i in range(7)]
+    assert tuple(snap.history.columns) == HISTORY_COLUMNS
+    assert list(snap.history["quantity"]) == [2, 3]
+    assert snap.offers.empty
+
+
+def test_a_missing_field_names_record_and_path(wms):
+    url, state = wms
+    state["stock"] = [{"item": {"code": "SKU1"}, "warehouse": {"code": "W1"},
+                       "qty": {"available": 1}}, {"item": {"code": "SKU2"}, "qty": {}}]
+    with source(config(url)) as src, pytest.raises(
+            ConnectorError, match=r"positions record 2 from /stock: missing field "
+                                  r"'warehouse.code'"):
+        src.pull(Scope())
+
+
+def test_an_object_where_a_value_belongs_is_an_error(wms):
+    url, state = wms
+    state["stock"] = [{"item": {"code": "SKU1"}, "warehouse": {"code": "W1"}, "qty": {
+        "available": {"value": 3}}}]
+    with source(config(url)) as src, pytest.raises(ConnectorError, match="is a dict"):
+        src.pull(Scope())
+
+
+def test_wrong_token_is_rejected(wms, monkeypatch):
+    url, _ = wms
+    monkeypatch.setenv("WMS_TOKEN", "nope-nope-nope")
+    with source(config(url)) as src, pytest.raises(CredentialsRejected,
+                                                   match="credentials rejected by rest"):
+        src.pull(Scope())
+
+
+def test_unmapped_required_column_is_a_config_error():
+    cfg = config("http://x")
+    del cfg["endpoints"]["positions"]["fields"]["on_hand"]
+    with pytest.raises(ValidationError, match="map the required column.*on_hand"):
+        RestSource.Settings.model_validate(cfg)

@@ -1,0 +1,112 @@
+"""The SQL source with the org's own queries, one test body on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from restock.connectors import ConnectorContext, Scope
+from restock.domain import CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, POSITION_COLUMNS
+from restock.errors import ConnectorError, ConnectorUnavailable
+from restock_connectors.sql import SqlSource
+
+
+def _seed(url: str, prefix: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE {prefix}items (item_no VARCHAR(20), name VARCHAR(80), "
+                             "grp VARCHAR(20))")
+        conn.exec_driver_sql(f"CREATE TABLE {prefix}stock (item_no VARCHAR(20), wh VARCHAR(20), "
+                             "qty NUMERIC)")
+        conn.exec_driver_sql(f"CREATE TABLE {prefix}usage (item_no VARCHAR(20), wh VARCHAR(20), "
+                             "day DATE, qty NUMERIC)")
+        conn.exec_driver_sql(f"CREATE TABLE {prefix}prices (item_no VARCHAR(20), "
+                             "vendor VARCHAR(40), price NUMERIC, pack INTEGER)")
+        conn.execute(sa.text(f"INSERT INTO {prefix}items VALUES (:a, :b, :c)"),
+                     [{"a": "A1", "b": "Bolt", "c": "hw"}, {"a": "B2", "b": "Nut", "c": "hw"}])
+        conn.execute(sa.text(f"INSERT INTO {prefix}stock VALUES (:a, :b, :c)"),
+                     [{"a": "A1", "b": "main", "c": 40}, {"a": "B2", "b": "main", "c": 7}])
+        conn.execute(sa.text(f"INSERT INTO {prefix}usage VALUES (:a, :b, :c, :d)"),
+                     [{"a": "A1", "b": "main", "c": date(2026, 11, d), "d": d} for d in (1, 2, 3)])
+        conn.execute(sa.text(f"INSERT INTO {prefix}prices VALUES (:a, :b, :c, :d)"),
+                     [{"a": "A1", "b": "Acme", "c": 0.5, "d": 10}])
+    engine.dispose()
+
+
+def _queries(prefix: str) -> dict:
+    return {
+        "catalog": f"SELECT item_no AS sku, name AS description, grp AS category "
+                   f"FROM {prefix}items",
+        "positions": f"SELECT item_no AS sku, wh AS location, qty AS on_hand FROM {prefix}stock",
+        "history": f"SELECT item_no AS sku, wh AS location, day AS date, qty AS quantity "
+                   f"FROM {prefix}usage WHERE day >= :since",
+        "offers": f"SELECT item_no AS sku, vendor AS supplier, price AS unit_price, "
+                  f"pack AS pack_size FROM {prefix}prices",
+    }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request, tmp_path):
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    if request.param == "sqlite":
+        url, shown = "sqlite:///warehouse.db", str(tmp_path / "warehouse.db")
+        _seed(f"sqlite:///{shown}", prefix)
+    else:
+        url = request.getfixturevalue("pg_url")
+        _seed(url, prefix)
+    return url, prefix, tmp_path
+
+
+def source(url: str, queries: dict, config_dir, **extra) -> SqlSource:
+    settings = SqlSource.Settings.model_validate({"url": url, "queries": queries, **extra})
+    return SqlSource(settings, ConnectorContext(org="acme", config_dir=str(config_dir)))
+
+
+def test_pulls_a_snapshot_with_the_contract_columns(database):
+    url, prefix, folder = database
+    with source(url, _queries(prefix), folder) as src:
+        snap = src.pull(Scope(since=date(2026, 11, 2)))
+    assert tuple(snap.catalog.columns) == CATALOG_COLUMNS
+    assert tuple(snap.offers.columns) == OFFER_COLUMNS
+    assert tuple(snap.positions.columns) == POSITION_COLUMNS
+    assert tuple(snap.history.columns) == HISTORY_COLUMNS
+    assert sorted(snap.catalog["sku"]) == ["A1", "B2"]
+    assert snap.positions.set_index("sku")["on_hand"].astype(float).to_dict() == {"A1": 40, "B2": 7}
+    assert sorted(snap.history["date"]) == [date(2026, 11, 2), date(2026, 11, 3)]
+    assert float(snap.offers["pack_size"].iloc[0]) == 10
+    assert snap.positions["on_order"].eq(0).all() and snap.open_orders.empty
+
+
+def test_a_query_missing_a_required_column_names_it(database):
+    url, prefix, folder = database
+    queries = {**_queries(prefix), "positions": f"SELECT item_no AS sku FROM {prefix}stock"}
+    with source(url, queries, folder) as src, \
+            pytest.raises(ConnectorError, match="positions: missing column.*location, on_hand"):
+        src.pull(Scope())
+
+
+def test_a_broken_query_names_the_dataset(database):
+    url, prefix, folder = database
+    queries = {**_queries(prefix), "history": "SELECT * FROM no_such_table"}
+    with source(url, queries, folder) as src, pytest.raises(ConnectorError,
+                                                            match="query history failed"):
+        src.pull(Scope())
+
+
+def test_unreachable_database_is_unavailable(monkeypatch):
+    monkeypatch.setenv("DBPW", "db-secret-pass-42")
+    with source("postgresql+psycopg://restock@127.0.0.1:1/erp", _queries(""), ".",
+                password="${DBPW}", timeout=2) as src, \
+            pytest.raises(ConnectorUnavailable) as caught:
+        src.pull(Scope())
+    assert "db-secret-pass-42" not in str(caught.value)
+
+
+def test_password_inside_the_url_is_refused():
+    with pytest.raises(ValidationError, match="never inside the URL"):
+        SqlSource.Settings.model_validate({"url": "postgresql://u:pw@h/db",
+                                           "queries": _queries("")})
