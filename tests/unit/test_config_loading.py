@@ -38,7 +38,13 @@ class _TokenSink(OrderSink):
         return None
 
 
-register("tokened", types.SimpleNamespace(order_sink=_TokenSink))
+@pytest.fixture(autouse=True)
+def _tokened_connector(monkeypatch):
+    """A connector with a secret field, registered only while a test here runs."""
+    import restock.connectors
+
+    monkeypatch.setattr(restock.connectors, "_extra", dict(restock.connectors._extra))
+    register("tokened", types.SimpleNamespace(order_sink=_TokenSink))
 
 TOKENED = """\
 org: acme
