@@ -54,10 +54,11 @@ def message(summary: RunSummary) -> dict[str, Any]:
     try:
         from restock.report import render_slack_blocks
     except ImportError:
-        blocks = _fallback_blocks(summary)
-    else:
-        blocks = render_slack_blocks(summary)
-    return {"text": headline(summary), "blocks": blocks}
+        return {"text": headline(summary), "blocks": _fallback_blocks(summary)}
+    rendered = render_slack_blocks(summary)
+    if isinstance(rendered, dict):            # a whole message: {"text": ..., "blocks": [...]}
+        return {"text": headline(summary), **rendered}
+    return {"text": headline(summary), "blocks": list(rendered)}
 
 
 def headline(summary: RunSummary) -> str:

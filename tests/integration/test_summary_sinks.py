@@ -51,8 +51,9 @@ def test_slack_posts_headline_held_and_risks(chat, monkeypatch):
     with slack(url, monkeypatch) as sink:
         sink.post(run_summary())
     [body] = received
-    assert body["text"].startswith("restock acme: partial, 1 orders")
+    assert body["text"].startswith("restock acme")
     flat = json.dumps(body["blocks"])
+    assert "Bolt Co" in flat and "22.50" in flat
     assert "order above 500 USD" in flat and "LABEL-ROLL may run out" in flat
     assert all("type" in block for block in body["blocks"])
 
