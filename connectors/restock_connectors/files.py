@@ -31,10 +31,24 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
-from restock.connectors import (ConnectorSettings, InventorySource, OrderSink, Scope, SubmitResult,
-                                SummarySink)
-from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPEN_ORDER_COLUMNS,
-                            POSITION_COLUMNS, PurchaseOrder, RunSummary, Snapshot)
+from restock.connectors import (
+    ConnectorSettings,
+    InventorySource,
+    OrderSink,
+    Scope,
+    SubmitResult,
+    SummarySink,
+)
+from restock.domain import (
+    CATALOG_COLUMNS,
+    HISTORY_COLUMNS,
+    OFFER_COLUMNS,
+    OPEN_ORDER_COLUMNS,
+    POSITION_COLUMNS,
+    PurchaseOrder,
+    RunSummary,
+    Snapshot,
+)
 from restock.errors import ConfigError, ConnectorError, DataError
 
 HISTORY_NAMES = ("history.csv", "history.csv.gz", "history.parquet")
@@ -413,9 +427,9 @@ def minimal_markdown(summary: RunSummary) -> str:
              f"- as of: {summary.as_of or '-'}",
              f"- spend: {summary.spend:,.2f} {summary.currency}"
              + (f" of budget {summary.budget:,.2f}" if summary.budget is not None else ""),
-             f"- orders: {len(summary.orders)}, held: {len(summary.held)}, "
-             f"skipped lines: {len(summary.skipped)}, quarantined records: "
-             f"{len(summary.quarantined)}", ""]
+             (f"- orders: {len(summary.orders)}, held: {len(summary.held)}, "
+              f"skipped lines: {len(summary.skipped)}, quarantined records: "
+              f"{len(summary.quarantined)}"), ""]
     for title, orders in (("Orders", summary.orders), ("Held for approval", summary.held)):
         if orders:
             lines += [f"## {title}", ""] + [_order_md(order) for order in orders]

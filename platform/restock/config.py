@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr,
-                      ValidationError, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from restock.domain import Mode
 from restock.errors import ConfigError, SecretError
@@ -461,6 +469,8 @@ def _message(error: dict[str, Any]) -> str:
         return msg.removeprefix("Value error, ")   # never echo what was written in a secret field
     msg = _TYPE_MESSAGES.get(kind, msg)
     msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if msg.startswith("Input should be "):      # pydantic's wording, in the file's terms
+        msg = "must be " + msg.removeprefix("Input should be ")
     value = error.get("input")
     if isinstance(value, (int, float, str, bool)) and len(str(value)) < 60:
         msg = f"{msg} (got {value!r})" if isinstance(value, str) else f"{msg} (got {value})"

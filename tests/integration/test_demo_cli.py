@@ -21,7 +21,7 @@ def _restock(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESTOCK_")}
     env["COLUMNS"] = "160"
     return subprocess.run([sys.executable, "-m", "restock.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=240, check=False)
 
 
 def _outbox(cwd: Path) -> dict[str, bytes]:
@@ -93,3 +93,23 @@ def test_validate_on_the_shipped_config_exits_0_and_on_a_broken_one_2(checkout, 
     assert result.returncode == 2
     assert result.stderr.startswith("config/orgs/demo.yaml:")
     assert "policy.lead_time_days: must be greater than 0 (got -14)" in result.stderr
+
+
+def test_a_run_that_fails_exits_1_naming_the_file_and_column(checkout, tmp_path):
+    warehouse = tmp_path / "warehouse"
+    shutil.copytree(checkout / ".demo" / "warehouse", warehouse)
+    (warehouse / "positions.csv").write_text("sku,location,allocated\nFST-1006,main,0\n")
+    orgs = tmp_path / "config" / "orgs"
+    orgs.mkdir(parents=True)
+    text = (checkout / "config" / "orgs" / "demo.yaml").read_text()
+    (orgs / "broken.yaml").write_text(
+        text.replace("org: demo", "org: broken").replace("../../.demo/warehouse", str(warehouse))
+        .replace("../../.demo/", str(tmp_path / "out") + "/"))
+    result = _restock(tmp_path, "run", "--org", "broken", "--json")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["status"] == "failed" and data["orders"] == []
+    assert any(f"{warehouse / 'positions.csv'}:1: on_hand: required column is missing" in error
+               for error in data["errors"])
+    assert not (tmp_path / "out" / "outbox").exists() or \
+        not list((tmp_path / "out" / "outbox").iterdir())

@@ -26,8 +26,9 @@ def test_validate_on_the_shipped_config_exits_0(config_copy, capsys):
 
 def test_validate_on_a_broken_file_exits_2_with_file_line_field(config_copy, capsys):
     demo = (config_copy / "orgs" / "demo.yaml").read_text()
+    broken = demo.replace("org: demo", "org: broken")
     (config_copy / "orgs" / "broken.yaml").write_text(
-        demo.replace("org: demo", "org: broken").replace("service_level: 0.95", "service_level: 1.2"))
+        broken.replace("service_level: 0.95", "service_level: 1.2"))
     assert main(["validate", "--config", "config"]) == 2
     out = capsys.readouterr()
     line = next(i for i, text in enumerate(demo.splitlines(), 1) if "service_level: 0.95" in text)

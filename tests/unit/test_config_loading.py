@@ -38,7 +38,13 @@ class _TokenSink(OrderSink):
         return None
 
 
-register("tokened", types.SimpleNamespace(order_sink=_TokenSink))
+@pytest.fixture(autouse=True)
+def _tokened_connector(monkeypatch):
+    """A connector with a secret field, registered only while a test here runs."""
+    import restock.connectors
+
+    monkeypatch.setattr(restock.connectors, "_extra", dict(restock.connectors._extra))
+    register("tokened", types.SimpleNamespace(order_sink=_TokenSink))
 
 TOKENED = """\
 org: acme
@@ -88,8 +94,8 @@ BAD = [
      "orgs/acme.yaml:10: policy.budget: duplicate key 'budget'"),
     ("unknown connector", BASE.replace("connector: files\n  path: ./warehouse",
                                        "connector: nosuch\n  path: ./warehouse"),
-     "orgs/acme.yaml:3: source.connector: unknown inventory source connector 'nosuch' "
-     "(available: files"),
+     ("orgs/acme.yaml:3: source.connector: unknown inventory source connector 'nosuch' "
+      "(available: files")),
     ("missing required section", "org: acme\nsource:\n  connector: files\n  path: w\n",
      "orgs/acme.yaml:1: order_sink: required but missing"),
     ("two buffers at once", BASE + "policy:\n  buffer:\n    units: 3\n    days_of_cover: 2\n",
@@ -98,7 +104,8 @@ BAD = [
      "orgs/acme.yaml:8: schedule: not a valid cron expression"),
     ("bad time zone", BASE + "timezone: Mars/Olympus\n",
      "orgs/acme.yaml:8: timezone: unknown time zone 'Mars/Olympus'"),
-    ("bad mode", BASE + "mode: yolo\n", "orgs/acme.yaml:8: mode: "),
+    ("bad mode", BASE + "mode: yolo\n",
+     "orgs/acme.yaml:8: mode: must be 'auto', 'approval' or 'dry_run' (got 'yolo')"),
     ("not a mapping", "- acme\n", "orgs/acme.yaml:1: the file must be a mapping of settings"),
 ]
 

@@ -12,15 +12,26 @@ import pandas as pd
 import pytest
 
 from restock.connectors import ConnectorContext, Scope, connector_class
-from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, POSITION_COLUMNS,
-                            Mode, OrderLine, PurchaseOrder, Reason, RunStatus, RunSummary,
-                            idempotency_key)
+from restock.domain import (
+    CATALOG_COLUMNS,
+    HISTORY_COLUMNS,
+    OFFER_COLUMNS,
+    POSITION_COLUMNS,
+    Mode,
+    OrderLine,
+    PurchaseOrder,
+    Reason,
+    RunStatus,
+    RunSummary,
+    idempotency_key,
+)
 from restock.errors import ConfigError, ConnectorError, DataError
 from restock_connectors import files
 
 CATALOG = "sku,description,category,unit\nA1,Bolt M6,fasteners,each\nB2,Filter,filters,each\n"
 POSITIONS = "sku,location,on_hand,allocated,on_order,backorders\nA1,main,10,2,0,0\nB2,main,3,,5,1\n"
-HISTORY = "sku,location,date,quantity\nA1,main,2024-01-01,4\nA1,main,2024-01-02,x\nB2,main,2024-01-03,1\n"
+HISTORY = ("sku,location,date,quantity\n"
+           "A1,main,2024-01-01,4\nA1,main,2024-01-02,x\nB2,main,2024-01-03,1\n")
 OFFERS = ("sku,supplier,unit_price,lead_time_days,moq,pack_size,min_qty\n"
           "A1,acme,0.50,7,100,50,0\nA1,acme,0.40,7,100,50,1000\nB2,filtco,12.0,21,1,1,0\n")
 
@@ -37,7 +48,8 @@ def _warehouse(folder: Path, **overrides: str | None) -> Path:
 
 def _source(path: str, config_dir: Path, **settings) -> files.FilesInventorySource:
     cls = connector_class("files", "inventory_source")
-    return cls(cls.Settings(path=path, **settings), ConnectorContext(org="t", config_dir=str(config_dir)))
+    context = ConnectorContext(org="t", config_dir=str(config_dir))
+    return cls(cls.Settings(path=path, **settings), context)
 
 
 def test_registered_under_the_entry_point_name_for_all_three_roles():

@@ -46,9 +46,9 @@ def test_a_secret_containing_another_leaves_no_tail():
 
 
 def test_captured_events_carry_org_and_run_id_and_no_secret():
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars, redact_secrets]) as logs:
-        with bind_run("acme", "run-1"):
-            get_logger().info("pulled", url=f"https://erp.example/?token={SECRET}")
+    processors = [structlog.contextvars.merge_contextvars, redact_secrets]
+    with capture_logs(processors=processors) as logs, bind_run("acme", "run-1"):
+        get_logger().info("pulled", url=f"https://erp.example/?token={SECRET}")
     assert logs == [{"event": "pulled", "url": f"https://erp.example/?token={REDACTED}",
                      "org": "acme", "run_id": "run-1", "log_level": "info"}]
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from restock.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, app, fail
-from restock.config import OrgConfig, load_orgs, org_files, parse_yaml
+from restock.config import OrgConfig, load_orgs, parse_yaml
 from restock.domain import RunStatus, RunSummary
 from restock.errors import ConfigError
 

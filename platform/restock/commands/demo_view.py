@@ -1,4 +1,4 @@
-"""What ``restock run`` and ``restock demo`` print for people: a short table and where things went."""
+"""What ``restock run`` and ``restock demo`` print: a short table and where things went."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def ensure_demo_warehouse(config: OrgConfig) -> None:
 def print_run(summary: RunSummary) -> None:
     """A few lines and a table: status, spend against budget, what was ordered and held."""
     budget = f" of {summary.budget:,.2f}" if summary.budget is not None else ""
+    as_of = summary.as_of or "-"
     _console.print(f"\nrestock run [bold]{summary.run_id}[/] for org [bold]{summary.org}[/]: "
-                   f"{summary.status.value} (mode {summary.mode.value}, as of {summary.as_of})")
+                   f"{summary.status.value} (mode {summary.mode.value}, as of {as_of})")
     _console.print(f"spend {summary.spend:,.2f}{budget} {summary.currency}; "
                    f"{len(summary.orders)} orders, {len(summary.held)} held for approval, "
                    f"{len(summary.skipped)} lines skipped, {len(summary.quarantined)} records "
