@@ -14,7 +14,9 @@ What it guarantees:
 - connect/read timeouts and a total deadline per request (a server dribbling bytes cannot hang a run);
 - retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx, honouring
   ``Retry-After``, never waiting longer than ``retries.max_wait`` in total;
-- TLS verification, off only with ``insecure: true`` (logged as a warning on every client built);
+- TLS verification, against the system's CA store or a private CA bundle (``ca_file``), off only
+  with ``insecure: true`` (logged as a warning on every client built); an untrusted certificate
+  is a :class:`ConnectorError` at once (retrying cannot fix it);
 - bearer, API-key header, basic and OAuth2 client-credentials auth (token cached until it expires);
 - answers read as a stream and refused past ``max_response_bytes``;
 - pagination by offset/limit, page number, cursor (or next URL) and ``Link`` header, capped;
@@ -29,6 +31,7 @@ from __future__ import annotations
 import email.utils
 import json as jsonlib
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +45,8 @@ from pydantic import AfterValidator, Field
 
 from restock.config import SecretRef, known_secret_values, remember_secret
 from restock.connectors import ConnectorSettings
-from restock.errors import ConnectorError, ConnectorUnavailable, CredentialsRejected
+from restock.errors import (ConfigError, ConnectorError, ConnectorUnavailable,
+                            CredentialsRejected)
 from restock.log import get_logger
 
 log = get_logger("restock.http")
@@ -119,6 +123,7 @@ class HttpOptions(ConnectorSettings):
     retries: Retries = Retries()
     auth: AuthSettings | None = None
     insecure: bool = False                 # true: do not verify TLS certificates (warned)
+    ca_file: str | None = None             # PEM bundle of a private CA to trust instead
     headers: dict[str, str] = Field(default_factory=dict)
     max_response_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
     max_pages: Annotated[int, Field(ge=1)] = 1000
@@ -283,7 +288,7 @@ class HttpClient:
                         host=urlsplit(settings.base_url).netloc)
         t = settings.timeout
         self._client = httpx.Client(
-            base_url=settings.base_url.rstrip("/") + "/", verify=not settings.insecure,
+            base_url=settings.base_url.rstrip("/") + "/", verify=_verify(settings, system),
             timeout=httpx.Timeout(t.read, connect=t.connect, pool=t.connect),
             headers={"User-Agent": "restock", **settings.headers}, transport=transport,
             follow_redirects=False)
@@ -339,6 +344,10 @@ class HttpClient:
         try:
             response = self._send(method, url, params, json, data, headers, auth, token_request)
         except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            if _untrusted_certificate(err):
+                raise ConnectorError(self.system, f"{method} {self.path(url)}: TLS certificate "
+                                     "not trusted (set ca_file to the CA that signed it)"
+                                     ) from None
             return f"connection failed ({err.__class__.__name__})", None, True
         except httpx.TimeoutException as err:
             return f"timed out ({err.__class__.__name__})", None, False
@@ -514,6 +523,27 @@ def _past_total(body: Any, p: Pagination, seen: int) -> bool:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _verify(settings: HttpOptions, system: str) -> ssl.SSLContext | bool:
+    if settings.insecure:
+        return False
+    if settings.ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=settings.ca_file)
+    except (OSError, ssl.SSLError) as err:
+        raise ConfigError(f"{system}: cannot read CA bundle {settings.ca_file!r} "
+                          f"({err.__class__.__name__})", field="ca_file") from None
+
+
+def _untrusted_certificate(err: BaseException) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:               # httpx wraps the ssl error one or two levels down
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(err)
+
 
 def _retry_after(headers: httpx.Headers) -> float | None:
     value = headers.get("retry-after")

@@ -9,6 +9,7 @@ import ssl
 import time
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 import structlog
 from pydantic import SecretStr, ValidationError
@@ -95,7 +96,9 @@ def _app(state: dict) -> Starlette:
     async def token(request: Request):
         form = dict(parse_qsl((await request.body()).decode()))
         expected = "Basic " + base64.b64encode(f"restock:{TOKEN}".encode()).decode()
-        if request.headers.get("authorization") != expected or \
+        in_body = form.get("client_id") == "restock" and form.get("client_secret") == TOKEN
+        state.setdefault("token_forms", []).append(form)
+        if (request.headers.get("authorization") != expected and not in_body) or \
                 form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         issued = f"access-{counted('tokens')}"
@@ -131,9 +134,15 @@ def _app(state: dict) -> Starlette:
         at = int(request.query_params.get("cursor", "0"))
         return JSONResponse({"items": [at], "next": at + 1})
 
+    async def endless_full(request: Request):
+        # always a full page, never a total: offset and page-number paging cannot see an end
+        counted("endless_full")
+        return JSONResponse({"items": [0] * 5}, headers={"Link": '</endless_full>; rel="next"'})
+
     routes = [Route(f"/{f.__name__}", f, methods=["GET", "POST"]) for f in (
         ok, flaky, always500, rate_limited, slow, dribble, malformed, huge, declared_huge, bearer,
-        apikey, basic, token, protected, offset, paged, cursor, linked, endless)]
+        apikey, basic, token, protected, offset, paged, cursor, linked, endless,
+        endless_full)]
     return Starlette(routes=routes)
 
 
@@ -330,6 +339,15 @@ def test_endless_pagination_stops_at_the_page_cap(server):
         list(http.paginate("/endless", Pagination(kind="cursor", items="items")))
 
 
+@pytest.mark.parametrize("kind", ["offset", "page", "link"])
+def test_every_paging_kind_stops_at_the_page_cap(server, kind):
+    url, state = server
+    state.pop("endless_full", None)
+    with make(url, max_pages=7) as http, pytest.raises(ConnectorError, match="more than 7 pages"):
+        list(http.paginate("/endless_full", Pagination(kind=kind, items="items", page_size=5)))
+    assert state["endless_full"] == 8          # the page past the cap is read, never a ninth
+
+
 def test_missing_items_field_names_it(server):
     url, _ = server
     with make(url) as http, pytest.raises(ConnectorError, match="missing field 'rows'"):
@@ -351,3 +369,85 @@ def test_base_url_must_be_http():
         HttpSettings(base_url="ftp://example.com")
     assert HttpSettings(base_url="http://x").retries.attempts == 4
     assert isinstance(SecretStr("x"), SecretStr)
+
+
+def test_oauth2_client_secret_in_the_body_and_nothing_secret_logged(server, monkeypatch):
+    url, state = server
+    monkeypatch.setenv("T_GOOD", TOKEN)
+    state.update(tokens=0, expires_in=3600, token_forms=[])
+    auth = {"kind": "oauth2_client_credentials", "token_url": f"{url}/token", "scope": "stock:read",
+            "client_id": "restock", "client_secret": "${T_GOOD}", "client_auth": "body"}
+    with structlog.testing.capture_logs() as logs, make(url, auth=auth) as http:
+        state["flaky"] = 0
+        assert http.get_json("/flaky") == {"done": True}      # two retries, each logged
+        assert http.get_json("/protected") == {"ok": True}
+    assert state["token_forms"][0]["scope"] == "stock:read"
+    assert [e["event"] for e in logs].count("http_retry") == 2
+    assert TOKEN not in repr(logs) and "access-1" not in repr(logs)
+
+
+def test_retry_after_as_an_http_date_is_honoured():
+    import email.utils
+    from datetime import datetime, timedelta, timezone
+
+    answers = iter([429, 200])
+    waits: list[float] = []
+
+    def handler(request):
+        status = next(answers)
+        later = datetime.now(timezone.utc) + timedelta(seconds=3)
+        headers = {"Retry-After": email.utils.format_datetime(later, usegmt=True)}
+        return httpx.Response(status, json={"status": status}, headers=headers)
+
+    settings = HttpSettings.model_validate({"base_url": "http://erp.test", "retries": FAST})
+    with client(settings, "testsys", transport=httpx.MockTransport(handler),
+                sleep=waits.append) as http:
+        assert http.get_json("/x") == {"status": 200}
+    assert len(waits) == 1 and 1.5 < waits[0] <= 3.0
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    folder = tmp_path_factory.mktemp("tls")
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
+    for extra in cert.cert_chain_pems[1:]:
+        extra.write_to_path(str(folder / "cert.pem"), append=True)
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return str(folder / "cert.pem"), str(folder / "key.pem"), str(folder / "ca.pem")
+
+
+@pytest.fixture(scope="module")
+def https_server(tls_files):
+    certfile, keyfile, _ = tls_files
+    state: dict = {}
+    with serve_asgi(_app(state), tls=(certfile, keyfile)) as url:
+        yield url
+
+
+def test_https_with_a_private_ca_bundle(https_server, tls_files):
+    with make(https_server, ca_file=tls_files[2]) as http:
+        assert http.get_json("/ok") == {"hello": "world", "q": {}}
+
+
+def test_an_untrusted_certificate_fails_at_once_with_advice(https_server):
+    with structlog.testing.capture_logs() as logs, make(https_server) as http, \
+            pytest.raises(ConnectorError, match=r"testsys: GET /ok: TLS certificate not trusted "
+                                                r"\(set ca_file"):
+        http.get_json("/ok")
+    assert not [e for e in logs if e["event"] == "http_retry"]    # retrying cannot fix it
+
+
+def test_insecure_talks_to_an_untrusted_server_and_warns(https_server):
+    with structlog.testing.capture_logs() as logs, make(https_server, insecure=True) as http:
+        assert http.get_json("/ok")["hello"] == "world"
+    assert any(e["event"] == "tls_verification_disabled" for e in logs)
+
+
+def test_an_unreadable_ca_bundle_is_a_config_error(tmp_path):
+    from restock.errors import ConfigError
+    with pytest.raises(ConfigError, match="ca_file: testsys: cannot read CA bundle"):
+        make("https://127.0.0.1:9", ca_file=str(tmp_path / "missing.pem"))
