@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict,
                                YamlConfigSettingsSource)
 
@@ -63,7 +63,15 @@ class Settings(BaseSettings):
     replica_id: Annotated[str, Field(min_length=1, max_length=120)] = Field(
         default_factory=_default_replica)
     trigger_token: SecretStr | None = None
-    """When set, ``POST /trigger/{org}`` needs ``Authorization: Bearer <token>``."""
+    """When set, ``POST /trigger/{org}`` needs ``Authorization: Bearer <token>``;
+    ``file:PATH`` reads it from a (secret) file."""
+
+    @field_validator("trigger_token", mode="before")
+    @classmethod
+    def _token_from_file(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("file:"):
+            return _read_secret_file(value[5:])
+        return value
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
@@ -92,6 +100,14 @@ class Settings(BaseSettings):
     @property
     def health_host_port(self) -> tuple[str, int]:
         return split_addr(self.health_addr)
+
+
+def _read_secret_file(name: str) -> str:
+    path = Path(name).expanduser()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ValueError(f"cannot read the secret file {path} ({err.strerror})") from None
 
 
 def settings_file(config_dir: str | Path | None = None) -> Path:

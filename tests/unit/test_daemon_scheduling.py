@@ -247,6 +247,9 @@ def test_stop_gives_up_at_the_timeout_when_a_run_hangs(clock, orgs_dir, harness)
     h.at(clock, at_(6, 0))
     wait_until(lambda: h.cycle.running == {"acme"})
     assert h.daemon.stop(timeout=0.2) is False
+    claim = h.ledger.claims("acme")[0]
+    assert (claim["status"], claim["detail"]) == ("abandoned",
+                                                  "still running at the shutdown timeout")
 
 
 def _replicas_run_every_slot_once(clock, orgs_dir, harness, url: str) -> None:
@@ -277,18 +280,22 @@ def test_two_replicas_on_postgres_run_every_slot_once(clock, orgs_dir, harness, 
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("left_as", ["running", "abandoned"])
 def test_a_dead_replicas_unfinished_slot_is_taken_over_on_postgres(clock, orgs_dir, harness,
-                                                                   pg_url):
-    write_org(orgs_dir, "orphan", "0 6 * * *")
+                                                                   pg_url, left_as):
+    org = f"orphan-{left_as}"
+    write_org(orgs_dir, org, "0 6 * * *")
     dead = SlotLedger(pg_url, replica="dead-replica")
     try:
-        assert dead.claim("orphan", "2026-06-01T06:00:00Z", "scheduled") is not None
+        claim = dead.claim(org, "2026-06-01T06:00:00Z", "scheduled")
+        if left_as == "abandoned":       # it hit its shutdown timeout mid-run
+            dead.finish(claim, "abandoned", detail="still running at the shutdown timeout")
     finally:
-        dead.close()                     # it never finishes: the process "died" mid-run
+        dead.close()                     # "running": the process died mid-run
     h = harness("live", pg_url)
     h.daemon.start()
     h.at(clock, at_(6, 0))
-    wait_until(lambda: h.ledger.claims("orphan")[0]["status"] == "ok", what="the takeover")
-    claim = h.ledger.claims("orphan")[0]
+    wait_until(lambda: h.ledger.claims(org)[0]["status"] == "ok", what="the takeover")
+    claim = h.ledger.claims(org)[0]
     assert (claim["replica"], claim["detail"]) == ("live", "taken over from dead-replica")
-    assert h.cycle.calls == [("orphan", at_(6, 0))]
+    assert h.cycle.calls == [(org, at_(6, 0))]

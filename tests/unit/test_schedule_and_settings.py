@@ -107,3 +107,14 @@ def test_state_url_can_come_from_a_secret_file(settings_env):
     missing = load_settings(config_dir=settings_env, state_url="file:/nonexistent/x")
     with pytest.raises(ConfigError, match="cannot read the state URL file"):
         missing.resolved_state_url()
+
+
+def test_trigger_token_can_come_from_a_secret_file(settings_env, monkeypatch):
+    secret = settings_env / "token"
+    secret.write_text("t0ken\n")
+    monkeypatch.setenv("RESTOCK_TRIGGER_TOKEN", f"file:{secret}")
+    assert load_settings(config_dir=settings_env).trigger_token.get_secret_value() == "t0ken"
+    monkeypatch.setenv("RESTOCK_TRIGGER_TOKEN", "file:/nonexistent/token")
+    with pytest.raises(ConfigError, match="environment RESTOCK_TRIGGER_TOKEN: cannot read the "
+                                          "secret file /nonexistent/token"):
+        load_settings(config_dir=settings_env)

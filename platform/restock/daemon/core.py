@@ -25,7 +25,7 @@ from restock.config import OrgConfig
 from restock.daemon.executor import SlotExecutor
 from restock.daemon.metrics import Metrics
 from restock.daemon.reload import Changes, OrgFiles
-from restock.daemon.slots import Claim, SlotLedger, slot_key
+from restock.daemon.slots import ABANDONED, Claim, SlotLedger, slot_key
 from restock.domain import RunSummary
 from restock.errors import ConfigError
 from restock.log import bind_run, get_logger
@@ -85,7 +85,9 @@ class Daemon:
         self.files = OrgFiles(settings.config_dir)
         self.stopping = threading.Event()
         self.loaded = threading.Event()
-        self._active: dict[str, float] = {}
+        # Every slot attempt from its first step to its recorded end: (org, slot key) -> the
+        # claim once it has one. stop() waits for all of them, claimed or not.
+        self._active: dict[tuple[str, str], Claim | None] = {}
         self._active_cv = threading.Condition()
         self._runner_takes_stop = "stop" in inspect.signature(runner).parameters
         self.scheduler = BackgroundScheduler(
@@ -109,16 +111,23 @@ class Daemon:
     def stop(self, timeout: float | None = None) -> bool:
         """Take no new runs, wait for runs in flight; True when none was left running."""
         timeout = self.settings.shutdown_timeout_seconds if timeout is None else timeout
-        self.stopping.set()
+        with self._active_cv:
+            self.stopping.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         finished = self.wait_idle(timeout)
         if not finished:
-            log.warning("daemon.abandoned_runs", orgs=sorted(self._active),
-                        detail="still running at the shutdown timeout; the order ledger keeps "
-                               "them consistent and the next run reconciles")
+            self._abandon_in_flight()
         log.info("daemon.stopped", clean=finished)
         return finished
+
+    def _abandon_in_flight(self) -> None:
+        with self._active_cv:
+            claims = [claim for claim in self._active.values() if claim is not None]
+        for claim in claims:
+            self.ledger.finish(claim, ABANDONED, detail="still running at the shutdown timeout")
+        log.warning("daemon.abandoned_runs", orgs=sorted(c.org for c in claims),
+                    detail="the order ledger keeps them consistent; the next run reconciles")
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no run is in flight (or the timeout passes)."""
@@ -126,8 +135,9 @@ class Daemon:
             return self._active_cv.wait_for(lambda: not self._active, timeout)
 
     def active_orgs(self) -> list[str]:
+        """Orgs with a claimed run executing on this replica now."""
         with self._active_cv:
-            return sorted(self._active)
+            return sorted({claim.org for claim in self._active.values() if claim is not None})
 
     # ------------------------------------------------------------ configuration
 
@@ -198,8 +208,14 @@ class Daemon:
     def run_slot(self, org: str, slot: datetime, *, kind: str) -> SlotOutcome:
         """Claim and run one slot of one org; never raises for a failing run."""
         key = slot_key(slot) if kind == "scheduled" else f"manual:{slot_key(slot)}:{uuid.uuid4().hex[:6]}"
-        if self.stopping.is_set():
+        if not self._enter((org, key)):
             return self._skipped(org, key, kind, "stopping")
+        try:         # in flight until the claim records the end, so stop() waits for that too
+            return self._claim_and_run(org, key, slot, kind)
+        finally:
+            self._leave((org, key))
+
+    def _claim_and_run(self, org: str, key: str, slot: datetime, kind: str) -> SlotOutcome:
         config = self.files.configs.get(org)
         if config is None:
             return self._skipped(org, key, kind, "unknown_org")
@@ -209,14 +225,8 @@ class Daemon:
             claim = self.ledger.claim(org, key, kind)
             if claim is None:
                 return self._skipped(org, key, kind, "claimed_elsewhere")
-            return self._execute(config, claim, slot, kind)
-
-    def _execute(self, config: OrgConfig, claim: Claim, slot: datetime, kind: str) -> SlotOutcome:
-        self._enter(config.org)
-        try:         # "in flight" until the claim records the end, so stop() waits for that too
+            self._claimed((org, key), claim)
             return self._run_and_record(config, claim, slot, kind)
-        finally:
-            self._leave(config.org)
 
     def _run_and_record(self, config: OrgConfig, claim: Claim, slot: datetime,
                         kind: str) -> SlotOutcome:
@@ -267,15 +277,24 @@ class Daemon:
         log.info("slot.skipped", org=event.job_id, outcome="busy",
                  detail="the previous run of this org is still going")
 
-    def _enter(self, org: str) -> None:
+    def _enter(self, attempt: tuple[str, str]) -> bool:
+        # Checked under the same lock stop() waits on: an attempt either registers before
+        # stopping is set (and stop() waits for it) or sees it set and never starts.
         with self._active_cv:
-            self._active[org] = time.monotonic()
-            self.metrics.in_flight.set(len(self._active))
+            if self.stopping.is_set():
+                return False
+            self._active[attempt] = None
+            return True
 
-    def _leave(self, org: str) -> None:
+    def _claimed(self, attempt: tuple[str, str], claim: Claim) -> None:
         with self._active_cv:
-            self._active.pop(org, None)
-            self.metrics.in_flight.set(len(self._active))
+            self._active[attempt] = claim
+            self.metrics.in_flight.set(sum(c is not None for c in self._active.values()))
+
+    def _leave(self, attempt: tuple[str, str]) -> None:
+        with self._active_cv:
+            self._active.pop(attempt, None)
+            self.metrics.in_flight.set(sum(c is not None for c in self._active.values()))
             self._active_cv.notify_all()
 
 

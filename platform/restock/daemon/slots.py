@@ -29,7 +29,8 @@ slot_claims = sa.Table(
     sa.Column("slot", sa.String(64), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),         # scheduled | manual
     sa.Column("replica", sa.String(120), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),       # running | ok | partial | failed | error
+    # running | ok | partial | failed | error | abandoned
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("run_id", sa.String(64)),
     sa.Column("detail", sa.Text),
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
@@ -37,6 +38,8 @@ slot_claims = sa.Table(
 )
 
 RUNNING = "running"
+ABANDONED = "abandoned"     # the daemon stopped at its shutdown timeout with this run in flight
+_UNFINISHED = (RUNNING, ABANDONED)
 
 
 @dataclass(frozen=True)
@@ -124,19 +127,21 @@ class SlotLedger:
             return self._take_over_if_orphaned(org, slot)
 
     def _take_over_if_orphaned(self, org: str, slot: str) -> Claim | None:
-        # Only PostgreSQL can tell a dead owner (its advisory lock vanished) from a live one.
+        # Only PostgreSQL can tell a dead owner (its advisory lock vanished) from a live one;
+        # the caller holds that lock now, so an unfinished claim has no live owner.
         if not self.is_postgres:
             return None
         with self.engine.begin() as conn:
             owner = conn.execute(sa.select(slot_claims.c.replica).where(
                 slot_claims.c.org == org, slot_claims.c.slot == slot,
-                slot_claims.c.status == RUNNING)).scalar()
-            if owner is None or owner == self.replica:
+                slot_claims.c.status.in_(_UNFINISHED))).scalar()
+            if owner is None:
                 return None
             taken = conn.execute(slot_claims.update().where(
                 slot_claims.c.org == org, slot_claims.c.slot == slot,
-                slot_claims.c.replica == owner, slot_claims.c.status == RUNNING,
-            ).values(replica=self.replica, detail=f"taken over from {owner}")).rowcount
+                slot_claims.c.replica == owner, slot_claims.c.status.in_(_UNFINISHED),
+            ).values(replica=self.replica, status=RUNNING,
+                     detail=f"taken over from {owner}")).rowcount
         return Claim(org, slot, self.replica, taken_over_from=owner) if taken == 1 else None
 
     def finish(self, claim: Claim, status: str, *, run_id: str | None = None,
