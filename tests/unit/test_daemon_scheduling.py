@@ -299,3 +299,22 @@ def test_a_dead_replicas_unfinished_slot_is_taken_over_on_postgres(clock, orgs_d
     claim = h.ledger.claims(org)[0]
     assert (claim["replica"], claim["detail"]) == ("live", "taken over from dead-replica")
     assert h.cycle.calls == [(org, at_(6, 0))]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/claims.db"
+    return request.getfixturevalue("pg_url")
+
+
+def test_the_claims_table_is_migrated_once_and_reopening_is_harmless(any_url):
+    import sqlalchemy as sa
+
+    for _ in range(2):
+        ledger = SlotLedger(any_url, replica="r1")
+        with ledger.engine.connect() as conn:
+            versions = conn.execute(sa.text(
+                "SELECT version_num FROM restock_daemon_schema_version")).scalars().all()
+        ledger.close()
+        assert versions == ["daemon_0001"]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -35,6 +36,7 @@ slot_claims = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_daemon_slot_claims_claimed_at", "org", "claimed_at"),
 )
 
 RUNNING = "running"
@@ -71,7 +73,7 @@ class SlotLedger:
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._local_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        metadata.create_all(self.engine, checkfirst=True)
+        migrate(self.engine)
 
     def ping(self) -> None:
         """Raise if the database does not answer."""
@@ -177,6 +179,21 @@ class SlotLedger:
             return self._local_locks.setdefault(org, threading.Lock())
 
 
+def migrate(engine: sa.Engine) -> None:
+    """Bring the daemon's table up to date with its Alembic migrations (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":    # replicas starting together migrate once
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"),
+                         {"k": _lock_key("\x00daemon-migrations")})
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
 def _engine(url: str, pool_size: int) -> sa.Engine:
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
@@ -185,8 +202,6 @@ def _engine(url: str, pool_size: int) -> sa.Engine:
 
 
 def _ensure_sqlite_folder(url: str) -> None:
-    from pathlib import Path
-
     database = sa.make_url(url).database
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
