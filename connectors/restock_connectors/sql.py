@@ -21,6 +21,8 @@ SQLite paths are relative to the org file's folder.
 
 from __future__ import annotations
 
+import math
+import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,6 +65,7 @@ class SqlSettings(ConnectorSettings):
     password: SecretRef | None = None
     queries: Queries
     timeout: Annotated[float, Field(gt=0)] = 30.0     # seconds to connect
+    query_timeout: Annotated[float, Field(gt=0)] = 300.0   # seconds one query may run
 
 
 class SqlSource(InventorySource):
@@ -74,8 +77,11 @@ class SqlSource(InventorySource):
 
     def __init__(self, settings: SqlSettings, context: ConnectorContext) -> None:
         super().__init__(settings, context)
+        self._query_started = time.monotonic()
         self.engine = sa.create_engine(self._url(), pool_pre_ping=True,
                                        connect_args=self._connect_args())
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", self._sqlite_deadline)
 
     def _url(self) -> sa.URL:
         url = sa.engine.make_url(self.settings.url)
@@ -88,11 +94,21 @@ class SqlSource(InventorySource):
 
     def _connect_args(self) -> dict[str, Any]:
         backend = sa.engine.make_url(self.settings.url).get_backend_name()
+        connect, query = max(1, int(self.settings.timeout)), self.settings.query_timeout
         if backend == "sqlite":
             return {"timeout": self.settings.timeout}
-        if backend in ("postgresql", "mysql", "mariadb"):
-            return {"connect_timeout": int(self.settings.timeout)}
+        if backend == "postgresql":       # the server cancels the statement itself
+            return {"connect_timeout": connect,
+                    "options": f"-c statement_timeout={int(query * 1000)}"}
+        if backend in ("mysql", "mariadb"):   # the driver stops waiting for the answer
+            return {"connect_timeout": connect, "read_timeout": max(1, math.ceil(query))}
         return {}
+
+    def _sqlite_deadline(self, dbapi_connection: Any, _record: Any) -> None:
+        """SQLite has no statement timeout: a progress handler aborts a query past its time."""
+        def overdue() -> int:
+            return int(time.monotonic() - self._query_started > self.settings.query_timeout)
+        dbapi_connection.set_progress_handler(overdue, 10_000)
 
     def check(self) -> None:
         with self._connection():
@@ -123,11 +139,19 @@ class SqlSource(InventorySource):
     def _read(self, conn: sa.Connection, dataset: str, query: str,
               params: dict[str, Any]) -> pd.DataFrame:
         used = {k: v for k, v in params.items() if f":{k}" in query}
+        self._query_started = time.monotonic()
         try:
             result = conn.execute(sa.text(query), used)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         except sa.exc.DBAPIError as err:
-            conn.rollback()
+            _rollback(conn)
+            if _timed_out(err):
+                raise ConnectorUnavailable(f"sql database {self._safe_url()}",
+                                           f"query {dataset} ran past query_timeout "
+                                           f"({self.settings.query_timeout:g}s)") from None
+            if err.connection_invalidated:
+                raise ConnectorUnavailable(f"sql database {self._safe_url()}",
+                                           f"connection lost during query {dataset}") from None
             raise ConnectorError(SYSTEM, f"query {dataset} failed: {_first_line(err)}") from None
 
     def _safe_url(self) -> str:
@@ -138,6 +162,22 @@ def _first_line(err: sa.exc.DBAPIError) -> str:
     orig = err.orig if err.orig is not None else err
     text = str(orig).strip().splitlines()
     return f"{orig.__class__.__name__}: {text[0] if text else ''}"
+
+
+def _rollback(conn: sa.Connection) -> None:
+    try:
+        conn.rollback()
+    except sa.exc.DBAPIError:           # the connection is gone already; nothing to undo
+        pass
+
+
+_TIMEOUT_SIGNS = ("statement timeout", "interrupted", "lost connection to", "timed out",
+                  "max_statement_time")
+
+
+def _timed_out(err: sa.exc.DBAPIError) -> bool:
+    text = str(err.orig).lower()
+    return any(sign in text for sign in _TIMEOUT_SIGNS)
 
 
 def _rejected(err: sa.exc.DBAPIError) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import date
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from restock.connectors import ConnectorContext, Scope
 from restock.domain import CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, POSITION_COLUMNS
-from restock.errors import ConnectorError, ConnectorUnavailable
+from restock.errors import ConnectorError, ConnectorUnavailable, CredentialsRejected
 from restock_connectors.sql import SqlSource
 
 
@@ -49,16 +50,45 @@ def _queries(prefix: str) -> dict:
     }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+MARIADB_URL = os.environ.get("RESTOCK_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """The machine's MariaDB/MySQL, or a skip that says why."""
+    pytest.importorskip("pymysql", reason="the MariaDB/MySQL driver pymysql is not installed")
+    engine = sa.create_engine(MARIADB_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as err:
+        pytest.skip(f"MariaDB unreachable at {MARIADB_URL}: {err.orig}")
+    finally:
+        engine.dispose()
+    return MARIADB_URL
+
+
+def _drop(url: str, prefix: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table in ("items", "stock", "usage", "prices"):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prefix}{table}")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        "mariadb"])
 def database(request, tmp_path):
     prefix = f"t{uuid.uuid4().hex[:8]}_"
     if request.param == "sqlite":
         url, shown = "sqlite:///warehouse.db", str(tmp_path / "warehouse.db")
         _seed(f"sqlite:///{shown}", prefix)
-    else:
-        url = request.getfixturevalue("pg_url")
-        _seed(url, prefix)
-    return url, prefix, tmp_path
+        yield url, prefix, tmp_path
+        return
+    url = request.getfixturevalue("pg_url" if request.param == "postgresql" else "mariadb_url")
+    _seed(url, prefix)
+    yield url, prefix, tmp_path
+    _drop(url, prefix)
 
 
 def source(url: str, queries: dict, config_dir, **extra) -> SqlSource:
@@ -110,3 +140,29 @@ def test_password_inside_the_url_is_refused():
     with pytest.raises(ValidationError, match="never inside the URL"):
         SqlSource.Settings.model_validate({"url": "postgresql://u:pw@h/db",
                                            "queries": _queries("")})
+
+
+SLOW = {"sqlite": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                  "WHERE i < 1000000000) SELECT max(i) AS sku FROM n",
+        "postgresql": "SELECT pg_sleep(30)::text AS sku",
+        "mysql": "SELECT SLEEP(30) AS sku"}
+
+
+def test_a_query_past_its_timeout_is_stopped_and_unavailable(database):
+    url, prefix, folder = database
+    backend = sa.engine.make_url(url).get_backend_name()
+    queries = {**_queries(prefix), "catalog": SLOW[backend]}
+    with source(url, queries, folder, query_timeout=1) as src, \
+            pytest.raises(ConnectorUnavailable, match=r"query catalog ran past query_timeout "
+                                                      r"\(1s\)"):
+        src.pull(Scope())
+
+
+def test_wrong_database_password_is_rejected_and_not_shown(mariadb_url, monkeypatch):
+    monkeypatch.setenv("DBPW", "maria-wrong-pass-77")
+    url = sa.engine.make_url(mariadb_url).set(username="restock_nobody", password=None)
+    with source(url.render_as_string(), _queries(""), ".", password="${DBPW}", timeout=3) as src, \
+            pytest.raises(CredentialsRejected, match="credentials rejected by sql database "
+                                                     "mysql") as caught:
+        src.pull(Scope())
+    assert "maria-wrong-pass-77" not in str(caught.value)
