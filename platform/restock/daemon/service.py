@@ -8,6 +8,7 @@ import sys
 import threading
 from typing import Any
 
+from restock.config import org_files
 from restock.daemon.core import Daemon, Runner
 from restock.daemon.http import HttpServer, create_daemon_app
 from restock.daemon.slots import SlotLedger
@@ -51,6 +52,7 @@ def review_app(store: Any, settings: Settings) -> Any:
 
 def run_daemon(settings: Settings, *, runner: Runner | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code (0 after a graceful stop)."""
+    org_files(settings.config_dir)      # a missing config folder is a mistake to report now
     url = settings.resolved_state_url()
     store = open_state(url)
     ledger = SlotLedger(url, replica=settings.replica_id,
