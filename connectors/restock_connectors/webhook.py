@@ -6,7 +6,14 @@ Order sink YAML::
       connector: webhook
       url: https://erp.example.com/restock/orders
       lookup_url: https://erp.example.com/restock/orders/{key}
-      auth: {kind: bearer, token: ${ERP_TOKEN}}
+      token: ${ERP_TOKEN}          # bearer token; or any auth: block of restock.http
+
+Summary sink YAML::
+
+    summary_sinks:
+      - connector: webhook
+        url: https://planning.example.com/restock/summaries
+        token: ${PLANNING_TOKEN}
 
 Each order is one POST (body: docs/order-webhook.schema.json) with an ``Idempotency-Key`` header;
 2xx means accepted, 409 means the receiver already has that key. ``lookup`` GETs ``lookup_url``
@@ -15,19 +22,46 @@ with ``{key}`` filled in: 200 means it has the order, 404 means it has not.
 
 from __future__ import annotations
 
-from typing import Any
+import json as jsonlib
 from urllib.parse import quote
 
+from pydantic import model_validator
+
+from restock.config import SecretRef
 from restock.connectors import ConnectorContext, OrderSink, SubmitResult, SummarySink
 from restock.domain import PurchaseOrder, RunSummary
 from restock.errors import ConnectorError
-from restock.http import HttpClient, HttpOptions, HttpUrl, client, dig
+from restock.http import (BearerAuth, HttpClient, HttpOptions, HttpSettings, HttpUrl,
+                          Response, client, dig)
+from restock.log import get_logger
 
 from restock_connectors._orders import order_payload
 
 
-class WebhookOrderSettings(HttpOptions):
+log = get_logger("restock.webhook")
+
+
+class _WebhookOptions(HttpOptions):
+    """HTTP options plus ``token``, a shortcut for ``auth: {kind: bearer, token: ...}``."""
+
     url: HttpUrl
+    token: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _token_or_auth(self) -> _WebhookOptions:
+        if self.token is not None and self.auth is not None:
+            raise ValueError("give token or auth, not both")
+        return self
+
+    def for_url(self) -> HttpSettings:
+        """The client settings, with the token shortcut turned into bearer auth."""
+        settings = self.http_settings(self.url)
+        if self.token is None:
+            return settings
+        return settings.model_copy(update={"auth": BearerAuth(kind="bearer", token=self.token)})
+
+
+class WebhookOrderSettings(_WebhookOptions):
     lookup_url: HttpUrl | None = None       # GET; ``{key}`` is replaced by the idempotency key
     id_field: str = "id"                    # dotted path of the receiver's id in its answer
 
@@ -41,14 +75,13 @@ class WebhookOrderSink(OrderSink):
 
     def __init__(self, settings: WebhookOrderSettings, context: ConnectorContext) -> None:
         super().__init__(settings, context)
-        self.http: HttpClient = client(settings.http_settings(settings.url), "order webhook")
+        self.http: HttpClient = client(settings.for_url(), "order webhook")
 
     def submit(self, order: PurchaseOrder, idempotency_key: str) -> SubmitResult:
         response = self.http.request("POST", self.settings.url, ok=(409,),
                                      json=order_payload(order, idempotency_key),
                                      headers={"Idempotency-Key": idempotency_key})
-        body = response.json() if response.content.strip() else None
-        return SubmitResult(accepted=True, external_id=self._external_id(body),
+        return SubmitResult(accepted=True, external_id=self._external_id(response),
                             duplicate=response.status_code == 409,
                             detail=f"HTTP {response.status_code}")
 
@@ -59,11 +92,23 @@ class WebhookOrderSink(OrderSink):
         response = self.http.request("GET", url, ok=(404,))
         if response.status_code == 404:
             return None
-        body = response.json() if response.content.strip() else None
-        return SubmitResult(accepted=True, external_id=self._external_id(body), duplicate=True,
-                            detail="found by lookup")
+        return SubmitResult(accepted=True, external_id=self._external_id(response),
+                            duplicate=True, detail="found by lookup")
 
-    def _external_id(self, body: Any) -> str | None:
+    def _external_id(self, response: Response) -> str | None:
+        """The receiver's id for the order, if its answer names one.
+
+        The status code is what accepts an order; an answer without a readable id (empty, not
+        JSON) must not turn a stored order into a failure, so it is logged and the id is None.
+        """
+        if not response.content.strip():
+            return None
+        try:
+            body = jsonlib.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            log.warning("webhook_answer_not_json", system=self.http.system,
+                        status=response.status_code)
+            return None
         if not isinstance(body, dict):
             return None
         try:
@@ -76,8 +121,8 @@ class WebhookOrderSink(OrderSink):
         self.http.close()
 
 
-class WebhookSummarySettings(HttpOptions):
-    url: HttpUrl
+class WebhookSummarySettings(_WebhookOptions):
+    pass
 
 
 class WebhookSummarySink(SummarySink):
@@ -89,7 +134,7 @@ class WebhookSummarySink(SummarySink):
 
     def __init__(self, settings: WebhookSummarySettings, context: ConnectorContext) -> None:
         super().__init__(settings, context)
-        self.http: HttpClient = client(settings.http_settings(settings.url), "summary webhook")
+        self.http: HttpClient = client(settings.for_url(), "summary webhook")
 
     def post(self, summary: RunSummary) -> None:
         self.http.request("POST", self.settings.url, json=summary.model_dump(mode="json"),

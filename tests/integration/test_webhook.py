@@ -135,3 +135,46 @@ def test_summary_webhook_down_is_retriable(receiver):
     with WebhookSummarySink(settings, ConnectorContext(org="acme")) as sink, \
             pytest.raises(ConnectorUnavailable):
         sink.post(run_summary())
+
+
+def test_token_shortcut_is_bearer_auth(receiver):
+    recv, url = receiver
+    settings = WebhookOrderSink.Settings.model_validate({"url": f"{url}/orders",
+                                                         "token": "${ERP_TOKEN}"})
+    order = purchase_order()
+    with WebhookOrderSink(settings, ConnectorContext(org="acme")) as sink:
+        assert sink.submit(order, order.idempotency_key).accepted
+    assert recv.requests[0]["headers"]["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_token_and_auth_together_are_refused():
+    with pytest.raises(ValueError, match="give token or auth, not both"):
+        WebhookOrderSink.Settings.model_validate({
+            "url": "http://x/orders", "token": "${HOME}",
+            "auth": {"kind": "bearer", "token": "${HOME}"}})
+
+
+def test_an_accepting_answer_that_is_not_json_still_accepts(receiver):
+    recv, url = receiver
+    recv.plain_answer = True
+    order = purchase_order()
+    with structlog.testing.capture_logs() as logs, order_sink(url) as sink:
+        result = sink.submit(order, order.idempotency_key)
+    assert result.accepted and result.external_id is None and len(recv.orders) == 1
+    assert [e["event"] for e in logs] == ["webhook_answer_not_json"]
+
+
+def test_lookup_answered_200_with_broken_json_still_finds_the_order():
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def broken(request):
+        return Response('{"id": "ERP-1", ', media_type="application/json")
+
+    with serve_asgi(Starlette(routes=[Route("/orders/{key}", broken)])) as url:
+        settings = WebhookOrderSink.Settings.model_validate({
+            "url": f"{url}/orders", "lookup_url": f"{url}/orders/{{key}}"})
+        with WebhookOrderSink(settings, ConnectorContext(org="acme")) as sink:
+            found = sink.lookup("k1")
+    assert found is not None and found.external_id is None      # 200 means it has the order

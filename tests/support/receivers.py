@@ -25,6 +25,7 @@ class OrderReceiver:
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
     fail_after_store: int = 0
+    plain_answer: bool = False          # answer a stored order with text, not JSON
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/orders", self._post, methods=["POST"]),
@@ -54,6 +55,8 @@ class OrderReceiver:
         if self.fail_after_store:
             self.fail_after_store -= 1
             return Response("gateway timeout", status_code=502)
+        if self.plain_answer:
+            return Response("<html>Thanks!</html>", status_code=200, media_type="text/html")
         return JSONResponse({"id": self.orders[key]["id"]}, status_code=201)
 
     async def _get(self, request: Request) -> Response:
