@@ -50,7 +50,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RESTOCK_", extra="forbid", frozen=True)
 
-    state_url: str = "sqlite:///state/restock.db"
+    state_url: str = "sqlite:///var/restock.sqlite"         # the same store `restock run` uses
     """SQLAlchemy URL of the state store; ``file:PATH`` reads it from a (secret) file."""
     config_dir: Path = Path("config")
     health_addr: HostPort = "127.0.0.1:8787"
