@@ -25,13 +25,15 @@ from restock.policy.models import (economic_order_quantity,
                                    rq_eoqss_approximation, rq_loss_function_approximation,
                                    rq_optimal_r_for_q, rq_poisson_exact, ss_cost_discrete,
                                    ss_optimal_discrete, ss_power_approximation)
+from restock.policy.levels import Levels, stock_levels
 from restock.policy.plan import Plan, plan
+from restock.policy.quantity import whole_packs
 from restock.policy.safety import (cycle_service_of, discrete_level, fill_rate_of,
                                    order_up_to_level, protection_demand, reorder_point,
                                    safety_stock_cycle, safety_stock_fill_rate)
 
 __all__ = [
-    "Plan", "plan",
+    "Plan", "plan", "Levels", "stock_levels", "whole_packs",
     "protection_demand", "safety_stock_cycle", "safety_stock_fill_rate", "reorder_point",
     "order_up_to_level", "discrete_level", "fill_rate_of", "cycle_service_of",
     "standard_normal_loss", "normal_loss", "normal_second_loss", "inverse_standard_normal_loss",

@@ -1,74 +1,201 @@
-"""A first, honest order-up-to planner (one SKU at a time)."""
+"""The planner: from positions, forecasts and supplier offers to order lines, under real constraints.
+
+``plan(items, offers, policy)`` decides, for every SKU at once (numpy over the whole catalogue):
+
+1. the order-up-to level ``S`` = expected demand over lead time + review period + safety stock,
+   with the safety stock from the item's buffer (units, days of cover, or a cycle service level /
+   fill rate over the forecast's uncertainty), see :mod:`restock.policy.levels`;
+2. for every usable offer (price breaks included) the quantity it would take: ``S`` minus the
+   inventory position, rounded up to whole packs, raised to the MOQ (itself rounded up to whole
+   packs), capped by the maximum order quantity;
+3. the offer: never above the max bid; the cheapest one that arrives before the stock runs out,
+   or, when none can, the fastest;
+4. the run budget: when the lines cost more, keep those that avoid the most expected units short
+   per currency unit, and report the rest as skipped with their stockout risk;
+5. guardrails: lines far above the item's usual order, or resting on a low-confidence forecast,
+   are put in ``holds`` for a person.
+
+Every line, skipped need and hold carries reasons with stable codes (docs/policy.md lists them).
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from datetime import date
 
+import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
-from restock.config import Policy
+from restock.config import Guard, Policy
 from restock.domain import OrderLine, Reason, SkippedLine
+from restock.policy import explain
+from restock.policy.budget import apply_budget
+from restock.policy.guard import holds_for
+from restock.policy.inputs import item_settings, prepare_items, prepare_offers
+from restock.policy.levels import stock_levels
+from restock.policy.loss import normal_loss
+from restock.policy.quantity import order_quantities
+
+_ITEM_FIELDS = ("sku", "category", "description", "on_hand", "allocated", "on_order",
+                "backorders", "demand_rate", "demand_sd", "usual_order_qty",
+                "forecast_confidence", "lead_time_sd_days", "position", "valid")
 
 
 @dataclass
 class Plan:
+    """What one planning pass decided.
+
+    ``lines`` are to be ordered (the cycle groups them per supplier); ``skipped`` are needs that
+    will not be ordered, each with its reasons and stockout risk; ``holds`` maps a SKU among
+    ``lines`` to why a person must approve it first; ``problems`` are input rows set aside.
+    """
+
     lines: list[OrderLine] = field(default_factory=list)
     skipped: list[SkippedLine] = field(default_factory=list)
+    holds: dict[str, list[Reason]] = field(default_factory=dict)
+    problems: list[Reason] = field(default_factory=list)
+    budget: float | None = None
+
+    @property
+    def spend(self) -> float:
+        """Value of the lines kept (held ones included: approving them spends it)."""
+        return float(sum(line.value for line in self.lines))
 
 
-def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy) -> Plan:
-    """Order up to (forecast over lead time + review) + safety stock, rounded to packs and MOQ."""
-    result = Plan()
-    by_sku = {sku: group for sku, group in offers.groupby("sku")}
-    for item in items.itertuples(index=False):
-        settings = policy.for_item(item.sku, getattr(item, "category", None))
-        group = by_sku.get(item.sku)
-        if group is None or group.empty:
-            continue
-        offer = group.sort_values("unit_price").iloc[0]
-        lead = float(offer.get("lead_time_days") or settings.lead_time_days)
-        horizon = lead + settings.review_period_days
-        mean = item.demand_rate * horizon
-        sd = item.demand_sd * math.sqrt(horizon)
-        safety = _safety_stock(settings, sd, item.demand_rate)
-        position = item.on_hand + item.on_order - item.backorders - item.allocated
-        target = mean + safety
-        if position >= target:
-            continue
-        pack = float(offer.get("pack_size") or 1.0)
-        quantity = max(math.ceil((target - position) / pack) * pack, float(offer.get("moq") or 0))
-        price = float(offer["unit_price"])
-        reasons = [
-            Reason(code="forecast", message=f"forecast {mean:.0f} over {lead:g} days lead time "
-                   f"+ {settings.review_period_days:g} days review", data={"units": mean}),
-            Reason(code="safety_stock", message=f"safety stock {safety:.0f}",
-                   data={"units": safety}),
-            Reason(code="position", message=f"inventory position {position:.0f}",
-                   data={"units": position}),
-        ]
-        max_bid = policy.max_bid.for_item(item.sku, getattr(item, "category", None))
-        if max_bid is not None and price > max_bid:
-            result.skipped.append(SkippedLine(
-                sku=item.sku, supplier=str(offer["supplier"]), wanted_quantity=quantity,
-                reasons=[*reasons, Reason(code="max_bid", message=f"price {price:g} above max "
-                                          f"bid {max_bid:g}")]))
-            continue
-        result.lines.append(OrderLine(
-            sku=item.sku, supplier=str(offer["supplier"]), quantity=quantity, unit_price=price,
-            pack_size=pack, lead_time_days=lead, reasons=reasons, forecast_lead_review=mean,
-            safety_stock=safety, inventory_position=position, order_up_to=target,
-            on_hand=item.on_hand, on_order=item.on_order,
-            description=str(getattr(item, "description", "") or "")))
+def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
+         guard: Guard | None = None, as_of: date | None = None,
+         currency: str | None = None) -> Plan:
+    """Order lines for every SKU of ``items`` that needs stock, from the best usable offer.
+
+    ``currency`` is the org's: offers in another currency are not used (an offer without one is
+    taken to be in it). ``as_of`` dates the expected arrivals in the reasons.
+    """
+    items, problems = prepare_items(items)
+    offers, offer_problems = prepare_offers(offers, currency)
+    items["position"] = (items["on_hand"] + items["on_order"] - items["backorders"]
+                         - items["allocated"])
+    settings = item_settings(items, policy)
+    rows = _candidate_rows(items, settings, offers)
+    chosen = _choose(rows, rows["usable"].to_numpy())
+    ordering = chosen[chosen["need"] > 0]
+    result = Plan(problems=problems + offer_problems, budget=policy.budget)
+    result.skipped += _unusable_needs(items, settings, offers, rows, chosen)
+    kept, cut = apply_budget(ordering, policy.budget)
+    result.skipped += [_skipped(row, [explain.budget_cut(row, policy.budget)]) for row in cut]
+    result.holds = holds_for(kept, guard or Guard())
+    result.lines = [_order_line(row, as_of) for row in kept.to_dict("records")]
     return result
 
 
-def _safety_stock(settings, sd: float, rate: float) -> float:
-    buffer = settings.buffer
-    if buffer is not None and buffer.units is not None:
-        return buffer.units
-    if buffer is not None and buffer.days_of_cover is not None:
-        return buffer.days_of_cover * rate
-    level = buffer.service_level if buffer is not None else settings.service_level
-    return max(float(norm.ppf(level)) * sd, 0.0)
+def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame,
+                    offers: pd.DataFrame) -> pd.DataFrame:
+    """One row per (item, valid offer in the org's currency), with its level and quantity."""
+    usable = offers[offers["valid"] & offers["currency_ok"]]
+    base = pd.concat([items[list(_ITEM_FIELDS)], settings], axis=1)
+    rows = base[base["valid"]].merge(usable.drop(columns=["valid"]), on="sku", how="inner")
+    rows["lead_defaulted"] = rows["lead_time_days"].isna()
+    rows["lead"] = rows["lead_time_days"].fillna(rows["default_lead_days"])
+    rows = _with_levels(rows, rows["lead"].to_numpy())
+    rows = order_quantities(rows)
+    rows["under_bid"] = rows["unit_price"] <= rows["max_bid"]
+    rows["usable"] = rows["under_bid"] & rows["feasible"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cover = np.where(rows["demand_rate"] > 0,
+                         np.maximum(rows["position"], 0) / rows["demand_rate"], np.inf)
+    rows["days_of_cover"] = cover
+    rows["in_time"] = rows["lead"] <= cover
+    return rows
+
+
+def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray) -> pd.DataFrame:
+    levels = stock_levels(frame["demand_rate"], frame["demand_sd"], lead_days,
+                          frame["review_days"], service_level=frame["service_level"],
+                          fill_rate=frame["fill_rate"], buffer_units=frame["buffer_units"],
+                          cover_periods=frame["cover_days"],
+                          lead_time_sd=frame["lead_time_sd_days"])
+    frame = frame.assign(mean=levels.mean, sd=levels.sd, safety_stock=levels.safety_stock,
+                         order_up_to=levels.order_up_to, method=levels.method)
+    frame["need"] = frame["order_up_to"] - frame["position"]
+    frame["shortfall_risk"] = _stockout_probability(frame)
+    frame["expected_short"] = normal_loss(frame["position"], frame["mean"], frame["sd"])
+    return frame
+
+
+def _stockout_probability(frame: pd.DataFrame) -> np.ndarray:
+    """P(demand over lead time + review > position): the risk if nothing is ordered now."""
+    from scipy.stats import norm
+
+    mean, sd, position = (frame[c].to_numpy(dtype=float) for c in ("mean", "sd", "position"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        risk = norm.sf((position - mean) / sd)
+    return np.where(sd > 0, risk, (mean > position).astype(float))
+
+
+def _choose(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """Per SKU, among ``mask`` rows: the cheapest offer arriving in time, else the fastest."""
+    pool = rows[mask]
+    if pool.empty:
+        return pool.assign(any_in_time=pd.Series(dtype=bool), offers_considered=0)
+    any_in = pool.groupby("sku")["in_time"].transform("any").to_numpy()
+    late = ~pool["in_time"].to_numpy()
+    price, lead = pool["unit_price"].to_numpy(), pool["lead"].to_numpy()
+    order = np.lexsort((pool["supplier"].to_numpy(), pool["quantity"].to_numpy(),
+                        np.where(any_in, lead, price), np.where(any_in, price, lead),
+                        np.where(any_in, late, False), pool["sku"].to_numpy()))
+    ranked = pool.iloc[order]
+    first = ~ranked["sku"].duplicated().to_numpy()
+    counts = pool.groupby("sku")["supplier"].size()
+    chosen = ranked[first].assign(any_in_time=any_in[order][first])
+    chosen["offers_considered"] = chosen["sku"].map(counts).to_numpy()
+    return chosen
+
+
+def _unusable_needs(items, settings, offers, rows, chosen) -> list[SkippedLine]:
+    """Needs no usable offer can fill: max bid, max quantity below the MOQ, no offer at all."""
+    skipped = [_invalid_item(row) for row in items[~items["valid"]].to_dict("records")]
+    missing = rows[~rows["sku"].isin(chosen["sku"])]
+    fallback = _choose(missing, np.ones(len(missing), dtype=bool))
+    for row in fallback[fallback["need"] > 0].to_dict("records"):
+        offers_of = missing[missing["sku"] == row["sku"]]
+        skipped.append(_skipped(row, [explain.unusable(row, offers_of)]))
+    bare = items["valid"] & ~items["sku"].isin(rows["sku"])
+    if bare.any():
+        frame = pd.concat([items[list(_ITEM_FIELDS)], settings], axis=1)[bare]
+        frame = _with_levels(frame, frame["default_lead_days"].to_numpy())
+        for row in frame[frame["need"] > 0].to_dict("records"):
+            row.update(lead=row["default_lead_days"], supplier=None, quantity=row["need"])
+            skipped.append(_skipped(row, [explain.no_offer(row, offers)]))
+    return skipped
+
+
+def _invalid_item(row: dict) -> SkippedLine:
+    return SkippedLine(sku=row["sku"], wanted_quantity=0.0,
+                       reasons=[explain.invalid_item(row)])
+
+
+def _skipped(row: dict, reasons: list[Reason]) -> SkippedLine:
+    return SkippedLine(sku=row["sku"], supplier=row.get("supplier"),
+                       wanted_quantity=float(max(row.get("quantity") or row["need"], 0.0)),
+                       reasons=[*explain.basis(row), *reasons],
+                       shortfall_risk=float(row["shortfall_risk"]))
+
+
+def _order_line(row: dict, as_of: date | None) -> OrderLine:
+    supplier_sku = row.get("supplier_sku")
+    return OrderLine(
+        sku=row["sku"], supplier=row["supplier"], quantity=float(row["quantity"]),
+        unit_price=float(row["unit_price"]), pack_size=float(row["pack_size"]),
+        lead_time_days=float(row["lead"]),
+        supplier_sku=None if supplier_sku is None or pd.isna(supplier_sku) else str(supplier_sku),
+        description=str(row.get("description") or ""),
+        reasons=[*explain.basis(row), *explain.quantity(row, as_of)],
+        forecast_lead_review=float(row["mean"]), safety_stock=float(row["safety_stock"]),
+        inventory_position=float(row["position"]), order_up_to=float(row["order_up_to"]),
+        on_hand=float(row["on_hand"]), on_order=float(row["on_order"]),
+        review_period_days=float(row["review_days"]),
+        service_level=_service_level(row), moq=float(row["moq_effective"]))
+
+
+def _service_level(row: dict) -> float | None:
+    return float(row["service_level"]) if row["method"] not in ("units", "days_of_cover") \
+        else None

@@ -1,0 +1,170 @@
+"""Reasons: the machine-readable code and the plain sentence behind every planning decision.
+
+Codes are stable strings (docs/policy.md lists them); ``data`` carries the numbers in units, days
+and the org's currency so a report can rebuild the sentence or cross-check it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+
+from restock.domain import Reason
+from restock.policy.loss import normal_loss
+
+
+def num(value: float) -> str:
+    """A quantity for people: at most two decimals, no trailing zeros, thousands separated."""
+    text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def basis(row: dict) -> list[Reason]:
+    """Forecast, safety stock, position and target: why the SKU needs (or not) stock."""
+    lead, review = float(row["lead"]), float(row["review_days"])
+    return [
+        Reason(code="forecast", message=f"forecast {num(row['mean'])} over {num(lead)} days "
+               f"lead time + {num(review)} days review",
+               data={"units": row["mean"], "lead_time_days": lead, "review_period_days": review,
+                     "demand_rate": row["demand_rate"], "demand_sd": row["sd"]}),
+        _safety(row),
+        Reason(code="inventory_position",
+               message=f"inventory position {num(row['position'])} = on hand "
+               f"{num(row['on_hand'])} + on order {num(row['on_order'])} - backorders "
+               f"{num(row['backorders'])} - allocated {num(row['allocated'])}",
+               data={"units": row["position"], "on_hand": row["on_hand"],
+                     "on_order": row["on_order"], "backorders": row["backorders"],
+                     "allocated": row["allocated"]}),
+        Reason(code="order_up_to", message=f"order up to {num(row['order_up_to'])}, "
+               f"{num(max(row['need'], 0))} below it",
+               data={"units": row["order_up_to"], "need": row["need"]}),
+    ]
+
+
+def _safety(row: dict) -> Reason:
+    method, units = row["method"], row["safety_stock"]
+    data = {"units": units, "method": method}
+    if method == "units":
+        return Reason(code="safety_stock", message=f"safety stock {num(units)} (fixed buffer)",
+                      data=data)
+    if method == "days_of_cover":
+        return Reason(code="safety_stock", message=f"safety stock {num(units)} = "
+                      f"{num(row['cover_days'])} days of cover", data=data)
+    measure = "fill rate" if row["fill_rate"] else "service"
+    data.update(service_level=row["service_level"],
+                measure="fill_rate" if row["fill_rate"] else "cycle")
+    level = f"{row['service_level'] * 100:.4g}%"
+    return Reason(code="safety_stock", message=f"safety stock {num(units)} for {level} "
+                  f"{measure} ({method.replace('_', ' ')} demand)", data=data)
+
+
+def quantity(row: dict, as_of: date | None) -> list[Reason]:
+    """How the offer was chosen and how the quantity was shaped by packs, MOQ and caps."""
+    reasons = [_offer(row, as_of)]
+    pack, packs = row["pack_size"], row["packs"]
+    if row["lead_defaulted"]:
+        reasons.append(Reason(code="default_lead_time", message=f"offer gives no lead time; "
+                              f"used the configured {num(row['lead'])} days",
+                              data={"lead_time_days": row["lead"]}))
+    if row["moq_adjusted"]:
+        reasons.append(Reason(code="moq_rounded_to_pack", message=f"MOQ {num(row['moq'])} is "
+                              f"not whole packs of {num(pack)}; taken as "
+                              f"{num(row['moq_effective'])}",
+                              data={"moq": row["moq"], "pack_size": pack,
+                                    "effective_moq": row["moq_effective"]}))
+    if row["raised_to_moq"]:
+        reasons.append(Reason(code="raised_to_moq", message=f"raised to the MOQ of "
+                              f"{num(row['moq_effective'])}",
+                              data={"moq": row["moq_effective"]}))
+    if row["raised_to_break"]:
+        reasons.append(Reason(code="raised_to_price_break", message=f"raised to the supplier's "
+                              f"minimum of {num(row['min_qty'])}",
+                              data={"min_qty": row["min_qty"]}))
+    if row["capped"]:
+        reasons.append(Reason(code="capped_max_quantity", message=f"capped at the maximum order "
+                              f"quantity {num(row['max_quantity'])}",
+                              data={"max_quantity": row["max_quantity"]}))
+    reasons.append(Reason(code="rounded_to_pack", message=f"ordered {num(row['quantity'])} = "
+                          f"{num(packs)} pack{'s' if packs != 1 else ''} of {num(pack)}",
+                          data={"quantity": row["quantity"], "packs": packs,
+                                "pack_size": pack}))
+    if not row["in_time"]:
+        reasons.append(_late(row))
+    return reasons
+
+
+def _offer(row: dict, as_of: date | None) -> Reason:
+    why = "cheapest offer arriving in time" if row["any_in_time"] else \
+        "fastest offer (none arrives before stock runs out)"
+    arrives = (as_of + timedelta(days=float(row["lead"]))).isoformat() if as_of else None
+    data = {"supplier": row["supplier"], "unit_price": row["unit_price"],
+            "lead_time_days": row["lead"], "min_qty": row["min_qty"],
+            "offers_considered": int(row["offers_considered"]), "expected_arrival": arrives,
+            "value": row["quantity"] * row["unit_price"]}
+    return Reason(code="offer", message=f"{row['supplier']} at {num(row['unit_price'])} per "
+                  f"unit, {num(row['lead'])} days: {why} "
+                  f"({int(row['offers_considered'])} considered)", data=data)
+
+
+def _late(row: dict) -> Reason:
+    lead = float(row["lead"])
+    short = float(normal_loss(row["position"], row["demand_rate"] * lead,
+                              row["demand_sd"] * lead**0.5))
+    return Reason(code="arrives_late", message=f"arrives in {num(lead)} days; stock covers "
+                  f"about {num(row['days_of_cover'])} days ({num(short)} units short expected "
+                  f"before it arrives)",
+                  data={"lead_time_days": lead, "days_of_cover": row["days_of_cover"],
+                        "expected_short_before_arrival": short})
+
+
+def budget_cut(row: dict, budget: float | None) -> Reason:
+    """A line the run's budget could not pay for, and what it would have bought."""
+    return Reason(code="budget", message=f"cut by the run budget of {num(budget or 0)}: "
+                  f"{num(row['quantity'])} at {num(row['unit_price'])} would cost "
+                  f"{num(row['value'])}; {row['shortfall_risk']:.0%} risk of a stockout, "
+                  f"{num(row['expected_short'])} units short expected",
+                  data={"budget": budget, "value": row["value"],
+                        "supplier": row["supplier"], "quantity": row["quantity"],
+                        "shortage_avoided_per_currency": row["benefit_per_cost"],
+                        "expected_short": row["expected_short"]})
+
+
+def unusable(row: dict, offers_of: pd.DataFrame) -> Reason:
+    """Why no offer of this SKU could be used: max bid, or a max quantity below the MOQ."""
+    under = offers_of[offers_of["under_bid"]]
+    if under.empty:
+        cheapest = float(offers_of["unit_price"].min())
+        return Reason(code="max_bid", message=f"every offer is above the max bid of "
+                      f"{num(row['max_bid'])} (cheapest {num(cheapest)}); "
+                      f"{row['shortfall_risk']:.0%} risk of a stockout",
+                      data={"max_bid": row["max_bid"], "cheapest_price": cheapest,
+                            "expected_short": row["expected_short"]})
+    least = float(under[["moq_effective", "pack_size"]].max(axis=1).min())
+    return Reason(code="moq_above_max_quantity", message=f"the maximum order quantity "
+                  f"{num(row['max_quantity'])} is below the smallest order an offer allows "
+                  f"({num(least)})", data={"max_quantity": row["max_quantity"],
+                                           "smallest_order": least})
+
+
+def no_offer(row: dict, offers: pd.DataFrame) -> Reason:
+    """A need with no usable offer at all: none, all set aside as invalid, or another currency."""
+    own = offers[offers["sku"] == row["sku"]]
+    if own.empty:
+        return Reason(code="no_offer", message="no supplier offer for this SKU", data={})
+    if not own["valid"].any():
+        return Reason(code="invalid_offer", message="every offer for this SKU was set aside as "
+                      "invalid (see the plan's problems)", data={"offers": len(own)})
+    codes = sorted(set(own.loc[own["valid"], "currency"]))
+    return Reason(code="currency", message=f"offers only in {', '.join(codes)}, not the org's "
+                  f"currency", data={"currencies": codes})
+
+
+def invalid_item(row: dict) -> Reason:
+    """An item row with an unusable number (NaN demand, negative on order...)."""
+    bad = [c for c in ("on_hand", "allocated", "on_order", "backorders", "demand_rate",
+                       "demand_sd") if not (row[c] == row[c]) or (c != "on_hand" and row[c] < 0)
+           or abs(row[c]) == float("inf")]
+    return Reason(code="invalid_item", message=f"item sku={row['sku']} not planned: "
+                  f"{', '.join(bad)} must be a finite number"
+                  f"{'' if bad == ['on_hand'] else ' >= 0'}", data={"fields": bad})

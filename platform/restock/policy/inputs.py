@@ -1,0 +1,163 @@
+"""Checking and normalising the planner's inputs: items, offers and per-item settings.
+
+A malformed frame (a required column missing, a SKU listed twice) is a :class:`DataError`. A bad
+value in one row (a price of 0, a pack size of 0, a lead time of -3) does not stop the plan: that
+row is set aside with an ``invalid_offer`` / ``invalid_item`` reason naming the SKU and field, and
+the SKU is reported as skipped when nothing usable is left — never ordered on a bad number.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from restock.config import Policy
+from restock.domain import Reason
+from restock.errors import DataError
+
+ITEM_COLUMNS = ("sku", "on_hand", "allocated", "on_order", "backorders", "demand_rate",
+                "demand_sd")
+ITEM_OPTIONAL = {"category": None, "description": "", "usual_order_qty": np.nan,
+                 "forecast_confidence": np.nan, "lead_time_sd_days": 0.0}
+OFFER_REQUIRED = ("sku", "supplier", "unit_price")
+OFFER_OPTIONAL = {"lead_time_days": np.nan, "moq": 0.0, "pack_size": 1.0, "min_qty": 0.0,
+                  "supplier_sku": None, "currency": None}
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def prepare_items(items: pd.DataFrame) -> tuple[pd.DataFrame, list[Reason]]:
+    """Items with every optional column, numbers as floats, and the rows that cannot be used."""
+    _require(items, ITEM_COLUMNS, "items")
+    frame = items.reset_index(drop=True).copy()
+    frame["sku"] = frame["sku"].astype(str)
+    duplicated = frame["sku"][frame["sku"].duplicated()]
+    if len(duplicated):
+        raise DataError("the SKU appears more than once in items",
+                        record=f"items sku={duplicated.iloc[0]}")
+    for column, default in ITEM_OPTIONAL.items():
+        if column not in frame:
+            frame[column] = default
+    numeric = [*ITEM_COLUMNS[1:], "usual_order_qty", "forecast_confidence", "lead_time_sd_days"]
+    for column in numeric:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["lead_time_sd_days"] = frame["lead_time_sd_days"].fillna(0.0)
+    frame["description"] = frame["description"].fillna("").astype(str)
+    checks = {column: frame[column].notna() & np.isfinite(frame[column])
+              for column in ITEM_COLUMNS[1:]}
+    for column in ("allocated", "on_order", "backorders", "demand_rate", "demand_sd"):
+        checks[column] &= frame[column] >= 0
+    problems, bad = _problems(frame, checks, "invalid_item", "item")
+    frame["valid"] = ~bad
+    return frame, problems
+
+
+def prepare_offers(offers: pd.DataFrame, currency: str | None) -> tuple[pd.DataFrame, list[Reason]]:
+    """Offers with defaults filled, ``valid`` and ``currency_ok`` flags, and the bad rows' reasons.
+
+    A missing lead time is left NaN (the item's configured lead time applies); a missing currency
+    means the org's own.
+    """
+    _require(offers, OFFER_REQUIRED, "offers")
+    frame = offers.reset_index(drop=True).copy()
+    frame["sku"] = frame["sku"].astype(str)
+    frame["supplier"] = frame["supplier"].astype(str)
+    for column, default in OFFER_OPTIONAL.items():
+        if column not in frame:
+            frame[column] = default
+    for column in ("unit_price", "lead_time_days", "moq", "pack_size", "min_qty"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column, default in (("moq", 0.0), ("pack_size", 1.0), ("min_qty", 0.0)):
+        frame[column] = frame[column].fillna(default)
+    code = frame["currency"].where(frame["currency"].notna(), currency or "").astype(str)
+    code = code.str.strip().replace("", currency or "")
+    frame["currency"] = code
+    lead = frame["lead_time_days"]
+    checks = {
+        "unit_price": np.isfinite(frame["unit_price"]) & (frame["unit_price"] > 0),
+        "lead_time_days": lead.isna() | (np.isfinite(lead) & (lead > 0)),
+        "pack_size": np.isfinite(frame["pack_size"]) & (frame["pack_size"] > 0),
+        "moq": np.isfinite(frame["moq"]) & (frame["moq"] >= 0),
+        "min_qty": np.isfinite(frame["min_qty"]) & (frame["min_qty"] >= 0),
+        "currency": code.eq("") | code.str.fullmatch(_CURRENCY.pattern),
+    }
+    problems, bad = _problems(frame, checks, "invalid_offer", "offer")
+    frame["valid"] = ~bad
+    frame["currency_ok"] = code.eq("") | (code == currency) if currency else True
+    return frame, problems
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"missing column{'s' if len(missing) > 1 else ''} "
+                        f"{', '.join(missing)}", record=name)
+
+
+_MUST = {"unit_price": "must be greater than 0", "lead_time_days": "must be greater than 0",
+         "pack_size": "must be greater than 0", "moq": "must not be negative",
+         "min_qty": "must not be negative", "currency": "must be an ISO 4217 code like EUR",
+         "on_hand": "must be a number", "allocated": "must be a number >= 0",
+         "on_order": "must be a number >= 0", "backorders": "must be a number >= 0",
+         "demand_rate": "must be a number >= 0", "demand_sd": "must be a number >= 0"}
+
+
+def _problems(frame: pd.DataFrame, checks: dict[str, pd.Series], code: str,
+              kind: str) -> tuple[list[Reason], np.ndarray]:
+    bad = np.zeros(len(frame), dtype=bool)
+    problems: list[Reason] = []
+    for field, ok in checks.items():
+        failed = ~ok.to_numpy(dtype=bool)
+        for row in np.flatnonzero(failed & ~bad):   # one reason per row: its first bad field
+            problems.append(_problem(frame, row, field, code, kind))
+        bad |= failed
+    return problems, bad
+
+
+def _problem(frame: pd.DataFrame, row: int, field: str, code: str, kind: str) -> Reason:
+    sku, value = frame.at[row, "sku"], frame.at[row, field]
+    supplier = frame.at[row, "supplier"] if "supplier" in frame else None
+    where = f"sku={sku}" + (f" supplier={supplier}" if supplier is not None else "")
+    return Reason(code=code, message=f"{kind} {where} set aside: {field} {_MUST[field]} "
+                                     f"(got {value!r})",
+                  data={"sku": sku, "supplier": supplier, "field": field, "value": str(value)})
+
+
+def item_settings(items: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Per item: effective service level, measure, buffer, review, lead time, max quantity, bid.
+
+    SKU over category over org (``Policy.for_item``), evaluated once per distinct override so a
+    large catalogue with few overrides costs a handful of calls.
+    """
+    categories = items["category"].where(items["category"].notna(), None)
+    keys = [(sku if sku in policy.overrides.skus else None, category)
+            for sku, category in zip(items["sku"], categories, strict=True)]
+    resolved = {key: _settings_row(policy, *key) for key in set(keys)}
+    frame = pd.DataFrame([resolved[key] for key in keys], index=items.index)
+    frame["max_bid"] = [_max_bid(policy, sku, category)
+                        for sku, category in zip(items["sku"], categories, strict=True)]
+    return frame
+
+
+def _settings_row(policy: Policy, sku: str | None, category: str | None) -> dict:
+    merged = policy.for_item(sku if sku is not None else "\x00", category)
+    buffer = merged.buffer
+    level = buffer.service_level if buffer is not None and buffer.service_level else \
+        merged.service_level
+    return {
+        "service_level": level,
+        "fill_rate": merged.service_measure == "fill_rate",
+        "buffer_units": buffer.units if buffer is not None and buffer.units is not None
+        else np.nan,
+        "cover_days": buffer.days_of_cover if buffer is not None
+        and buffer.days_of_cover is not None else np.nan,
+        "review_days": float(merged.review_period_days or policy.review_period_days),
+        "default_lead_days": float(merged.lead_time_days or policy.lead_time_days),
+        "max_quantity": float(merged.max_order_quantity or np.inf),
+    }
+
+
+def _max_bid(policy: Policy, sku: str, category: str | None) -> float:
+    bid = policy.max_bid.for_item(sku, category)
+    return float(bid) if bid is not None else np.inf
