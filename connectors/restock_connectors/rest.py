@@ -5,7 +5,7 @@ YAML::
     source:
       connector: rest
       base_url: https://wms.example.com/api/v2
-      auth: {kind: bearer, token: ${WMS_TOKEN}}
+      auth: {kind: bearer, token: "${WMS_TOKEN}"}
       endpoints:
         catalog:
           path: /items

@@ -7,7 +7,7 @@ its own settings::
       base_url: https://erp.example.com/api
       timeout: {connect: 5, read: 30, total: 120}
       retries: {attempts: 4, backoff: 0.5, max_wait: 60}
-      auth: {kind: bearer, token: ${ERP_TOKEN}}
+      auth: {kind: bearer, token: "${ERP_TOKEN}"}
 
 What it guarantees:
 
