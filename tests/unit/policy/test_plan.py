@@ -1,0 +1,218 @@
+"""The planner: quantities, offer choice, max bid, budget, guard holds and buffer semantics."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from restock.config import Guard, Policy
+from restock.policy import plan
+
+
+def item(sku="A", **values):
+    row = dict(sku=sku, category="parts", description=f"item {sku}", on_hand=30.0,
+               allocated=0.0, on_order=0.0, backorders=0.0, demand_rate=180 / 28,
+               demand_sd=3.0)
+    row.update(values)
+    return row
+
+
+def offer(sku="A", supplier="north", **values):
+    row = dict(sku=sku, supplier=supplier, unit_price=2.0, lead_time_days=21.0, moq=0.0,
+               pack_size=1.0, min_qty=0.0, supplier_sku=f"{supplier}-{sku}", currency="EUR")
+    row.update(values)
+    return row
+
+
+def run(items, offers, **policy):
+    policy.setdefault("review_period_days", 7)
+    return plan(pd.DataFrame(items), pd.DataFrame(offers), Policy(**policy),
+                as_of=date(2026, 3, 2), currency="EUR")
+
+
+def codes(reasons):
+    return [r.code for r in reasons]
+
+
+def only_line(result):
+    assert len(result.lines) == 1, (result.lines, result.skipped)
+    return result.lines[0]
+
+
+def test_order_up_to_covers_lead_time_plus_review_with_service_safety_stock():
+    line = only_line(run([item()], [offer(pack_size=120)]))
+    horizon = 21 + 7
+    safety = norm.ppf(0.95) * 3.0 * math.sqrt(horizon)
+    assert line.forecast_lead_review == pytest.approx(180.0)
+    assert line.safety_stock == pytest.approx(safety)
+    assert line.order_up_to == pytest.approx(180 + safety)
+    assert line.quantity == 240.0   # 180 + 26.1 - 30 = 176.1 → 2 packs of 120
+    assert (line.inventory_position, line.on_hand, line.on_order) == (30.0, 30.0, 0.0)
+    assert (line.review_period_days, line.service_level, line.moq) == (7.0, 0.95, 0.0)
+    assert line.lead_time_days == 21.0 and line.supplier_sku == "north-A"
+    assert codes(line.reasons)[:6] == ["forecast", "safety_stock", "inventory_position",
+                                       "order_up_to", "offer", "rounded_to_pack"]
+    packs = next(r for r in line.reasons if r.code == "rounded_to_pack")
+    assert packs.message == "ordered 240 = 2 packs of 120" and packs.data["packs"] == 2
+
+
+def test_position_counts_on_order_backorders_and_allocated():
+    line = only_line(run([item(on_hand=50, on_order=20, backorders=5, allocated=15)], [offer()]))
+    assert line.inventory_position == 50.0
+    assert line.quantity == math.ceil(line.order_up_to - 50.0)
+
+
+def test_nothing_is_ordered_when_the_position_covers_the_target():
+    result = run([item(on_hand=1000)], [offer()])
+    assert result.lines == [] and result.skipped == [] and result.holds == {}
+
+
+def test_quantity_is_raised_to_the_moq_and_an_odd_moq_to_whole_packs():
+    line = only_line(run([item(on_hand=200)], [offer(moq=250, pack_size=12)]))
+    assert line.quantity == 252.0 and line.moq == 252.0
+    assert {"moq_rounded_to_pack", "raised_to_moq"} <= set(codes(line.reasons))
+
+
+def test_maximum_order_quantity_caps_to_whole_packs():
+    line = only_line(run([item(on_hand=0)], [offer(pack_size=24)], max_order_quantity=100))
+    assert line.quantity == 96.0
+    assert "capped_max_quantity" in codes(line.reasons)
+
+
+def test_max_quantity_below_the_moq_skips_with_the_reason():
+    result = run([item(on_hand=0)], [offer(moq=500)], max_order_quantity=100)
+    assert result.lines == []
+    assert codes(result.skipped[0].reasons)[-1] == "moq_above_max_quantity"
+
+
+def test_cheapest_offer_that_arrives_in_time_wins():
+    offers = [offer(supplier="fast", unit_price=3.0, lead_time_days=5),
+              offer(supplier="cheap", unit_price=2.0, lead_time_days=10),
+              offer(supplier="cheapest_but_late", unit_price=1.0, lead_time_days=60)]
+    line = only_line(run([item(on_hand=100)], offers))   # about 15 days of cover
+    assert line.supplier == "cheap" and line.unit_price == 2.0
+    assert line.reasons[4].data["offers_considered"] == 3
+    assert line.reasons[4].data["expected_arrival"] == "2026-03-12"
+
+
+def test_when_nothing_arrives_in_time_the_fastest_offer_is_taken_and_flagged():
+    offers = [offer(supplier="slow", unit_price=1.0, lead_time_days=30),
+              offer(supplier="fast", unit_price=5.0, lead_time_days=7)]
+    line = only_line(run([item(on_hand=0)], offers))
+    assert line.supplier == "fast"
+    assert "arrives_late" in codes(line.reasons)
+
+
+def test_a_price_break_applies_only_from_its_quantity():
+    breaks = [offer(unit_price=2.0, min_qty=0), offer(unit_price=1.5, min_qty=200)]
+    small = only_line(run([item(on_hand=30)], breaks))     # needs about 177
+    large = only_line(run([item(on_hand=0, demand_rate=10)], breaks))
+    assert small.unit_price == 2.0 and small.quantity < 200
+    assert large.unit_price == 1.5 and large.quantity >= 200
+
+
+def test_a_suppliers_only_break_acts_as_its_minimum():
+    line = only_line(run([item(on_hand=100)], [offer(min_qty=300)]))
+    assert line.quantity == 300.0 and "raised_to_price_break" in codes(line.reasons)
+
+
+def test_max_bid_excludes_dear_offers_and_skips_with_the_risk_when_none_is_left():
+    offers = [offer(supplier="dear", unit_price=12.0, lead_time_days=5),
+              offer(supplier="fair", unit_price=9.0, lead_time_days=40)]
+    line = only_line(run([item()], offers, max_bid=10))
+    assert line.supplier == "fair"
+    result = run([item()], offers, max_bid={"default": 10, "skus": {"A": 8}})
+    assert result.lines == []
+    skip = result.skipped[0]
+    assert codes(skip.reasons)[-1] == "max_bid" and skip.reasons[-1].data["max_bid"] == 8
+    assert skip.wanted_quantity > 0 and 0.9 < skip.shortfall_risk <= 1.0
+
+
+def test_budget_keeps_the_lines_that_avoid_most_shortage_per_currency_unit():
+    items = [item("urgent", on_hand=0), item("comfortable", on_hand=170),
+             item("dear", on_hand=0)]
+    offers = [offer("urgent"), offer("comfortable"), offer("dear", unit_price=20.0)]
+    free = run(items, offers)
+    values = {line.sku: line.value for line in free.lines}
+    budget = values["urgent"] + values["comfortable"] + 1.0
+    result = run(items, offers, budget=budget)
+    assert {line.sku for line in result.lines} == {"urgent", "comfortable"}
+    assert result.spend <= budget
+    cut = result.skipped[0]
+    assert cut.sku == "dear" and cut.reasons[-1].code == "budget"
+    assert cut.shortfall_risk > 0.99 and cut.reasons[-1].data["value"] == values["dear"]
+
+
+def test_budget_prefers_urgent_need_over_topping_up():
+    items = [item("urgent", on_hand=0), item("topping_up", on_hand=170)]
+    offers = [offer("urgent"), offer("topping_up")]
+    values = {line.sku: line.value for line in run(items, offers).lines}
+    result = run(items, offers, budget=max(values.values()) + 1)
+    assert [line.sku for line in result.lines] == ["urgent"]
+    assert [s.sku for s in result.skipped] == ["topping_up"]
+
+
+def test_guard_holds_lines_far_above_usual_and_low_confidence_forecasts():
+    items = [item("big", on_hand=0, usual_order_qty=20), item("normal", usual_order_qty=150),
+             item("unsure", forecast_confidence=0.1)]
+    offers = [offer("big"), offer("normal"), offer("unsure")]
+    result = plan(pd.DataFrame(items), pd.DataFrame(offers), Policy(review_period_days=7),
+                  guard=Guard(max_multiple_of_usual=4, min_forecast_confidence=0.3))
+    assert set(result.holds) == {"big", "unsure"}
+    assert codes(result.holds["big"]) == ["above_usual"]
+    assert result.holds["big"][0].data["multiple"] > 4
+    assert codes(result.holds["unsure"]) == ["low_confidence"]
+    assert {line.sku for line in result.lines} == {"big", "normal", "unsure"}
+
+
+def test_buffer_as_units_days_of_cover_and_fill_rate_per_category_and_sku():
+    items = [item("U", category="units"), item("D", category="cover"),
+             item("F", category="other"), item("C", category="other")]
+    overrides = {"categories": {"units": {"buffer": {"units": 40}},
+                                "cover": {"buffer": {"days_of_cover": 10}}},
+                 "skus": {"F": {"service_measure": "fill_rate", "service_level": 0.98}}}
+    result = run(items, [offer(s) for s in "UDFC"], overrides=overrides)
+    by_sku = {line.sku: line for line in result.lines}
+    assert by_sku["U"].safety_stock == 40.0 and by_sku["U"].service_level is None
+    assert by_sku["D"].safety_stock == pytest.approx(10 * 180 / 28)
+    assert by_sku["C"].safety_stock == pytest.approx(norm.ppf(0.95) * 3 * math.sqrt(28))
+    fill = by_sku["F"]   # fill rate: expected short per cycle = 2% of a review period's demand
+    from restock.policy import normal_loss
+    short = normal_loss(fill.order_up_to, 180.0, 3 * math.sqrt(28))
+    assert short == pytest.approx(0.02 * 7 * 180 / 28, rel=1e-6)
+    assert fill.service_level == 0.98
+    assert next(r for r in fill.reasons if r.code == "safety_stock").data["measure"] == \
+        "fill_rate"
+
+
+def test_buffer_service_level_overrides_the_org_level():
+    line = only_line(run([item()], [offer()], buffer={"service_level": 0.99}))
+    assert line.safety_stock == pytest.approx(norm.ppf(0.99) * 3 * math.sqrt(28))
+
+
+def test_slow_movers_are_planned_in_whole_units():
+    line = only_line(run([item(on_hand=0, demand_rate=0.05, demand_sd=0.25)], [offer()]))
+    method = next(r for r in line.reasons if r.code == "safety_stock").data["method"]
+    assert method in ("poisson", "negative_binomial")
+    assert line.order_up_to == int(line.order_up_to)
+
+
+def test_lead_time_variability_raises_safety_stock():
+    steady = only_line(run([item()], [offer()]))
+    shaky = only_line(run([item(lead_time_sd_days=5.0)], [offer()]))
+    assert shaky.safety_stock > steady.safety_stock
+
+
+def test_offer_without_lead_time_uses_the_configured_one():
+    line = only_line(run([item()], [offer(lead_time_days=None)], lead_time_days=30))
+    assert line.lead_time_days == 30.0 and "default_lead_time" in codes(line.reasons)
+
+
+def test_need_without_any_offer_is_reported():
+    result = run([item("lonely", on_hand=0)], [offer("other", unit_price=1.0)])
+    skip = next(s for s in result.skipped if s.sku == "lonely")
+    assert codes(skip.reasons)[-1] == "no_offer" and skip.shortfall_risk > 0.9
