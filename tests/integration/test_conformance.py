@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import structlog
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -26,7 +27,7 @@ from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPE
 from tests.support.inventree import InvenTreeEmulator
 from tests.support.loopback import serve_asgi
 from tests.support.receivers import OrderReceiver
-from tests.support.samples import purchase_order
+from tests.support.samples import purchase_order, run_summary
 
 ROLES = ("inventory_source", "order_sink", "summary_sink")
 NAMES = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
@@ -272,3 +273,163 @@ def test_the_guides_third_party_connector_works(guide_connector):
             again = sink.submit(order, order.idempotency_key)
     assert len(stored) == 1 and stored[0]["partner"] == "Acme Components"
     assert again.duplicate and again.external_id == first.external_id == "1"
+
+
+# ---------------------------------------------------------------- summary sinks
+
+@contextmanager
+def _summary_webhook(tmp_path, monkeypatch):
+    recv = OrderReceiver()
+    with serve_asgi(recv.app()) as url:
+        yield {"url": f"{url}/summaries"}, lambda: len(recv.requests)
+
+
+@contextmanager
+def _summary_slack(tmp_path, monkeypatch):
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    posted: list[bytes] = []
+
+    async def hook(request):
+        posted.append(await request.body())
+        return Response("ok")
+    with serve_asgi(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as url:
+        monkeypatch.setenv("CONFORMANCE_SLACK_URL", f"{url}/hook")
+        yield {"url": "${CONFORMANCE_SLACK_URL}"}, lambda: len(posted)
+
+
+@contextmanager
+def _summary_email(tmp_path, monkeypatch):
+    import ssl
+    trustme = pytest.importorskip("trustme")
+    from tests.support.smtp import serve_smtp
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("CONFORMANCE_SMTP_PASSWORD", "smtp-conformance")
+    with serve_smtp(server_tls, "restock", "smtp-conformance") as (port, mailbox):
+        yield ({"host": "127.0.0.1", "port": port, "username": "restock",
+                "password": "${CONFORMANCE_SMTP_PASSWORD}", "from_addr": "r@example.com",
+                "to": ["p@example.com"], "ca_file": str(tmp_path / "ca.pem"), "timeout": 5},
+               lambda: len(mailbox.messages))
+
+
+@contextmanager
+def _summary_files(tmp_path, monkeypatch):
+    yield {"path": str(tmp_path / "summaries")}, \
+        lambda: len(list((tmp_path / "summaries").glob("*.json")))
+
+
+SUMMARY_SINKS = {"webhook": _summary_webhook, "slack": _summary_slack, "email": _summary_email,
+                 "files": _summary_files}
+SUMMARY_CASES = [n for n, r in CASES if r == "summary_sink"]
+
+
+@pytest.mark.parametrize("name", SUMMARY_CASES)
+def test_summary_sink_delivers_one_summary_per_post(name, tmp_path, monkeypatch):
+    harness = SUMMARY_SINKS.get(name)
+    assert harness, f"summary sink {name!r} has no conformance harness: add one to SUMMARY_SINKS"
+    cls = available("summary_sink")[name]
+    with harness(tmp_path, monkeypatch) as (options, delivered):
+        with cls(cls.Settings.model_validate(options),
+                 ConnectorContext(org="acme", config_dir=str(tmp_path))) as sink:
+            assert delivered() == 0
+            sink.post(run_summary())
+        assert delivered() == 1
+
+
+# ---------------------------------------------------------------- faults, for every connector
+
+LOCAL = {"files", "csv"}        # no remote system: nothing can be down or refuse credentials
+FAST_HTTP = {"retries": {"attempts": 2, "backoff": 0.01, "max_backoff": 0.02},
+             "timeout": {"connect": 2, "read": 2, "total": 5}}
+REST_ENDPOINTS = {"catalog": {"path": "/x", "fields": {"sku": "sku"}},
+                  "positions": {"path": "/x", "fields": {"sku": "s", "location": "l",
+                                                         "on_hand": "n"}},
+                  "history": {"path": "/x", "fields": {"sku": "s", "location": "l",
+                                                       "date": "d", "quantity": "q"}}}
+
+
+def _remote_options(name: str, role: str, url: str, monkeypatch) -> dict:
+    """Settings pointing connector ``name`` at ``url``, with the secret ``conformance-secret``."""
+    monkeypatch.setenv("CONFORMANCE_SECRET", "conformance-secret-0042")
+    host, port = url.split("//")[1].split(":")
+    secret = "${CONFORMANCE_SECRET}"
+    options = {
+        ("webhook", "order_sink"): {"url": f"{url}/orders", "token": secret},
+        ("webhook", "summary_sink"): {"url": f"{url}/summaries", "token": secret},
+        ("rest", "inventory_source"): {"base_url": url, "endpoints": REST_ENDPOINTS,
+                                       "auth": {"kind": "bearer", "token": secret}},
+        ("inventree", "inventory_source"): {"url": url, "token": secret},
+        ("inventree", "order_sink"): {"url": url, "token": secret},
+        ("slack", "summary_sink"): {"url": "${CONFORMANCE_SLACK_URL}"},
+        ("sql", "inventory_source"): {
+            "url": f"postgresql+psycopg://restock@{host}:{port}/erp", "password": secret,
+            "timeout": 2, "queries": {"catalog": "SELECT 1", "positions": "SELECT 1",
+                                      "history": "SELECT 1"}},
+        ("email", "summary_sink"): {"host": host, "port": int(port), "username": "restock",
+                                    "password": secret, "from_addr": "r@example.com",
+                                    "to": ["p@example.com"], "timeout": 2},
+    }.get((name, role))
+    monkeypatch.setenv("CONFORMANCE_SLACK_URL", f"{url}/hook/conformance-secret-0042")
+    assert options is not None, f"{name} {role} has no fault harness: add it to _remote_options"
+    http = name not in ("sql", "email")
+    return {**options, **(FAST_HTTP if http else {})}
+
+
+def _act(connector: object, role: str) -> None:
+    order = purchase_order()
+    if role == "inventory_source":
+        connector.pull(Scope())                            # type: ignore[attr-defined]
+    elif role == "order_sink":
+        connector.submit(order, order.idempotency_key)     # type: ignore[attr-defined]
+    else:
+        connector.post(run_summary())                      # type: ignore[attr-defined]
+
+
+REMOTE_CASES = [(n, r) for n, r in CASES if n not in LOCAL]
+
+
+@pytest.mark.parametrize("name, role", REMOTE_CASES, ids=[f"{n}-{r}" for n, r in REMOTE_CASES])
+def test_a_system_that_is_down_is_unavailable_not_a_crash(name, role, monkeypatch):
+    import socket
+    from restock.errors import ConnectorUnavailable
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()                                   # nobody listens there now
+    cls = available(role)[name]
+    settings = cls.Settings.model_validate(_remote_options(name, role, url, monkeypatch))
+    with structlog.testing.capture_logs() as logs, \
+            cls(settings, ConnectorContext(org="acme")) as connector, \
+            pytest.raises(ConnectorUnavailable) as caught:
+        _act(connector, role)
+    assert "conformance-secret-0042" not in str(caught.value) + repr(logs)
+
+
+HTTP_CASES = [(n, r) for n, r in REMOTE_CASES if n not in ("sql", "email")]
+
+
+@pytest.mark.parametrize("name, role", HTTP_CASES, ids=[f"{n}-{r}" for n, r in HTTP_CASES])
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_name_the_system_and_never_the_secret(name, role, status,
+                                                                  monkeypatch):
+    from restock.errors import CredentialsRejected
+
+    async def deny(scope, receive, send):
+        body = b'{"detail": "invalid token conformance-secret-0042"}'   # some servers echo it
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    cls = available(role)[name]
+    with serve_asgi(deny) as url:
+        settings = cls.Settings.model_validate(_remote_options(name, role, url, monkeypatch))
+        with structlog.testing.capture_logs() as logs, \
+                cls(settings, ConnectorContext(org="acme")) as connector, \
+                pytest.raises(CredentialsRejected, match="credentials rejected by ") as caught:
+            _act(connector, role)
+    assert "conformance-secret-0042" not in str(caught.value) + repr(logs)
