@@ -1,0 +1,201 @@
+"""One organisation's run, end to end (DESIGN.md §2)::
+
+    pull → clean → forecast → plan → guard → ledger → submit → summarise
+
+:func:`run_org` is a plain function of (config, store, clock): the CLI, the daemon and the API only
+decide when to call it. A user or data mistake ends as a FAILED summary naming the place, never as
+a traceback, and no order is sent from a run that could not plan honestly.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from restock.config import OrgConfig
+from restock.connectors import ConnectorContext, Scope, connector_class
+from restock.domain import Mode, Reason, RunStatus, RunSummary
+from restock.errors import RestockError
+from restock.log import bind_run, get_logger
+from restock.orders import OrderBook
+from restock.planning import PlanningResult, plan_snapshot
+from restock.store import Store
+from restock import submit as sending
+
+log = get_logger("restock.cycle")
+Clock = Callable[[], datetime] | Any
+
+
+def run_org(config: OrgConfig, *, store: Store, clock: Clock = None, dry_run: bool = False,
+            stop: threading.Event | None = None) -> RunSummary:
+    """Run ``config``'s cycle once and return its summary (also stored and posted to sinks)."""
+    now = _now(clock)
+    run_id = f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    mode = Mode.DRY_RUN if dry_run else config.mode
+    with bind_run(config.org, run_id):
+        run = _Run(config, store, now, run_id, mode, stop)
+        return run.execute()
+
+
+class _Run:
+    """The state of one run while it goes through its steps."""
+
+    def __init__(self, config: OrgConfig, store: Store, now: datetime, run_id: str, mode: Mode,
+                 stop: threading.Event | None) -> None:
+        self.config, self.store, self.now, self.mode = config, store, now, mode
+        self.stop = stop or threading.Event()
+        self.summary = RunSummary(org=config.org, run_id=run_id, status=RunStatus.OK, mode=mode,
+                                  started_at=now, currency=config.currency,
+                                  budget=config.policy.budget)
+        self.context = ConnectorContext(org=config.org, config_dir=_config_dir(config),
+                                        currency=config.currency)
+        self.timings: dict[str, float] = {}
+
+    @property
+    def live(self) -> bool:
+        return self.mode != Mode.DRY_RUN
+
+    def execute(self) -> RunSummary:
+        self.store.runs.start(self.config.org, self.summary.run_id, self.mode, self.now)
+        log.info("run.started", mode=str(self.mode))
+        try:
+            self._steps()
+        except RestockError as err:
+            self._fail(str(err))
+        except Exception as err:  # noqa: BLE001 - a bug must still end as a recorded failed run
+            log.exception("run.crashed")
+            self._fail(f"internal error ({type(err).__name__}: {err}); nothing further was sent")
+        return self._finish()
+
+    def _steps(self) -> None:
+        with self._connector("order_sink", "order_sink") as sink:
+            book = OrderBook(self.config, self.store.ledger, sink, self.now,
+                             run_id=self.summary.run_id, live=self.live)
+            self._timed("reconcile", lambda: self._note(book.prepare()))
+            with self._connector("source", "inventory_source") as source:
+                snapshot = self._timed("pull", lambda: source.pull(self._scope()))
+            result = self._timed("plan", lambda: plan_snapshot(
+                self.config, snapshot, book, self.store, self.now, self.summary.run_id))
+            self._absorb(result)
+            orders = self._timed("orders", lambda: book.place(result.plan, result.items,
+                                                               result.as_of))
+            self._note(orders.errors)
+            if self.stop.is_set():
+                self._note(["stopping: planned orders stay in the ledger and go out next run"])
+            else:
+                self._timed("submit", lambda: self._note(book.send(self.stop.is_set)))
+            self._orders_into_summary(book)
+            self._insight(result, book)
+
+    def _absorb(self, result: PlanningResult) -> None:
+        s = self.summary
+        s.as_of = result.as_of
+        s.quarantined = result.quarantined
+        s.skipped.extend(result.skipped)
+        s.forecast_accuracy = result.accuracy_summary
+        s.stats.update(result.stats)
+
+    def _orders_into_summary(self, book: OrderBook) -> None:
+        s = self.summary
+        s.orders, s.held = book.sent_orders(), book.held_orders()
+        s.skipped.extend(book.skipped)
+        s.spend = round(sum(order.total for order in s.orders), 2)
+        s.stats["orders"] = book.counts()
+
+    def _insight(self, result: PlanningResult, book: OrderBook) -> None:
+        from restock import insight
+
+        ordered = {line.sku: line.quantity for o in [*self.summary.orders, *self.summary.held]
+                   for line in o.lines}
+        self.summary.stockouts = insight.stockouts(result.items, ordered, result.as_of)
+        earlier = [r for r in (self.store.runs.latest_summary(self.config.org,
+                                                               before=self.summary.run_id),)
+                   if r is not None]
+        self.summary.previous_run_id = earlier[0].run_id if earlier else None
+        self.summary.accuracy = insight.accuracy_trend(
+            self._earlier_summaries(), result.accuracy_point)
+        self.summary.model_changes = result.model_changes
+
+    def _earlier_summaries(self, keep: int = 9) -> list[RunSummary]:
+        records = self.store.runs.list(self.config.org, limit=keep + 1)
+        found = [self.store.runs.summary(r.run_id) for r in records
+                 if r.run_id != self.summary.run_id]
+        return [s for s in found if s is not None][:keep]
+
+    # -- endings
+
+    def _fail(self, message: str) -> None:
+        log.error("run.failed", error=message)
+        self.summary.status = RunStatus.FAILED
+        self.summary.errors.append(message)
+
+    def _finish(self) -> RunSummary:
+        s = self.summary
+        if s.status != RunStatus.FAILED and (s.errors or s.quarantined):
+            s.status = RunStatus.PARTIAL
+        s.stats["seconds"] = {k: round(v, 3) for k, v in self.timings.items()}
+        s.finished_at = datetime.now(timezone.utc)
+        self.store.runs.finish(s)
+        self._deliver()
+        log.info("run.finished", status=str(s.status), orders=len(s.orders), held=len(s.held),
+                 spend=s.spend)
+        return s
+
+    def _deliver(self) -> None:
+        from restock.delivery import deliver_summaries
+
+        problems = deliver_summaries(self.config, self.context, self.store, self.summary)
+        if problems:
+            self.summary.errors.extend(problems)
+            if self.summary.status == RunStatus.OK:
+                self.summary.status = RunStatus.PARTIAL
+            self.store.runs.finish(self.summary)
+
+    # -- helpers
+
+    def _note(self, errors: list[str]) -> None:
+        for error in errors:
+            log.warning("run.problem", problem=error)
+            self.summary.errors.append(error)
+            self.summary.risks.append(Reason(code="attention", message=error))
+
+    def _timed(self, step: str, work: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return work()
+        finally:
+            self.timings[step] = time.perf_counter() - started
+
+    def _connector(self, where: str, role: str) -> Any:
+        ref = self.config.source if where == "source" else self.config.order_sink
+        settings = self.config.connector_settings.get(where)
+        cls = connector_class(ref.connector, role)  # type: ignore[arg-type]
+        if settings is None:
+            settings = cls.Settings.model_validate(ref.options)
+        return cls(settings, self.context)
+
+    def _scope(self) -> Scope:
+        since = self.now.date() - timedelta(days=self.config.forecast.history_days)
+        return Scope(since=since)
+
+
+def planning_date(now: datetime, tz: str) -> date:
+    """The org's calendar date at ``now``."""
+    return now.astimezone(ZoneInfo(tz)).date()
+
+
+def _now(clock: Clock) -> datetime:
+    if clock is None:
+        return datetime.now(timezone.utc)
+    value = clock.now() if hasattr(clock, "now") else clock()
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _config_dir(config: OrgConfig) -> str:
+    return str(Path(config.source_file).parent) if config.source_file else "."

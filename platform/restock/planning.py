@@ -1,0 +1,267 @@
+"""From a pulled snapshot to a plan: clean, forecast every series, build the items, plan.
+
+The numbers the planner sees per SKU (demand rate and its spread per day) come from the forecast
+over that SKU's own lead time + review period, so safety stock rests on the forecast's
+uncertainty over the horizon that matters, not on a constant.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from restock.clean import clean_snapshot
+from restock.config import OrgConfig
+from restock.domain import (AccuracyPoint, ModelChange, QuarantinedRecord, Reason, SkippedLine,
+                            Snapshot)
+from restock.forecast import forecast_panel, to_panel
+from restock.policy import Plan, plan
+from restock.store import CatalogEntry, Store
+
+DAYS_PER_PERIOD = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+SEASON = {"D": 7, "W": 52, "M": 12}
+MAX_HORIZON_DAYS = 400
+CODE_VERSION = "restock-0.1"
+
+
+@dataclass
+class PlanningResult:
+    as_of: date
+    items: pd.DataFrame
+    plan: Plan
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    skipped: list[SkippedLine] = field(default_factory=list)
+    accuracy_summary: dict[str, Any] = field(default_factory=dict)
+    accuracy_point: AccuracyPoint | None = None
+    model_changes: list[ModelChange] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store,
+                  now: datetime, run_id: str) -> PlanningResult:
+    """Clean, forecast and plan ``snapshot`` for ``config`` (``book`` knows restock's own orders)."""
+    as_of = _as_of(snapshot, now, config.timezone)
+    cleaned = clean_snapshot(snapshot, as_of=as_of, org=config.org)
+    snap = cleaned.snapshot
+    items, blocked_skips = _items(config, snap, cleaned.blocked_skus)
+    history = _window(snap.history, as_of, config.forecast.history_days)
+    forecast = _forecast(config, history, items, as_of)
+    items = _with_demand(items, forecast, config)
+    items = book.add_own_orders(items, snap.open_orders, as_of)
+    items["usual_order_qty"] = _usual_order(items, book.past_line_quantities())
+    result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of))
+    previous = store.models.latest(config.org)
+    catalog = _catalog(config, run_id, forecast, history)
+    store.models.record(catalog)
+    current_models = {e.sku: e.model for e in catalog}
+    backtest = _mean(forecast.get("mase"))
+    accuracy = _accuracy(previous, history, store, config.org, as_of, backtest, run_id)
+    from restock.insight import model_changes
+    return PlanningResult(
+        as_of=as_of, items=items, plan=result, quarantined=cleaned.quarantined,
+        skipped=blocked_skips, accuracy_point=accuracy,
+        accuracy_summary=_accuracy_summary(forecast, accuracy),
+        model_changes=model_changes(previous, current_models),
+        stats={"skus": int(len(snap.catalog)), "planned_items": int(len(items)),
+               "history_rows": int(len(snap.history)), "series": len(catalog),
+               "source": snapshot.source})
+
+
+# ---------------------------------------------------------------- dates and windows
+
+def _as_of(snapshot: Snapshot, now: datetime, tz: str) -> date:
+    # A source that pinned its own date (a fixed date, or the end of its history) wins; one that
+    # only said "today" gets the org's planning date at ``now`` (the daemon's slot time).
+    if snapshot.as_of != datetime.now(timezone.utc).date():
+        return snapshot.as_of
+    return now.astimezone(ZoneInfo(tz)).date()
+
+
+def _window(history: pd.DataFrame, as_of: date, days: int) -> pd.DataFrame:
+    start = pd.Timestamp(as_of - timedelta(days=days))
+    dates = pd.to_datetime(history["date"])
+    return history[(dates >= start) & (dates < pd.Timestamp(as_of))]
+
+
+# ---------------------------------------------------------------- items
+
+def _items(config: OrgConfig, snap: Snapshot, blocked: dict[str, str]
+           ) -> tuple[pd.DataFrame, list[SkippedLine]]:
+    """One row per plannable SKU: catalog facts, summed stock over locations, its settings."""
+    catalog = snap.catalog.drop_duplicates("sku").set_index("sku")
+    stock = snap.positions.groupby("sku")[["on_hand", "allocated", "on_order", "backorders"]] \
+        .sum()
+    skipped = [_skip(sku, "blocked", f"not planned: {why}") for sku, why in sorted(blocked.items())]
+    unknown = catalog.index.difference(stock.index).difference(list(blocked))
+    skipped += [_skip(sku, "no_position", "not planned: the source reported no stock position "
+                      "for it, and restock never orders without knowing the stock")
+                for sku in unknown]
+    items = stock.join(catalog[["description", "category"]], how="inner").reset_index()
+    items["category"] = items["category"].where(items["category"].notna(), None)
+    lead = snap.offers.groupby("sku")["lead_time_days"].min()
+    items["lead_time_days"] = items["sku"].map(lead)
+    _apply_settings(items, config)
+    return items, skipped
+
+
+def _apply_settings(items: pd.DataFrame, config: OrgConfig) -> None:
+    policy = config.policy
+    items["review_period_days"] = float(policy.review_period_days)
+    items["lead_time_days"] = items["lead_time_days"].fillna(float(policy.lead_time_days))
+    overrides = policy.overrides
+    touched = items["sku"].isin(list(overrides.skus)) | items["category"].isin(
+        list(overrides.categories))
+    for index in np.flatnonzero(touched.to_numpy()):
+        row = items.iloc[index]
+        settings = policy.for_item(row["sku"], row["category"])
+        items.iat[index, items.columns.get_loc("review_period_days")] = \
+            float(settings.review_period_days)
+
+
+def _skip(sku: str, code: str, message: str) -> SkippedLine:
+    return SkippedLine(sku=sku, wanted_quantity=0.0, reasons=[Reason(code=code, message=message)])
+
+
+# ---------------------------------------------------------------- forecast
+
+def _forecast(config: OrgConfig, history: pd.DataFrame, items: pd.DataFrame,
+              as_of: date) -> dict[str, Any]:
+    """Forecast every SKU's consumption; returns per-SKU arrays keyed by name."""
+    freq = config.forecast.freq
+    tidy = history.groupby(["sku", "date"], as_index=False)["quantity"].sum()
+    if tidy.empty:
+        return {"ids": np.array([], dtype=str)}
+    panel = to_panel(tidy, freq=freq, id_col="sku", end=pd.Timestamp(as_of - timedelta(days=1)))
+    horizon_days = (items["lead_time_days"] + items["review_period_days"]).max()
+    horizon = int(min(max(math.ceil(horizon_days / DAYS_PER_PERIOD[freq]), 1),
+                      math.ceil(MAX_HORIZON_DAYS / DAYS_PER_PERIOD[freq])))
+    options = {"season_length": config.forecast.season_length or SEASON[freq],
+               "time_budget_seconds": config.forecast.statsmodels_seconds}
+    result = forecast_panel(panel, horizon, **_accepted(forecast_panel, options))
+    return {"result": result, "ids": np.asarray(result.ids).astype(str), "panel": panel,
+            "model": np.asarray(result.model).astype(str),
+            "class": np.asarray(result.demand_class).astype(str),
+            "mase": getattr(result, "mase", None), "rmsse": getattr(result, "rmsse", None),
+            "params": getattr(result, "params", None),
+            "confidence": getattr(result, "confidence", None)}
+
+
+def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfig
+                 ) -> pd.DataFrame:
+    """Demand rate and its per-day spread over each SKU's own lead time + review period."""
+    items = items.copy()
+    days = (items["lead_time_days"] + items["review_period_days"]).to_numpy(float)
+    rate, sd_day = np.zeros(len(items)), np.zeros(len(items))
+    confidence = np.ones(len(items))
+    model = np.full(len(items), "none", dtype=object)
+    if len(forecast["ids"]):
+        position = pd.Index(forecast["ids"]).get_indexer(items["sku"].astype(str))
+        found = position >= 0
+        result = forecast["result"]
+        periods = np.zeros(len(result.ids))
+        periods[position[found]] = days[found] / DAYS_PER_PERIOD[config.forecast.freq]
+        mean, sd = result.demand_over(periods)
+        rate[found] = mean[position[found]] / days[found]
+        sd_day[found] = sd[position[found]] / np.sqrt(days[found])
+        model[found] = forecast["model"][position[found]]
+        if forecast["confidence"] is not None:
+            confidence[found] = np.asarray(forecast["confidence"], float)[position[found]]
+    items["demand_rate"] = np.nan_to_num(rate, nan=0.0, posinf=0.0).clip(min=0.0)
+    items["demand_sd"] = np.nan_to_num(sd_day, nan=0.0, posinf=0.0).clip(min=0.0)
+    items["forecast_confidence"] = np.nan_to_num(confidence, nan=0.0)
+    items["model"] = model
+    return items
+
+
+def _usual_order(items: pd.DataFrame, past: dict[str, list[float]]) -> pd.Series:
+    """An item's usual order size: the median of its last orders when there are three or more,
+    otherwise the demand over its lead time + review period (a first fill-up is not unusual)."""
+    cycle = items["demand_rate"] * (items["lead_time_days"] + items["review_period_days"])
+    known = items["sku"].map(lambda sku: float(np.median(past[sku][-10:]))
+                             if len(past.get(sku, ())) >= 3 else np.nan)
+    return known.fillna(cycle)
+
+
+def _call_plan(items: pd.DataFrame, offers: pd.DataFrame, config: OrgConfig,
+               committed: float) -> Plan:
+    # The budget is per planning slot: a re-run of the slot may only spend what is left of it.
+    policy = config.policy
+    if policy.budget is not None:
+        policy = policy.model_copy(update={"budget": max(policy.budget - committed, 0.0)})
+    options = {"guard": config.guard}
+    return plan(items, offers, policy, **_accepted(plan, options))
+
+
+def _accepted(func: Any, options: dict[str, Any]) -> dict[str, Any]:
+    # Optional keywords a newer forecaster or planner takes; older ones simply go without.
+    names = inspect.signature(func).parameters
+    return {k: v for k, v in options.items() if k in names}
+
+
+# ---------------------------------------------------------------- catalog and accuracy
+
+def _catalog(config: OrgConfig, run_id: str, forecast: dict[str, Any],
+             history: pd.DataFrame) -> list[CatalogEntry]:
+    ids = forecast["ids"]
+    if not len(ids):
+        return []
+    result, panel = forecast["result"], forecast["panel"]
+    rate = result.point.mean(axis=1) / DAYS_PER_PERIOD[config.forecast.freq] \
+        if result.point.shape[1] else np.zeros(len(ids))
+    observed = (~np.isnan(panel.values)).sum(axis=1)
+    start, end = _window_bounds(history)
+    params, mase, rmsse = forecast["params"], forecast["mase"], forecast["rmsse"]
+    return [CatalogEntry(
+        org=config.org, run_id=run_id, sku=str(sku), model=str(forecast["model"][i]),
+        demand_class=str(forecast["class"][i]),
+        params=params[i] if params is not None else None,
+        mase=_finite(mase[i]) if mase is not None else None,
+        rmsse=_finite(rmsse[i]) if rmsse is not None else None,
+        rate_per_day=float(rate[i]), window_start=start, window_end=end,
+        observations=int(observed[i]), code_version=CODE_VERSION)
+        for i, sku in enumerate(ids)]
+
+
+def _window_bounds(history: pd.DataFrame) -> tuple[date | None, date | None]:
+    if history.empty:
+        return None, None
+    dates = pd.to_datetime(history["date"])
+    return dates.min().date(), dates.max().date()
+
+
+def _accuracy(previous: list[CatalogEntry], history: pd.DataFrame, store: Store, org: str,
+              as_of: date, backtest: float | None, run_id: str) -> AccuracyPoint:
+    from restock.insight import accuracy_now
+
+    since = None
+    if previous:
+        earlier = store.runs.summary(previous[0].run_id)
+        since = earlier.as_of if earlier is not None else None
+    return accuracy_now(previous if since else [], history, since or as_of, as_of, backtest,
+                        run_id)
+
+
+def _accuracy_summary(forecast: dict[str, Any], point: AccuracyPoint) -> dict[str, Any]:
+    models = pd.Series(forecast.get("model", [])).value_counts().to_dict()
+    classes = pd.Series(forecast.get("class", [])).value_counts().to_dict()
+    return {"mase": point.mase, "bias": point.bias, "models": models, "classes": classes}
+
+
+def _mean(values: Any) -> float | None:
+    if values is None:
+        return None
+    array = np.asarray(values, dtype=float)
+    array = array[np.isfinite(array)]
+    return float(array.mean()) if array.size else None
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,89 @@
+"""The state store's tables: runs and their summaries, the order ledger and its audit trail,
+the model catalog, and summaries waiting to be delivered again.
+
+Alembic migrations (``migrations/versions``) create and change these tables; this module is the
+single description the repositories query through.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("run_id", sa.String(80), primary_key=True),
+    sa.Column("org", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),        # running | ok | partial | failed
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("as_of", sa.Date),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("summary", sa.JSON),                               # RunSummary as JSON, secret-free
+)
+
+ledger_orders = sa.Table(
+    "ledger_orders", metadata,
+    sa.Column("order_id", sa.String(80), primary_key=True),
+    sa.Column("idempotency_key", sa.String(120), nullable=False, unique=True),
+    sa.Column("org", sa.String(64), nullable=False, index=True),
+    sa.Column("supplier", sa.String(200), nullable=False),
+    sa.Column("slot", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(80), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("document", sa.JSON, nullable=False),              # the PurchaseOrder as JSON
+    sa.Column("total", sa.Float, nullable=False),
+    sa.Column("external_id", sa.String(200)),
+    sa.Column("detail", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("submitted_at", sa.DateTime(timezone=True)),
+    sa.Column("seen_at", sa.DateTime(timezone=True)),            # first seen as on-order upstream
+)
+
+ledger_events = sa.Table(
+    "ledger_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("order_id", sa.String(80), sa.ForeignKey("ledger_orders.order_id"), nullable=False,
+              index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),          # "restock" or the person
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("changes", sa.JSON),                               # e.g. {"A12": [240, 120]}
+)
+
+model_catalog = sa.Table(
+    "model_catalog", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(80), nullable=False, index=True),
+    sa.Column("sku", sa.String(200), nullable=False),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("demand_class", sa.String(32)),
+    sa.Column("params", sa.JSON),
+    sa.Column("mase", sa.Float),
+    sa.Column("rmsse", sa.Float),
+    sa.Column("rate_per_day", sa.Float),                         # the point forecast, per day
+    sa.Column("window_start", sa.Date),
+    sa.Column("window_end", sa.Date),
+    sa.Column("observations", sa.Integer),
+    sa.Column("code_version", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_model_catalog_org_sku", "org", "sku"),
+)
+
+pending_summaries = sa.Table(
+    "pending_summaries", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org", sa.String(64), nullable=False, index=True),
+    sa.Column("run_id", sa.String(80), nullable=False),
+    sa.Column("sink", sa.String(120), nullable=False),           # "summary_sinks.0 (slack)"
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("run_id", "sink", name="uq_pending_summaries_run_sink"),
+)
