@@ -233,7 +233,7 @@ class Daemon:
         org, started = config.org, time.monotonic()
         try:
             with bind_run(org, claim.slot):
-                log.info("run.started", slot=claim.slot, kind=kind,
+                log.info("slot.started", slot=claim.slot, kind=kind,
                          taken_over_from=claim.taken_over_from)
                 summary = self._call_runner(config, slot)
         except Exception as err:  # noqa: BLE001 - one org's failure never stops the others
@@ -242,7 +242,7 @@ class Daemon:
         self.ledger.finish(claim, summary.status.value, run_id=summary.run_id)
         self.metrics.record_summary(summary, seconds, time.time())
         self.metrics.slots.labels(org, "ran").inc()
-        log.info("run.finished", org=org, run_id=summary.run_id, status=summary.status.value,
+        log.info("slot.finished", org=org, run_id=summary.run_id, status=summary.status.value,
                  orders=len(summary.orders), held=len(summary.held), seconds=round(seconds, 3))
         return SlotOutcome(org, claim.slot, kind, "ran", summary.status.value, summary.run_id,
                            seconds=seconds)
@@ -255,7 +255,7 @@ class Daemon:
 
     def _failed(self, claim: Claim, kind: str, err: Exception, seconds: float) -> SlotOutcome:
         detail = f"{type(err).__name__}: {err}"
-        log.error("run.error", org=claim.org, slot=claim.slot, error=detail)
+        log.error("slot.error", org=claim.org, slot=claim.slot, error=detail)
         self.ledger.finish(claim, "error", detail=detail[:2000])
         self.metrics.record_error(claim.org, err, seconds)
         self.metrics.slots.labels(claim.org, "ran").inc()
