@@ -20,7 +20,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # One module per area; each adds its commands to ``app`` at import.
-_COMMAND_MODULES: list[str] = ["restock.commands.core", "restock.commands.daemon"]
+_COMMAND_MODULES: list[str] = [
+    "restock.commands.core",
+    "restock.commands.daemon",
+    "restock.commands.orders",
+]
 
 
 @app.callback()
