@@ -95,6 +95,9 @@ def reject(order_id: Annotated[str, typer.Argument(help="The held order's id.")]
 
 
 def _decide(action):  # noqa: ANN001, ANN202
+    from restock.log import configure
+
+    configure(level=os.environ.get("RESTOCK_LOG_LEVEL", "WARNING"))
     try:
         return action()
     except RestockError as err:
