@@ -29,7 +29,18 @@ def daemon(config: ConfigDir = None,
     settings = load_settings(config_dir=config, health_addr=health_addr)
     log.configure(json=None if settings.log_format == "auto" else settings.log_format == "json",
                   level=settings.log_level)
+    _quiet_libraries(settings.log_level)
     raise typer.Exit(run_daemon(settings))
+
+
+def _quiet_libraries(level: str) -> None:
+    # Alembic and APScheduler narrate every migration step and job at INFO; the daemon's own
+    # org.scheduled / slot.* events say what an operator needs, so theirs show from WARNING on.
+    import logging
+
+    if level != "DEBUG":
+        for name in ("alembic", "apscheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @app.command()
