@@ -1,4 +1,10 @@
-"""Dense panels and a baseline forecaster (SES / SBA by demand class), vectorised over series."""
+"""Dense panels and the forecaster: classify, choose by backtest, forecast with uncertainty.
+
+``forecast_panel`` works chunk by chunk (``chunk_size`` series at a time, bounding memory) and,
+inside a chunk, on all series of a demand group at once (see restock.forecast.fast). The rules
+for odd input are in docs/forecasting.md; what they touched is counted in ``Panel.notes`` and
+carried into ``PanelForecast.info``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from restock.errors import DataError
+from restock.forecast import fast
+from restock.forecast.classify import Classes, classify
+from restock.forecast.quantiles import coverage, demand_quantiles
+from restock.forecast.select import ORIGINS, Backtest, Choice, candidates, choose
+
 _FREQ_OFFSETS = {"D": "D", "W": "W-MON", "M": "MS"}
+SEASON = {"D": 7, "W": 52, "M": 12}
+CALIBRATION_SAMPLE = 5000
+DEAD_CONFIDENCE = 0.5
+DEFAULT_QUANTILES = (0.5, 0.9, 0.95)
 
 
 @dataclass
@@ -19,111 +35,372 @@ class Panel:
     dates: pd.DatetimeIndex  # (t,) period starts
     values: np.ndarray       # (n, t) float64, NaN = not observed (before a series starts)
     freq: str = "D"
+    notes: dict = field(default_factory=dict)   # counts of what the input rules touched
 
 
 @dataclass
 class PanelForecast:
-    """Point forecasts per series and step, the model chosen and an error scale per series."""
+    """Point forecasts per series and step, the chosen model, its backtest and its uncertainty."""
 
     ids: np.ndarray
     dates: pd.DatetimeIndex        # (h,) forecast period starts
     point: np.ndarray              # (n, h) >= 0
     model: np.ndarray              # (n,) model name per series
     sigma: np.ndarray              # (n,) sd of one-period forecast error
-    demand_class: np.ndarray       # (n,) smooth / erratic / intermittent / lumpy / new / dead
+    demand_class: np.ndarray       # (n,) smooth / erratic / intermittent / lumpy / new / dead / ..
     info: dict = field(default_factory=dict)
+    params: list[dict] = field(default_factory=list)  # chosen model's parameters (JSON-able)
+    mase: np.ndarray = field(default_factory=lambda: np.zeros(0))      # backtest, NaN: unmeasured
+    rmsse: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))  # 0..1
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # whole units
 
     def demand_over(self, periods: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and sd of total demand over the next ``periods`` (per series, may be fractional)."""
-        periods = np.broadcast_to(np.asarray(periods, dtype=float), self.ids.shape)
-        rate = self.point.mean(axis=1) if self.point.shape[1] else np.zeros(len(self.ids))
-        mean = np.maximum(rate * periods, 0.0)
-        sd = self.sigma * np.sqrt(np.maximum(periods, 0.0))
-        return mean, sd
+        """Mean and sd of total demand over the next ``periods`` (per series, may be fractional).
 
+        Within the horizon the mean follows the forecast path; beyond it, the path's average rate.
+        """
+        periods = np.maximum(np.broadcast_to(np.asarray(periods, dtype=float), self.ids.shape),
+                             0.0)
+        n, h = self.point.shape
+        if h == 0:
+            return np.zeros(n), np.zeros(n)
+        cumulative = np.concatenate([np.zeros((n, 1)), np.cumsum(self.point, axis=1)], axis=1)
+        whole = np.minimum(np.floor(periods), h).astype(np.int64)
+        rows = np.arange(n)
+        mean = cumulative[rows, whole]
+        rate = self.point.mean(axis=1)
+        inside = whole < h
+        step = self.point[rows, np.minimum(whole, h - 1)]
+        mean = mean + np.where(inside, (periods - whole) * step, (periods - h) * rate)
+        sd = np.nan_to_num(self.sigma) * np.sqrt(periods)
+        return np.maximum(mean, 0.0), sd
+
+    def demand_quantiles(self, periods: np.ndarray | float, qs: Sequence[float]) -> np.ndarray:
+        """(n, len(qs)) quantiles of total demand over the next ``periods`` per series."""
+        mean, sd = self.demand_over(periods)
+        counts = self.counts if len(self.counts) == len(mean) else False
+        return demand_quantiles(mean, sd ** 2, qs, counts)
+
+    def step_quantiles(self, qs: Sequence[float]) -> np.ndarray:
+        """(n, h, len(qs)) quantiles of each single period's demand."""
+        var = np.repeat((np.nan_to_num(self.sigma) ** 2)[:, None], self.point.shape[1], axis=1)
+        counts = np.repeat(self.counts[:, None], self.point.shape[1], axis=1) \
+            if len(self.counts) == len(self.ids) else False
+        return demand_quantiles(self.point, var, qs, counts)
+
+    def catalog(self) -> pd.DataFrame:
+        """One row per series: what was chosen, with which parameters and backtest error."""
+        import json
+
+        window = self.info.get("window", {})
+        return pd.DataFrame({
+            "item_id": self.ids, "model": self.model, "demand_class": self.demand_class,
+            "params": [json.dumps(p, sort_keys=True) for p in self.params],
+            "mase": self.mase, "rmsse": self.rmsse, "confidence": self.confidence,
+            "window_start": window.get("start"), "window_end": window.get("end"),
+            "code_version": self.info.get("code_version")})
+
+
+# ---------------------------------------------------------------- tidy → panel
 
 def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
              date_col: str = "date", value_col: str = "quantity",
              end: pd.Timestamp | None = None) -> Panel:
-    """Tidy rows → dense panel; missing periods inside a series are zero demand."""
-    offset = _FREQ_OFFSETS[freq]
-    dates = pd.to_datetime(history[date_col]).dt.to_period(offset[0]).dt.start_time
-    ids, id_index = np.unique(history[id_col].astype(str).to_numpy(), return_inverse=True)
-    start = dates.min()
-    last = dates.max() if end is None else max(dates.max(), pd.Timestamp(end))
-    grid = pd.period_range(start, last, freq=offset[0]).start_time
-    col = grid.get_indexer(dates)
-    values = np.zeros((len(ids), len(grid)))
-    np.add.at(values, (id_index, col), history[value_col].to_numpy(dtype=float))
-    first = np.full(len(ids), len(grid))
-    np.minimum.at(first, id_index, col)
-    values[np.arange(len(grid))[None, :] < first[:, None]] = np.nan
-    return Panel(ids=ids, dates=pd.DatetimeIndex(grid), values=values, freq=freq)
+    """Tidy rows → dense panel. Rules (each counted in ``Panel.notes``):
 
+    missing periods inside a series and missing or non-finite quantities are zero demand;
+    negative quantities (returns) count as zero demand; several rows in one period (duplicate or
+    irregular dates) are summed; dates off the period grid are moved to their period's start.
+    """
+    if freq not in _FREQ_OFFSETS:
+        raise DataError(f"unknown frequency {freq!r} (use D, W or M)", record="freq")
+    missing = [c for c in (id_col, date_col, value_col) if c not in history.columns]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(missing)}; the input needs "
+                        f"{id_col}, {date_col}, {value_col}", record="columns")
+    raw_dates = _dates(history[date_col])
+    quantity = _quantities(history[value_col])
+    period = raw_dates.dt.to_period(_FREQ_OFFSETS[freq][0]).dt.start_time
+    codes, ids = pd.factorize(history[id_col].astype(str), sort=True)
+    notes = _notes(codes, raw_dates, period, quantity, freq)
+    if len(history) == 0:
+        return Panel(ids=np.array([], dtype=str), dates=pd.DatetimeIndex([]),
+                     values=np.zeros((0, 0)), freq=freq, notes=notes)
+    start = period.min()
+    last = period.max() if end is None else max(period.max(), pd.Timestamp(end))
+    grid = pd.period_range(start, last, freq=_FREQ_OFFSETS[freq][0]).start_time
+    col = grid.get_indexer(period)
+    values = np.zeros((len(ids), len(grid)))
+    np.add.at(values, (codes, col), np.clip(np.nan_to_num(quantity, nan=0.0), 0.0, None))
+    first = np.full(len(ids), len(grid))
+    np.minimum.at(first, codes, col)
+    values[np.arange(len(grid))[None, :] < first[:, None]] = np.nan
+    return Panel(ids=np.asarray(ids, dtype=str), dates=pd.DatetimeIndex(grid), values=values,
+                 freq=freq, notes=notes)
+
+
+def _dates(column: pd.Series) -> pd.Series:
+    parsed = pd.to_datetime(column, errors="coerce")
+    bad = parsed.isna()
+    if bad.any():
+        where = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"date {column.iloc[where]!r} is not a date", record=f"row {where + 1}")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed
+
+
+def _quantities(column: pd.Series) -> np.ndarray:
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = numbers.isna() & column.notna() & (column.astype(str).str.strip() != "")
+    if bad.any():
+        where = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"quantity {column.iloc[where]!r} is not a number",
+                        record=f"row {where + 1}")
+    values = numbers.to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _notes(codes: np.ndarray, dates: pd.Series, period: pd.Series, quantity: np.ndarray,
+           freq: str) -> dict:
+    keys = pd.DataFrame({"c": codes, "d": dates.to_numpy(), "p": period.to_numpy()})
+    notes = {
+        "rows": int(len(codes)),
+        "missing_quantities": int(np.isnan(quantity).sum()),
+        "negative_quantities": int((quantity < 0).sum()),
+        "duplicate_dates": int(keys.duplicated(["c", "d"]).sum()),
+        "rows_merged_into_a_period": int(keys.duplicated(["c", "p"]).sum()),
+        "dates_moved_to_period_start": int((dates != period).sum()),
+    }
+    hint = _frequency_hint(dates, freq)
+    if hint:
+        notes["frequency_warning"] = hint
+    return notes
+
+
+def _frequency_hint(dates: pd.Series, freq: str) -> str | None:
+    """A warning when the dates look coarser than ``freq`` (monthly data read as daily...)."""
+    distinct = pd.DatetimeIndex(dates.unique())
+    if len(distinct) < 3:
+        return None
+    if freq in ("D", "W") and (distinct.day == 1).all():
+        return f"every date is a month start: monthly data read with freq {freq}? (use M)"
+    if freq == "D" and distinct.dayofweek.nunique() == 1:
+        return "every date is the same weekday: weekly data read with freq D? (use W)"
+    return None
+
+
+# ---------------------------------------------------------------- the forecaster
 
 def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = None,
-                   alpha: float = 0.1) -> PanelForecast:
-    """Baseline: SES for smooth series, SBA for intermittent ones (ADI > 1.32)."""
-    y = np.nan_to_num(panel.values, nan=0.0)
-    observed = ~np.isnan(panel.values)
-    nonzero = (y > 0) & observed
-    n_obs = observed.sum(axis=1)
-    adi = np.where(nonzero.sum(axis=1) > 0, n_obs / np.maximum(nonzero.sum(axis=1), 1), np.inf)
-    level = _ses_levels(y, observed, alpha)
-    sba = _sba(y, observed, alpha)
-    intermittent = adi > 1.32
-    point_1 = np.where(intermittent, sba, level)
-    residual = np.where(observed, y - point_1[:, None], np.nan)
+                   time_budget_seconds: float = 0.0, criterion: str = "rmsse",
+                   chunk_size: int = 20_000, min_history: int | None = None,
+                   high_value: np.ndarray | None = None) -> PanelForecast:
+    """Classify every series, choose its model by rolling-origin backtest and forecast it.
+
+    ``season_length`` None takes 7 / 52 / 12 for D / W / M (1 turns seasonal models off).
+    ``time_budget_seconds`` > 0 lets statsmodels' ETS / Theta / ARIMA compete on the long
+    regular series (and those ``high_value`` marks first) for that long, in parallel processes.
+    """
+    if horizon < 1:
+        raise DataError(f"horizon must be at least 1 (got {horizon})", record="horizon")
+    season = SEASON.get(panel.freq, 1) if season_length is None else int(season_length)
+    n, t = panel.values.shape
+    plan = Backtest.plan(t, horizon)
+    history_needed = max(min_history or 0, fast_min_history(plan))
+    parts = [_forecast_chunk(panel.values[lo:lo + chunk_size], horizon, season, plan,
+                             panel.freq, history_needed, criterion, calibrate=lo == 0)
+             for lo in range(0, max(n, 1), chunk_size)] if n else []
+    result = _assemble(panel, horizon, parts)
+    if time_budget_seconds > 0 and n:
+        from restock.forecast.models import improve_with_statsmodels
+        improve_with_statsmodels(result, panel, plan, season, time_budget_seconds,
+                                 criterion=criterion, high_value=high_value)
+    result.info.update(_info(panel, plan, criterion, season, result, parts))
+    return result
+
+
+def fast_min_history(plan: Backtest) -> int:
+    """Observed periods a series needs before its model is chosen by backtest."""
+    from restock.forecast.select import MIN_TRAIN
+    return MIN_TRAIN + plan.horizon
+
+
+@dataclass
+class _Chunk:
+    point: np.ndarray
+    model: np.ndarray
+    params: list[dict]
+    mase: np.ndarray
+    rmsse: np.ndarray
+    sigma: np.ndarray
+    confidence: np.ndarray
+    classes: Classes
+    counts: np.ndarray
+    calibration: dict
+
+
+def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtest, freq: str,
+                    min_history: int, criterion: str, calibrate: bool) -> _Chunk:
+    y, start = fast.backfill(values)
+    nz = fast.nonzero(y, start)
+    classes = classify(y, start, nz, freq=freq, min_history=min_history)
+    n = len(y)
+    out = _Chunk(point=np.zeros((n, horizon)), model=np.full(n, "Zero", dtype=object),
+                 params=[{} for _ in range(n)], mase=np.full(n, np.nan),
+                 rmsse=np.full(n, np.nan), sigma=np.zeros(n), confidence=np.zeros(n),
+                 classes=classes, counts=_whole_units(values), calibration={})
+    _simple(out, y, start, classes, horizon)
+    for group in (classes.regular, classes.sporadic):
+        rows = np.flatnonzero(group)
+        if len(rows):
+            choice = _choose_group(y[rows], start[rows], plan, horizon, season,
+                                   sporadic=bool(classes.sporadic[rows[0]]), criterion=criterion,
+                                   keep=calibrate)
+            _store(out, rows, choice)
+            if calibrate:
+                out.calibration.setdefault("parts", []).append((choice, out.counts[rows]))
+    return out
+
+
+def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int, season: int,
+                  *, sporadic: bool, criterion: str, keep: bool) -> Choice:
+    nz = fast.nonzero(y, start)
+    pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season)
+    return choose(y, start, plan, pool, horizon, criterion=criterion, keep_backtest=keep)
+
+
+def _simple(out: _Chunk, y: np.ndarray, start: np.ndarray, classes: Classes,
+            horizon: int) -> None:
+    """new and too-short series: the mean so far; dead ones: zero."""
+    short = np.isin(classes.label, ("new", "too_short"))
+    observed = np.maximum(classes.observed, 1)
+    real = np.arange(y.shape[1])[None, :] >= start[:, None]
+    mean = np.where(real, y, 0.0).sum(axis=1) / observed
+    var = (np.where(real, y - mean[:, None], 0.0) ** 2).sum(axis=1) / observed
+    out.point[short] = mean[short, None]
+    out.model[short] = "Mean"
+    out.sigma[short] = np.sqrt(np.maximum(var[short], mean[short]))
+    out.params = [{"periods": int(classes.observed[i])} if short[i] else {}
+                  for i in range(len(y))]
+    out.confidence[classes.label == "dead"] = DEAD_CONFIDENCE
+
+
+def _store(out: _Chunk, rows: np.ndarray, choice: Choice) -> None:
+    out.point[rows] = choice.point
+    out.model[rows] = choice.model
+    for i, row in enumerate(rows):
+        out.params[row] = choice.params[i]
+    out.mase[rows], out.rmsse[rows] = choice.mase, choice.rmsse
+    out.sigma[rows] = np.sqrt(np.nan_to_num(choice.mse, nan=0.0))
+    share = np.minimum(choice.origins / ORIGINS, 1.0)
     with np.errstate(all="ignore"):
-        sigma = np.nan_to_num(np.nanstd(residual, axis=1), nan=0.0)
-    model = np.where(intermittent, "SBA", "SES")
-    model = np.where(nonzero.sum(axis=1) == 0, "Zero", model)
-    demand_class = np.where(nonzero.sum(axis=1) == 0, "dead",
-                            np.where(intermittent, "intermittent", "smooth"))
+        out.confidence[rows] = np.nan_to_num(share / (1.0 + choice.rmsse), nan=0.0)
+
+
+def _whole_units(values: np.ndarray) -> np.ndarray:
+    finite = np.nan_to_num(values, nan=0.0)
+    return (finite == np.round(finite)).all(axis=1)
+
+
+def _assemble(panel: Panel, horizon: int, parts: list[_Chunk]) -> PanelForecast:
+    def cat(name: str, empty: np.ndarray) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts]) if parts else empty
+
     dates = pd.date_range(panel.dates[-1], periods=horizon + 1,
                           freq=_FREQ_OFFSETS[panel.freq])[1:] if len(panel.dates) else \
         pd.DatetimeIndex([])
-    point = np.repeat(np.maximum(point_1, 0.0)[:, None], horizon, axis=1)
-    return PanelForecast(ids=panel.ids, dates=dates, point=point, model=model, sigma=sigma,
-                         demand_class=demand_class)
+    return PanelForecast(
+        ids=panel.ids, dates=dates, point=np.maximum(cat("point", np.zeros((0, horizon))), 0.0),
+        model=cat("model", np.array([], dtype=object)).astype(str),
+        sigma=cat("sigma", np.zeros(0)),
+        demand_class=np.concatenate([p.classes.label for p in parts]) if parts else
+        np.array([], dtype=str),
+        params=[params for p in parts for params in p.params], mase=cat("mase", np.zeros(0)),
+        rmsse=cat("rmsse", np.zeros(0)), confidence=cat("confidence", np.zeros(0)),
+        counts=cat("counts", np.zeros(0, dtype=bool)))
 
 
-def _ses_levels(y: np.ndarray, observed: np.ndarray, alpha: float) -> np.ndarray:
-    level = np.full(y.shape[0], np.nan)
-    for t in range(y.shape[1]):
-        obs = observed[:, t]
-        start = obs & np.isnan(level)
-        level = np.where(start, y[:, t], level)
-        update = obs & ~start
-        level = np.where(update, level + alpha * (y[:, t] - level), level)
-    return np.nan_to_num(level, nan=0.0)
+def _info(panel: Panel, plan: Backtest, criterion: str, season: int, result: PanelForecast,
+          parts: list[_Chunk]) -> dict:
+    from restock import __version__
+
+    window = {"start": str(panel.dates[0].date()), "end": str(panel.dates[-1].date())} \
+        if len(panel.dates) else {}
+    return {
+        "code_version": __version__, "freq": panel.freq, "season_length": season,
+        "criterion": criterion, "backtest": {"origins": plan.ends, "horizon": plan.horizon},
+        "window": window, "input": dict(panel.notes),
+        "classes": pd.Series(result.demand_class).value_counts().to_dict(),
+        "models": pd.Series(result.model).value_counts().to_dict(),
+        "mean_mase": _nanmean(result.mase), "mean_rmsse": _nanmean(result.rmsse),
+        "calibration": _calibration(parts[0]) if parts else {},
+    }
 
 
-def _sba(y: np.ndarray, observed: np.ndarray, alpha: float) -> np.ndarray:
-    size = np.full(y.shape[0], np.nan)
-    interval = np.full(y.shape[0], np.nan)
-    gap = np.zeros(y.shape[0])
-    for t in range(y.shape[1]):
-        gap = gap + observed[:, t]
-        hit = observed[:, t] & (y[:, t] > 0)
-        first = hit & np.isnan(size)
-        size = np.where(first, y[:, t], np.where(hit, size + alpha * (y[:, t] - size), size))
-        interval = np.where(first, gap,
-                            np.where(hit, interval + alpha * (gap - interval), interval))
-        gap = np.where(hit, 0.0, gap)
-    with np.errstate(all="ignore"):
-        return np.nan_to_num(0.95 * size / interval, nan=0.0)
+def _nanmean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else None
 
+
+def _calibration(chunk: _Chunk, qs: Sequence[float] = DEFAULT_QUANTILES) -> dict:
+    """Share of backtest actuals at or below each quantile, per period and over the window.
+
+    Measured on the first chunk's backtest (up to CALIBRATION_SAMPLE series); the error
+    variance comes from the same backtest, so this checks the distribution's shape, and the
+    accuracy benchmark measures it on held-out data.
+    """
+    per_period, total, weights = [], [], []
+    for choice, counts in chunk.calibration.get("parts", []):
+        take = slice(0, CALIBRATION_SAMPLE)
+        paths, actual, valid = choice.backtest[take], choice.actual[take], choice.valid[take]
+        if not valid.any():
+            continue
+        var = np.nan_to_num(choice.mse[take], nan=0.0)
+        whole = counts[take]
+        step_q = demand_quantiles(paths, np.broadcast_to(var[:, None, None], paths.shape), qs,
+                                  np.broadcast_to(whole[:, None, None], paths.shape))
+        per_period.append(coverage(actual, step_q, np.broadcast_to(valid[:, :, None],
+                                                                    actual.shape)))
+        h = paths.shape[2]
+        sum_q = demand_quantiles(paths.sum(axis=2), np.broadcast_to(var[:, None] * h,
+                                                                    valid.shape), qs,
+                                 np.broadcast_to(whole[:, None], valid.shape))
+        total.append(coverage(actual.sum(axis=2), sum_q, valid))
+        weights.append(valid.sum())
+    if not weights:
+        return {}
+    w = np.asarray(weights, dtype=float)
+    return {"quantiles": list(qs),
+            "per_period": [round(float(v), 4) for v in np.average(per_period, axis=0, weights=w)],
+            "over_backtest_horizon": [round(float(v), 4) for v in
+                                      np.average(total, axis=0, weights=w)],
+            "note": "in-sample: the spread is estimated from the same backtest"}
+
+
+# ---------------------------------------------------------------- library face
 
 def forecast(history: pd.DataFrame, horizon: int, *, freq: str = "D",
              season_length: int | None = None, quantiles: Sequence[float] = (),
-             id_col: str = "item_id", date_col: str = "date",
-             value_col: str = "quantity") -> pd.DataFrame:
-    """Forecast every series of a tidy frame; returns item_id, step, date, forecast, model, q*."""
-    from scipy.stats import norm
+             id_col: str = "item_id", date_col: str = "date", value_col: str = "quantity",
+             time_budget_seconds: float = 0.0, end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Forecast every series of a tidy frame; returns item_id, step, date, forecast, model, q*.
 
-    panel = to_panel(history, freq=freq, id_col=id_col, date_col=date_col, value_col=value_col)
-    result = forecast_panel(panel, horizon, season_length=season_length)
+    The frame's ``attrs["forecast_info"]`` holds the run's summary (classes, models, backtest
+    error, calibration and what the input rules touched).
+    """
+    panel = to_panel(history, freq=freq, id_col=id_col, date_col=date_col, value_col=value_col,
+                     end=end)
+    result = forecast_panel(panel, horizon, season_length=season_length,
+                            time_budget_seconds=time_budget_seconds)
+    frame = forecast_frame(result, quantiles)
+    frame.attrs["forecast_info"] = result.info
+    return frame
+
+
+def forecast_frame(result: PanelForecast, quantiles: Sequence[float] = ()) -> pd.DataFrame:
+    """The tidy output of a PanelForecast: one row per series and step."""
     n, h = result.point.shape
     frame = pd.DataFrame({
         "item_id": np.repeat(result.ids, h),
@@ -132,7 +409,8 @@ def forecast(history: pd.DataFrame, horizon: int, *, freq: str = "D",
         "forecast": result.point.ravel(),
         "model": np.repeat(result.model, h),
     })
-    for q in quantiles:
-        spread = np.repeat(result.sigma, h) * norm.ppf(q)
-        frame[f"q{q:g}"] = np.maximum(frame["forecast"] + spread, 0.0)
+    if len(quantiles) and n:
+        values = result.step_quantiles(quantiles).reshape(n * h, len(quantiles))
+        for k, q in enumerate(quantiles):
+            frame[f"q{q:g}"] = values[:, k]
     return frame

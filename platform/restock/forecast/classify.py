@@ -1,0 +1,75 @@
+"""Demand classification per series: Syntetos-Boylan classes plus new, dead and too-short.
+
+ADI is the average demand interval (observed periods / periods with demand) and CV² the squared
+coefficient of variation of the non-zero demand sizes. With the usual cut-offs (ADI 1.32,
+CV² 0.49): smooth (regular, steady sizes), erratic (regular, varying sizes), intermittent
+(sporadic, steady sizes), lumpy (sporadic, varying sizes).
+
+Before that, three cases get a deliberate rule of their own (docs/forecasting.md):
+
+- ``too_short``: fewer than ``MIN_OBSERVATIONS`` observed periods; forecast the mean so far.
+- ``dead``: no demand at all, or none for ``dead_after`` periods (at least 4 × ADI and half a
+  year); forecast zero.
+- ``new``: fewer than ``min_history`` observed periods (too little to backtest); forecast the
+  mean so far (the simplest unbiased rate), with confidence 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from restock.forecast.fast import NonZero
+
+ADI_CUT, CV2_CUT = 1.32, 0.49
+MIN_OBSERVATIONS = 3
+HALF_YEAR = {"D": 182, "W": 26, "M": 6}
+CLASSES = ("smooth", "erratic", "intermittent", "lumpy", "new", "dead", "too_short")
+
+
+@dataclass
+class Classes:
+    """Per series: class label and the statistics it was derived from."""
+
+    label: np.ndarray       # (n,) one of CLASSES
+    adi: np.ndarray         # (n,) inf when there was no demand
+    cv2: np.ndarray         # (n,) NaN when there was no demand
+    observed: np.ndarray    # (n,) observed periods
+    demands: np.ndarray     # (n,) periods with demand
+    idle: np.ndarray        # (n,) periods since the last demand (observed periods if none)
+
+    @property
+    def sporadic(self) -> np.ndarray:
+        """Series whose demand is intermittent or lumpy (Croston-type models fit them)."""
+        return np.isin(self.label, ("intermittent", "lumpy"))
+
+    @property
+    def regular(self) -> np.ndarray:
+        """Series whose demand is smooth or erratic (level/trend/season models fit them)."""
+        return np.isin(self.label, ("smooth", "erratic"))
+
+
+def classify(y: np.ndarray, start: np.ndarray, nz: NonZero, *, freq: str = "D",
+             min_history: int = 8, dead_after: int | None = None) -> Classes:
+    """Classify every row of a backfilled panel (see restock.forecast.fast.backfill)."""
+    t = y.shape[1]
+    observed = np.maximum(t - start, 0)
+    demands = nz.counts
+    with np.errstate(all="ignore"):
+        adi = np.where(demands > 0, observed / np.maximum(demands, 1), np.inf)
+        size_mean = nz.sizes.sum(axis=1) / demands
+        size_var = (nz.sizes ** 2).sum(axis=1) / demands - size_mean ** 2
+        cv2 = np.where(demands > 0, np.maximum(size_var, 0.0) / size_mean ** 2, np.nan)
+    last = nz.at(nz.positions.astype(np.float64), demands)
+    idle = np.where(demands > 0, t - 1 - np.nan_to_num(last), observed).astype(np.int64)
+    limit = np.maximum(4 * np.where(np.isfinite(adi), adi, 0), HALF_YEAR.get(freq, 182)) \
+        if dead_after is None else np.full(len(y), dead_after)
+    label = np.where(adi < ADI_CUT, np.where(cv2 < CV2_CUT, "smooth", "erratic"),
+                     np.where(cv2 < CV2_CUT, "intermittent", "lumpy")).astype(object)
+    label[observed < min_history] = "new"
+    label[(demands > 0) & (idle >= limit) & (observed >= min_history)] = "dead"
+    label[demands == 0] = "dead"
+    label[observed < MIN_OBSERVATIONS] = "too_short"
+    return Classes(label=label.astype(str), adi=adi, cv2=cv2, observed=observed,
+                   demands=demands, idle=idle)

@@ -1,0 +1,313 @@
+"""Fast forecasting families, each computed for every series of a panel at once.
+
+Every function takes ``y``: an (n, t) float array of demand where each row has been *backfilled*
+(periods before the series' first observation hold that first value, see :func:`backfill`) and
+``start``: the index of each row's first real observation. Forecasts are asked "as of" one or
+more ``ends``: an end ``e`` means "using periods ``[0, e)`` only", which is how the rolling-origin
+backtest and the final forecast share one computation.
+
+Why backfill: simple exponential smoothing started at the first observation is then the same
+linear map of the row for every series, whatever its start, so the levels of all series at all
+ends and smoothing constants are one matrix product (``y @ weights``). Holt's damped trend is a
+linear map too. Croston, SBA and TSB smooth the non-zero sizes and the gaps between them, which
+are compacted into a left-aligned (n, k) array and smoothed along it with ``scipy.signal.lfilter``.
+
+Where statsforecast has the same model, the definitions follow it (see docs/forecasting.md):
+SES starts at the first observation; Croston's first interval is the leading zeros + 1; SBA is
+0.95 × Croston; TSB is SES(alpha_p) of the occurrence × SES(alpha_d) of the sizes; ADIDA buckets
+by the rounded mean interval, drops the oldest incomplete bucket and picks alpha in [0.1, 0.3]
+by golden-section search on the one-step squared error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+GOLDEN = (np.sqrt(5.0) + 1.0) / 2.0
+ADIDA_ALPHA_GRID = (0.1, 0.15, 0.2, 0.25, 0.3)
+
+
+def backfill(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, t) values with NaN before each start → (backfilled float64 array, start index).
+
+    NaN after a series' start (a gap) counts as zero demand; a row with no observation at all
+    gets start = t and zeros.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n, t = values.shape
+    observed = ~np.isnan(values)
+    start = np.where(observed.any(axis=1), observed.argmax(axis=1), t)
+    y = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    first = y[np.arange(n), np.minimum(start, max(t - 1, 0))] if t else np.zeros(n)
+    before = np.arange(t)[None, :] < start[:, None]
+    y[before] = np.broadcast_to(first[:, None], (n, t))[before]
+    return y, start
+
+
+def ses_weights(t: int, ends: Sequence[int], alphas: Sequence[float]) -> np.ndarray:
+    """(t, len(ends) * len(alphas)) weights: ``y @ w`` is the SES level after ``y[:, :end]``."""
+    j = np.arange(t)
+    cols = np.zeros((t, len(ends) * len(alphas)))
+    for i, end in enumerate(ends):
+        for k, alpha in enumerate(alphas):
+            col = cols[:, i * len(alphas) + k]
+            age = end - 1 - j[:end]
+            col[:end] = alpha * (1.0 - alpha) ** age
+            col[0] = (1.0 - alpha) ** (end - 1)
+    return cols
+
+
+def ses(y: np.ndarray, ends: Sequence[int], alphas: Sequence[float]) -> np.ndarray:
+    """SES level (= flat forecast) per series, end and alpha: (n, len(ends), len(alphas))."""
+    levels = y @ ses_weights(y.shape[1], ends, alphas)
+    return levels.reshape(len(y), len(ends), len(alphas))
+
+
+def ses_path(x: np.ndarray, alpha: float) -> np.ndarray:
+    """Level after each element of each row (started at the row's first element)."""
+    if x.shape[1] == 0:
+        return x.copy()
+    out, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=1, zi=(1.0 - alpha) * x[:, :1])
+    return out
+
+
+@dataclass
+class NonZero:
+    """The non-zero demands of every row, left-aligned: sizes, intervals and positions."""
+
+    sizes: np.ndarray      # (n, k) size of the i-th non-zero demand
+    intervals: np.ndarray  # (n, k) periods since the previous one (the first: since start, + 1)
+    positions: np.ndarray  # (n, k) period index of the i-th non-zero demand
+    counts: np.ndarray     # (n,) number of non-zero demands
+
+    def count_before(self, end: int) -> np.ndarray:
+        """How many non-zero demands each row has in periods [0, end)."""
+        return (self.positions < end).sum(axis=1) - (self.positions < 0).sum(axis=1)
+
+    def at(self, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``values[row, count - 1]`` (the state after the last demand counted), NaN when none."""
+        if values.shape[1] == 0:
+            return np.full(len(counts), np.nan)
+        picked = values[np.arange(len(counts)), np.maximum(counts - 1, 0)]
+        return np.where(counts > 0, picked, np.nan)
+
+
+def nonzero(y: np.ndarray, start: np.ndarray) -> NonZero:
+    """Compact the positive demands at or after each row's start into left-aligned arrays."""
+    n, t = y.shape
+    mask = (y > 0) & (np.arange(t)[None, :] >= start[:, None])
+    flat = np.flatnonzero(mask)
+    rows, cols = flat // max(t, 1), flat % max(t, 1)
+    counts = np.bincount(rows, minlength=n)
+    k = int(counts.max()) if n else 0
+    rank = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
+    sizes = np.zeros((n, k))
+    positions = np.full((n, k), -1, dtype=np.int64)
+    sizes[rows, rank] = y[rows, cols]
+    positions[rows, rank] = cols
+    previous = np.empty_like(cols)
+    previous[1:] = cols[:-1]
+    first = rank == 0
+    previous[first] = start[rows[first]] - 1
+    intervals = np.ones((n, k))
+    intervals[rows, rank] = cols - previous
+    return NonZero(sizes=sizes, intervals=intervals, positions=positions, counts=counts)
+
+
+def croston(nz: NonZero, ends: Sequence[int], alpha: float = 0.1,
+            debias: float = 1.0) -> np.ndarray:
+    """Croston's forecast (SES of sizes / SES of intervals) × ``debias``: (n, len(ends)).
+
+    ``debias=0.95`` is SBA. A series with no demand yet forecasts 0.
+    """
+    size_path, interval_path = ses_path(nz.sizes, alpha), ses_path(nz.intervals, alpha)
+    out = np.zeros((len(nz.counts), len(ends)))
+    for i, end in enumerate(ends):
+        counts = nz.count_before(end)
+        with np.errstate(all="ignore"):
+            out[:, i] = debias * nz.at(size_path, counts) / nz.at(interval_path, counts)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def tsb(y: np.ndarray, nz: NonZero, ends: Sequence[int], alphas_d: Sequence[float],
+        alphas_p: Sequence[float]) -> np.ndarray:
+    """TSB: SES of occurrence (alpha_p) × SES of sizes (alpha_d): (n, ends, alphas_d, alphas_p)."""
+    occurrence = ses((y > 0).astype(np.float64), ends, alphas_p)     # (n, E, P)
+    out = np.zeros((len(y), len(ends), len(alphas_d), len(alphas_p)))
+    for k, alpha_d in enumerate(alphas_d):
+        path = ses_path(nz.sizes, alpha_d)
+        for i, end in enumerate(ends):
+            size = np.nan_to_num(nz.at(path, nz.count_before(end)), nan=0.0)
+            out[:, i, k, :] = size[:, None] * occurrence[:, i, :]
+    return out
+
+
+def ses_sse(x: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
+    """Sum of squared one-step errors of SES started at each row's first element."""
+    if x.shape[1] < 2:
+        return np.zeros(len(x))
+    if np.ndim(alpha) == 0:
+        path = ses_path(x, float(alpha))
+        return ((x[:, 1:] - path[:, :-1]) ** 2).sum(axis=1)
+    alpha = np.asarray(alpha)
+    level, total = x[:, 0].copy(), np.zeros(len(x))
+    for j in range(1, x.shape[1]):
+        level = alpha * x[:, j - 1] + (1.0 - alpha) * level
+        total += (x[:, j] - level) ** 2
+    return total
+
+
+def golden_alpha(x: np.ndarray, lower: float = 0.1, upper: float = 0.3) -> np.ndarray:
+    """Per row, the alpha in [lower, upper] minimising SES's squared one-step error.
+
+    Golden-section search to a bracket of 1e-12, stopping a row at an exact tie, as statsforecast
+    does (so ADIDA/IMAPA reproduce its numbers).
+    """
+    n = len(x)
+    a, b = np.full(n, lower), np.full(n, upper)
+    c, d = b - (b - a) / GOLDEN, a + (b - a) / GOLDEN
+    fc, fd = ses_sse(x, c), ses_sse(x, d)
+    active = np.ones(n, dtype=bool)
+    while True:
+        active &= (np.abs(b - a) >= 1e-12) & (fc != fd)
+        if not active.any():
+            return (a + b) / 2.0
+        left = active & (fc < fd)
+        right = active & (fd < fc)
+        b, d, fd = np.where(left, d, b), np.where(left, c, d), np.where(left, fc, fd)
+        a, c, fc = np.where(right, c, a), np.where(right, d, c), np.where(right, fd, fc)
+        probe = np.where(left, b - (b - a) / GOLDEN, a + (b - a) / GOLDEN)
+        idx = np.flatnonzero(active)
+        value = ses_sse(x[idx], probe[idx])
+        fc[idx[left[idx]]] = value[left[idx]]
+        fd[idx[right[idx]]] = value[right[idx]]
+        c = np.where(left, probe, c)
+        d = np.where(right, probe, d)
+
+
+def grid_alpha(x: np.ndarray, grid: Sequence[float] = ADIDA_ALPHA_GRID) -> np.ndarray:
+    """Per row, the alpha of ``grid`` with the least squared one-step error (the fast choice)."""
+    errors = np.stack([ses_sse(x, alpha) for alpha in grid], axis=1)
+    return np.asarray(grid)[errors.argmin(axis=1)]
+
+
+def _bucket_sums(csum: np.ndarray, start: np.ndarray, end: int, k: int) -> np.ndarray:
+    """Sums of k-period buckets ending at ``end``, oldest first; buckets reaching before a row's
+    start (the incomplete oldest bucket included) hold the row's oldest complete bucket."""
+    count = np.maximum((end - start) // k, 0)
+    b = max(int(count.max()), 1) if len(count) else 1
+    edges = end - k * np.arange(b, -1, -1)                     # b + 1 edges, oldest first
+    sums = csum[:, np.maximum(edges[1:], 0)] - csum[:, np.maximum(edges[:-1], 0)]
+    oldest = b - np.maximum(count, 1)
+    valid = np.arange(b)[None, :] >= oldest[:, None]
+    fill = sums[np.arange(len(sums)), oldest]
+    return np.where(valid, sums, fill[:, None])
+
+
+def _mean_interval(nz: NonZero, start: np.ndarray, end: int) -> tuple[np.ndarray, np.ndarray]:
+    counts = nz.count_before(end)
+    last = nz.at(nz.positions.astype(np.float64), counts)
+    with np.errstate(all="ignore"):
+        return (last - start + 1) / counts, counts
+
+
+def adida(y: np.ndarray, start: np.ndarray, nz: NonZero, ends: Sequence[int], *,
+          exact: bool = False, imapa: bool = False) -> np.ndarray:
+    """ADIDA (or IMAPA: the mean over aggregation levels 1..k) per series and end: (n, ends).
+
+    Bucket size k = the mean interval rounded half to even. ``exact`` picks each bucket series'
+    alpha by golden-section search (statsforecast's numbers); otherwise from a 5-point grid.
+    """
+    real = np.where(np.arange(y.shape[1])[None, :] >= start[:, None], y, 0.0)
+    csum = np.zeros((len(y), y.shape[1] + 1))
+    np.cumsum(real, axis=1, out=csum[:, 1:])
+    out = np.zeros((len(y), len(ends)))
+    for i, end in enumerate(ends):
+        mean_interval, counts = _mean_interval(nz, start, end)
+        k_max = np.where(counts > 0, np.round(np.nan_to_num(mean_interval, nan=1.0)), 0)
+        k_max = np.maximum(k_max, 1).astype(np.int64) * (counts > 0)
+        for k in np.unique(k_max[k_max > 0]):
+            rows = np.flatnonzero(k_max == k)
+            levels = range(1, k + 1) if imapa else (k,)
+            parts = [_aggregate_forecast(csum[rows], start[rows], end, level, exact)
+                     for level in levels]
+            out[rows, i] = np.mean(parts, axis=0)
+    return out
+
+
+def _aggregate_forecast(csum: np.ndarray, start: np.ndarray, end: int, k: int,
+                        exact: bool) -> np.ndarray:
+    sums = _bucket_sums(csum, start, end, k)
+    alpha = golden_alpha(sums) if exact else grid_alpha(sums)
+    level = sums[:, 0].copy()
+    for j in range(1, sums.shape[1]):
+        level = alpha * sums[:, j] + (1.0 - alpha) * level
+    return level / k
+
+
+def seasonal_naive(y: np.ndarray, ends: Sequence[int], season: int, horizon: int) -> np.ndarray:
+    """The last season repeated: (n, ends, horizon)."""
+    steps = np.arange(horizon) % season
+    return np.stack([y[:, end - season + steps] for end in ends], axis=1)
+
+
+def seasonal_profile(y: np.ndarray, end: int, season: int, cycles: int) -> np.ndarray:
+    """Mean of each season position over the last ``cycles`` full seasons before ``end``: (n, season).
+
+    Position p is the period ``end - cycles * season + p`` (mod season), so step j after ``end``
+    has position ``(j - 1) % season``.
+    """
+    window = y[:, end - cycles * season:end]
+    return window.reshape(len(y), cycles, season).mean(axis=1)
+
+
+def seasonal_index(profile: np.ndarray, shrink: float = 0.0) -> np.ndarray:
+    """Multiplicative season index from a (n, ends, horizon ≥ season) profile (mean 1).
+
+    ``shrink`` in [0, 1) pulls the index toward 1 (no season) when the profile is noisy.
+    """
+    mean = profile.mean(axis=2, keepdims=True)
+    with np.errstate(all="ignore"):
+        index = np.where(mean > 0, profile / mean, 1.0)
+    return (1.0 - shrink) * index + shrink
+
+
+def holt_weights(t: int, ends: Sequence[int], alpha: float, beta: float,
+                 phi: float) -> np.ndarray:
+    """(t, 2 * len(ends)) weights: ``y @ w`` gives (level, trend) of damped Holt after each end.
+
+    Started at level = first value, trend = 0; the map is linear in the row, so it is computed
+    once by running the recursion on the identity.
+    """
+    level, trend = np.zeros(t), np.zeros(t)
+    level[0] = 1.0
+    out = np.zeros((t, 2 * len(ends)))
+    wanted = {end: i for i, end in enumerate(ends)}
+    for j in range(1, max(ends)):
+        unit = np.zeros(t)
+        unit[j] = 1.0
+        forecast = level + phi * trend
+        error = unit - forecast
+        level = forecast + alpha * error
+        trend = phi * trend + alpha * beta * error
+        if j + 1 in wanted:
+            out[:, 2 * wanted[j + 1]], out[:, 2 * wanted[j + 1] + 1] = level, trend
+    if 1 in wanted:
+        out[0, 2 * wanted[1]] = 1.0
+    return out
+
+
+def holt(y: np.ndarray, ends: Sequence[int], params: Sequence[tuple[float, float, float]],
+         horizon: int) -> np.ndarray:
+    """Damped-trend Holt paths per series, end and (alpha, beta, phi): (n, ends, params, h)."""
+    out = np.zeros((len(y), len(ends), len(params), horizon))
+    for p, (alpha, beta, phi) in enumerate(params):
+        state = y @ holt_weights(y.shape[1], ends, alpha, beta, phi)
+        damp = np.cumsum(phi ** np.arange(1, horizon + 1))
+        for i in range(len(ends)):
+            out[:, i, p, :] = state[:, 2 * i, None] + damp[None, :] * state[:, 2 * i + 1, None]
+    return out

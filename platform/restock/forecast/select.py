@@ -1,0 +1,218 @@
+"""Model choice per series by rolling-origin backtest on the series' own recent history.
+
+For a group of series the candidate models (families × small parameter grids, see
+``candidates``) are computed as of several backtest origins and as of the end of the data, all
+at once. Each origin's forecast is scored on the ``h_bt`` periods that follow it; the scores
+are scaled by the series' in-sample naive error (MASE: mean absolute error / mean absolute
+one-step difference; RMSSE: root of mean squared error / mean squared one-step difference), so
+they compare across series and stay finite with zeros. Each series gets the candidate with the
+lowest score among those allowed for it; its parameters were therefore chosen on out-of-sample
+error too, which is what the series will face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from restock.forecast import fast
+
+ORIGINS = 3
+MIN_TRAIN = 4
+CRITERIA = ("rmsse", "mase", "both")
+
+SES_REGULAR = (0.05, 0.1, 0.2, 0.3, 0.5)
+SES_SPORADIC = (0.02, 0.05, 0.1, 0.2)
+TSB_ALPHA_D = (0.1, 0.2)
+TSB_ALPHA_P = (0.02, 0.05, 0.1, 0.2)
+HOLT_PARAMS = ((0.1, 0.1, 0.9), (0.1, 0.1, 0.98), (0.3, 0.1, 0.9), (0.3, 0.1, 0.98))
+SEASON_LEVEL_CYCLES = (1, 2, 4, 8)
+SEASON_INDEX_CYCLES = 26
+
+
+@dataclass
+class Candidate:
+    """One model with fixed parameters: flat (n, ends) levels or (n, ends, h) paths."""
+
+    name: str
+    params: dict
+    states: np.ndarray                 # (n, ends) or (n, ends, k): what the model knows at each end
+    expand: Callable[[np.ndarray, int], np.ndarray] | None = None  # (states, h) → (n, ends, h)
+    allowed: np.ndarray | None = None  # (n,) bool; None: every series
+
+    def paths(self, horizon: int) -> np.ndarray:
+        """Forecast paths (n, ends, horizon), never negative."""
+        if self.expand is None:
+            out = np.repeat(self.states[:, :, None], horizon, axis=2)
+        else:
+            out = self.expand(self.states, horizon)
+        return np.maximum(out, 0.0)
+
+
+@dataclass
+class Backtest:
+    """Where to cut: origins (ends) for the backtest, each scored on the next ``horizon``."""
+
+    ends: list[int]
+    horizon: int
+    final: int                          # the end of the data
+
+    @classmethod
+    def plan(cls, t: int, horizon: int, origins: int = ORIGINS) -> Backtest:
+        """Origins stepping back by half the backtest horizon from the end of the data."""
+        h_bt = max(1, min(horizon, t // 3))
+        step = max(1, (h_bt + 1) // 2)
+        ends = [t - h_bt - k * step for k in range(origins)]
+        return cls(ends=[e for e in ends if e >= 1], horizon=h_bt, final=t)
+
+    @property
+    def all_ends(self) -> list[int]:
+        return [*self.ends, self.final]
+
+
+@dataclass
+class Choice:
+    """The chosen model per series, its forecast and its backtest record."""
+
+    point: np.ndarray            # (n, h) >= 0
+    model: np.ndarray            # (n,) name
+    params: list[dict]
+    mase: np.ndarray             # (n,) NaN when not measured
+    rmsse: np.ndarray
+    mse: np.ndarray              # (n,) mean squared one-period error in backtest (NaN if none)
+    origins: np.ndarray          # (n,) backtest origins that counted
+    backtest: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # chosen paths
+    actual: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    valid: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+
+
+def scales(y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """In-sample naive one-step error per series: (mean |diff|, mean diff²); 1 when zero.
+
+    The backfilled prefix adds zero differences, so whole-row sums are the observed ones.
+    """
+    diff = np.diff(y, axis=1)
+    count = np.maximum(y.shape[1] - start - 1, 1)
+    mae, mse = np.abs(diff).sum(axis=1) / count, (diff ** 2).sum(axis=1) / count
+    level = np.abs(y).sum(axis=1) / np.maximum(y.shape[1] - start, 1)
+    fallback = np.where(level > 0, level, 1.0)
+    return np.where(mae > 0, mae, fallback), np.where(mse > 0, mse, fallback ** 2)
+
+
+def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero, plan: Backtest, *,
+               sporadic: bool, season: int | None) -> list[Candidate]:
+    """The families that fit a group of series (regular or sporadic demand), as of every end."""
+    ends = plan.all_ends
+    alphas = SES_SPORADIC if sporadic else SES_REGULAR
+    levels = fast.ses(y, ends, alphas)
+    out = [Candidate("SES", {"alpha": a}, levels[:, :, i]) for i, a in enumerate(alphas)]
+    if sporadic:
+        out += _sporadic(y, start, nz, ends)
+    else:
+        out += _holt(y, ends)
+    if season and season > 1:
+        out += _seasonal(y, start, plan, season)
+    return out
+
+
+def _sporadic(y: np.ndarray, start: np.ndarray, nz: fast.NonZero,
+              ends: Sequence[int]) -> list[Candidate]:
+    out = [Candidate("Croston", {"alpha": 0.1}, fast.croston(nz, ends, 0.1)),
+           Candidate("SBA", {"alpha": 0.1}, fast.croston(nz, ends, 0.1, debias=0.95))]
+    tsb = fast.tsb(y, nz, ends, TSB_ALPHA_D, TSB_ALPHA_P)
+    out += [Candidate("TSB", {"alpha_d": ad, "alpha_p": ap}, tsb[:, :, i, k])
+            for i, ad in enumerate(TSB_ALPHA_D) for k, ap in enumerate(TSB_ALPHA_P)]
+    out.append(Candidate("ADIDA", {}, fast.adida(y, start, nz, ends)))
+    out.append(Candidate("IMAPA", {}, fast.adida(y, start, nz, ends, imapa=True)))
+    return out
+
+
+def _holt(y: np.ndarray, ends: Sequence[int]) -> list[Candidate]:
+    out = []
+    for alpha, beta, phi in HOLT_PARAMS:
+        state = (y @ fast.holt_weights(y.shape[1], ends, alpha, beta, phi))
+        out.append(Candidate("Holt", {"alpha": alpha, "beta": beta, "phi": phi},
+                             state.reshape(len(y), len(ends), 2), _damped(phi)))
+    return out
+
+
+def _damped(phi: float) -> Callable[[np.ndarray, int], np.ndarray]:
+    def expand(state: np.ndarray, horizon: int) -> np.ndarray:
+        damp = np.cumsum(phi ** np.arange(1, horizon + 1))
+        return state[:, :, :1] + damp[None, None, :] * state[:, :, 1:]
+    return expand
+
+
+def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest,
+              season: int) -> list[Candidate]:
+    ends = plan.all_ends
+    first = min(plan.ends) if plan.ends else plan.final
+    if first < 2 * season:
+        return []
+    allowed = first - start >= 2 * season
+    cycles = min(SEASON_INDEX_CYCLES, first // season)
+    profile = np.stack([fast.seasonal_profile(y, end, season, cycles) for end in ends], axis=1)
+    index = fast.seasonal_index(profile)
+    out = [Candidate("SeasonalNaive", {"season": season},
+                     np.stack([y[:, end - season:end] for end in ends], axis=1),
+                     _by_position, allowed)]
+    for level_cycles in (c for c in SEASON_LEVEL_CYCLES if c <= cycles):
+        level = np.stack([y[:, end - level_cycles * season:end].mean(axis=1) for end in ends],
+                         axis=1)
+        out.append(Candidate("SeasonalIndex", {"season": season, "level_cycles": level_cycles,
+                                               "index_cycles": cycles},
+                             level[:, :, None] * index, _by_position, allowed))
+    return out
+
+
+def _by_position(states: np.ndarray, horizon: int) -> np.ndarray:
+    return states[:, :, np.arange(horizon) % states.shape[2]]
+
+
+def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidate],
+           horizon: int, *, criterion: str = "rmsse", keep_backtest: bool = False) -> Choice:
+    """Score every candidate on the backtest origins and keep each series' best."""
+    n, e_bt = len(y), len(plan.ends)
+    actual = np.stack([y[:, e:e + plan.horizon] for e in plan.ends], axis=1) if e_bt else \
+        np.zeros((n, 0, plan.horizon))
+    valid = np.stack([e - start >= MIN_TRAIN for e in plan.ends], axis=1) if e_bt else \
+        np.zeros((n, 0), dtype=bool)
+    origins = valid.sum(axis=1)
+    scale1, scale2 = scales(y, start)
+    mae = np.full((n, len(pool)), np.nan)
+    mse = np.full((n, len(pool)), np.nan)
+    for c, cand in enumerate(pool):
+        err = cand.paths(plan.horizon)[:, :e_bt] - actual
+        with np.errstate(all="ignore"):
+            mae[:, c] = (np.abs(err).mean(axis=2) * valid).sum(axis=1) / origins
+            mse[:, c] = ((err ** 2).mean(axis=2) * valid).sum(axis=1) / origins
+        if cand.allowed is not None:
+            mae[~cand.allowed, c] = mse[~cand.allowed, c] = np.nan
+    score = _score(mae / scale1[:, None], mse / scale2[:, None], criterion)
+    best = np.where(np.isnan(score).all(axis=1), 0, np.nanargmin(np.nan_to_num(
+        score, nan=np.inf), axis=1))
+    rows = np.arange(n)
+    point = np.zeros((n, horizon))
+    chosen_bt = np.zeros((n, e_bt, plan.horizon)) if keep_backtest else np.zeros((0, 0, 0))
+    for c, cand in enumerate(pool):
+        mine = best == c
+        if mine.any():
+            point[mine] = cand.paths(horizon)[mine, -1]
+            if keep_backtest:
+                chosen_bt[mine] = cand.paths(plan.horizon)[mine, :e_bt]
+    return Choice(point=point, model=np.array([pool[c].name for c in best], dtype=object),
+                  params=[pool[c].params for c in best],
+                  mase=mae[rows, best] / scale1, rmsse=np.sqrt(mse[rows, best] / scale2),
+                  mse=mse[rows, best], origins=origins, backtest=chosen_bt,
+                  actual=actual if keep_backtest else np.zeros((0, 0, 0)),
+                  valid=valid if keep_backtest else np.zeros((0, 0), dtype=bool))
+
+
+def _score(mase: np.ndarray, msse: np.ndarray, criterion: str) -> np.ndarray:
+    if criterion == "mase":
+        return mase
+    if criterion == "rmsse":
+        return msse
+    return mase + np.sqrt(msse)
