@@ -394,7 +394,9 @@ class HttpClient:
 
     def path(self, url: str) -> str:
         """How a URL is named in messages: its path, or nothing when the URL is a secret."""
-        return "(secret URL)" if self._hide_paths else _path(url)
+        if self._hide_paths:
+            return "(secret URL)"
+        return _path(urljoin(str(self._client.base_url), str(url)))
 
     def _backoff(self, attempt: int) -> float:
         r = self.settings.retries

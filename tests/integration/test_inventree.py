@@ -4,15 +4,17 @@ a real one: set RESTOCK_INVENTREE_URL and RESTOCK_INVENTREE_TOKEN)."""
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import date
 
 import pytest
 import structlog
+from starlette.responses import JSONResponse
 
 from restock.connectors import ConnectorContext, Scope
 from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPEN_ORDER_COLUMNS,
-                            POSITION_COLUMNS)
-from restock.errors import ConnectorError, CredentialsRejected
+                            POSITION_COLUMNS, OrderLine, PurchaseOrder, idempotency_key)
+from restock.errors import ConnectorError, ConnectorUnavailable, CredentialsRejected
 from restock_connectors.inventree import InvenTreeOrderSink, InvenTreeSource
 from tests.support.inventree import PENDING, PLACED, InvenTreeEmulator
 from tests.support.loopback import serve_asgi
@@ -168,6 +170,129 @@ def test_unknown_supplier_is_a_clear_error(inventree):
     assert emulator.orders_with(order.idempotency_key) == []
 
 
+def test_a_line_failing_half_way_is_unavailable_then_completed_once(inventree):
+    emulator, url = inventree
+    order = purchase_order()
+    emulator.fail_on["POST /api/order/po-line/"] = [0, 500]     # the second line fails
+    with sink(url) as out, pytest.raises(ConnectorUnavailable, match="inventree unavailable: "
+                                                                     "POST /api/order/po-line/"):
+        out.submit(order, order.idempotency_key)
+    [po] = emulator.orders_with(order.idempotency_key)
+    assert po["status"] == PENDING and len(emulator.lines_of(po["pk"])) == 1
+    with sink(url) as out:
+        assert out.lookup(order.idempotency_key) is None       # half-made is not "there"
+        result = out.submit(order, order.idempotency_key)
+    assert result.accepted and result.external_id == po["reference"]
+    assert po["status"] == PLACED and len(emulator.orders_with(order.idempotency_key)) == 1
+    assert sorted(line["quantity"] for line in emulator.lines_of(po["pk"])) == [3.0, 500.0]
+
+
+def test_issue_failing_leaves_a_pending_order_that_the_retry_places(inventree):
+    emulator, url = inventree
+    order = purchase_order()
+    next_pk = len(emulator.tables["po"]) + 1
+    emulator.fail_on[f"POST /api/order/po/{next_pk}/issue/"] = [500]
+    with sink(url) as out, pytest.raises(ConnectorUnavailable):
+        out.submit(order, order.idempotency_key)
+    with sink(url) as out:
+        out.submit(order, order.idempotency_key)
+    [po] = emulator.orders_with(order.idempotency_key)
+    assert po["pk"] == next_pk and po["status"] == PLACED and len(emulator.lines_of(next_pk)) == 2
+
+
+def test_a_web_page_instead_of_the_api_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("INVENTREE_TOKEN", TOKEN)
+    async def login_page(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.body", "body": b"<!doctype html><title>Login"})
+
+    with serve_asgi(login_page) as url, source(url) as src, \
+            pytest.raises(ConnectorError, match=r"inventree: malformed JSON from /api/part/"):
+        src.pull(Scope())
+
+
+@pytest.mark.parametrize("table, row, message", [
+    ("stock", {"part": 1, "quantity": "lots", "location": 1}, "stock item 5: not a number"),
+    ("supplier_part", {"supplier": 1, "SKU": "X"}, "supplier part 5 lacks part"),
+    ("track", {"item": 1, "part": 1, "date": "yesterday", "tracking_type": 12,
+               "deltas": {"removed": 1}}, "stock tracking date not understood"),
+])
+def test_wrong_types_and_missing_fields_name_the_record(inventree, table, row, message):
+    emulator, url = inventree
+    emulator.add(table, **row)
+    with source(url) as src, pytest.raises(ConnectorError, match=message):
+        src.pull(Scope())
+
+
+def test_a_list_that_never_ends_is_cut_at_max_pages(monkeypatch):
+    monkeypatch.setenv("INVENTREE_TOKEN", TOKEN)
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    async def endless(request):               # every page full, the count always ahead
+        limit, offset = int(request.query_params["limit"]), int(request.query_params["offset"])
+        rows = [{"pk": offset + i + 1, "name": f"P{offset + i}", "active": True}
+                for i in range(limit)]
+        return JSONResponse({"count": offset + 2 * limit, "results": rows})
+
+    with serve_asgi(Starlette(routes=[Route("/api/part/", endless)])) as url, \
+            source(url, page_size=2, max_pages=20) as src, \
+            pytest.raises(ConnectorError, match="more than 20 pages"):
+        src.pull(Scope())
+
+
+def _seed_catalogue(http, tag: str) -> tuple[dict, dict, dict]:
+    """A supplier, a part and its supplier part sold in packs of 100, created through the API."""
+    company = http.post_json("company/", {
+        "name": f"restock test supplier {tag}", "description": "restock connector test",
+        "is_supplier": True, "is_customer": False, "is_manufacturer": False, "currency": "USD"})
+    part = http.post_json("part/", {
+        "name": f"restock test part {tag}", "IPN": f"RT-{tag}", "description": "restock test",
+        "purchaseable": True, "active": True, "component": True})
+    supplier_part = http.post_json("company/part/", {
+        "part": part["pk"], "supplier": company["pk"], "SKU": f"RT-{tag}-C100",
+        "pack_quantity": "100"})
+    http.post_json("company/price-break/", {"part": supplier_part["pk"], "quantity": 1,
+                                            "price": "5.00", "price_currency": "USD"})
+    return company, part, supplier_part
+
+
+def _order_roundtrip(settings_) -> None:
+    """Seed, order 250 units twice, and check InvenTree holds one placed PO of 3 packs."""
+    tag = uuid.uuid4().hex[:8]
+    context = ConnectorContext(org="restock-test")
+    with InvenTreeOrderSink(settings_, context) as out:
+        company, part, supplier_part = _seed_catalogue(out.http, tag)
+        line = OrderLine(sku=f"RT-{tag}", supplier=company["name"], quantity=250,
+                         unit_price=0.05, pack_size=100, supplier_sku=supplier_part["SKU"])
+        key = idempotency_key("restock-test", company["name"], tag)
+        order = PurchaseOrder(order_id=f"po-{tag}", org="restock-test",
+                              supplier=company["name"], currency="USD", idempotency_key=key,
+                              lines=[line])
+        assert out.lookup(key) is None
+        first = out.submit(order, key)
+        again = out.submit(order, key)
+        found = out.lookup(key)
+        [po] = [p for p in out.http.get_json("order/po/", {"search": key})
+                if p.get("supplier_reference") == key]
+        lines = out.http.get_json("order/po-line/", {"order": po["pk"]})
+    assert again.duplicate and found is not None
+    assert first.external_id == again.external_id == found.external_id == po["reference"]
+    assert po["status"] == PLACED
+    assert [(x["part"], float(x["quantity"])) for x in lines] == [(supplier_part["pk"], 3.0)]
+    with InvenTreeSource(settings_, context) as src:
+        snap = src.pull(Scope(skus=(f"RT-{tag}",)))
+    offer = snap.offers.iloc[0]
+    assert (offer["pack_size"], offer["unit_price"]) == (100.0, pytest.approx(0.05))
+    assert snap.positions["on_order"].sum() == 300.0          # 3 packs of 100, not yet received
+
+
+def test_order_roundtrip_on_a_catalogue_made_through_the_api(inventree):
+    _, url = inventree
+    _order_roundtrip(settings(url))
+
+
 REAL_URL = os.environ.get("RESTOCK_INVENTREE_URL")
 REAL_TOKEN = os.environ.get("RESTOCK_INVENTREE_TOKEN")
 
@@ -176,7 +301,7 @@ REAL_TOKEN = os.environ.get("RESTOCK_INVENTREE_TOKEN")
                     reason="no real InvenTree: set RESTOCK_INVENTREE_URL and "
                            "RESTOCK_INVENTREE_TOKEN to run these against one")
 class TestRealInvenTree:
-    """Read-only checks against a real server (a development InvenTree on 127.0.0.1)."""
+    """Checks against a real server (a development InvenTree on 127.0.0.1, never production)."""
 
     def _settings(self, monkeypatch):
         monkeypatch.setenv("RESTOCK_REAL_INVENTREE_TOKEN", REAL_TOKEN or "")
@@ -189,6 +314,10 @@ class TestRealInvenTree:
             snap = src.pull(Scope())
         assert tuple(snap.positions.columns) == POSITION_COLUMNS
         assert tuple(snap.offers.columns) == OFFER_COLUMNS
+
+    def test_order_roundtrip(self, monkeypatch):
+        """Writes: creates a supplier, a part and a placed PO named 'restock test ...'."""
+        _order_roundtrip(self._settings(monkeypatch))
 
     def test_lookup_of_an_unknown_key_is_none(self, monkeypatch):
         with InvenTreeOrderSink(self._settings(monkeypatch), ConnectorContext(org="real")) as out:

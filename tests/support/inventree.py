@@ -30,6 +30,8 @@ class InvenTreeEmulator:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, str, dict]] = field(default_factory=list)
     fail_next: list[int] = field(default_factory=list)
+    # "POST /api/order/po-line/" -> statuses for its next calls, 0 for a call that behaves
+    fail_on: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("company", "category", "location", "part", "supplier_part", "price_break",
@@ -102,7 +104,8 @@ class InvenTreeEmulator:
                  "/api/stock/location/": "location", "/api/part/": "part",
                  "/api/company/part/": "supplier_part", "/api/company/price-break/": "price_break",
                  "/api/stock/": "stock", "/api/stock/track/": "track"}
-        routes = [Route(path, self._lister(table)) for path, table in lists.items()]
+        routes = [Route(path, self._lister(table), methods=["GET", "POST"])
+                  for path, table in lists.items()]
         routes += [
             Route("/api/", self._root), Route("/api/user/me/", self._me),
             Route("/api/part/{pk:int}/", self._detail("part")),
@@ -119,6 +122,10 @@ class InvenTreeEmulator:
             return JSONResponse({"detail": "Invalid token."}, status_code=401)
         if self.fail_next:
             return JSONResponse({"detail": "busy"}, status_code=self.fail_next.pop(0))
+        planned = self.fail_on.get(f"{request.method} {request.url.path}")
+        status = planned.pop(0) if planned else 0          # 0: this one behaves
+        if status:
+            return JSONResponse({"detail": "server error"}, status_code=status)
         return None
 
     async def _root(self, request: Request) -> Response:
@@ -129,8 +136,23 @@ class InvenTreeEmulator:
 
     def _lister(self, table: str):
         async def handler(request: Request) -> Response:
-            return self._guard(request) or self._list(request, self.tables[table])
+            denied = self._guard(request)
+            if denied:
+                return denied
+            if request.method == "POST":
+                return self._create(table, json.loads(await request.body()))
+            return self._list(request, self.tables[table])
         return handler
+
+    def _create(self, table: str, body: dict[str, Any]) -> Response:
+        """Creating catalogue rows, as an opt-in test seeds a real server."""
+        row = self.add(table, **body)
+        if table == "supplier_part":          # InvenTree derives the number from the text
+            row["pack_quantity_native"] = float(body.get("pack_quantity") or 1)
+        for key in ("quantity", "price", "minimum_stock"):
+            if key in row:
+                row[key] = float(row[key])
+        return JSONResponse(row, status_code=201)
 
     def _detail(self, table: str):
         async def handler(request: Request) -> Response:
@@ -159,7 +181,7 @@ class InvenTreeEmulator:
             picked = [r for r in picked if (r.get("status") in (PENDING, PLACED)) ==
                       (outstanding.lower() == "true")]
         if in_stock is not None:
-            picked = [r for r in picked if (r.get("quantity", 0) > 0) == (in_stock == "true")]
+            picked = [r for r in picked if _in_stock(r) == (in_stock == "true")]
         if limit is None:
             return JSONResponse(picked)
         page = picked[offset:offset + int(limit)]
@@ -247,3 +269,10 @@ def _matches(value: Any, wanted: str) -> bool:
     if isinstance(value, bool):
         return value == (wanted.lower() == "true")
     return str(value) == wanted
+
+
+def _in_stock(row: dict) -> bool:
+    try:
+        return float(row.get("quantity", 0)) > 0
+    except (TypeError, ValueError):       # a garbled row is passed on for the client to judge
+        return True
