@@ -55,7 +55,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     forecast = _forecast(config, history, items, as_of)
     items = _with_demand(items, forecast, config)
     items = book.add_own_orders(items, snap.open_orders, as_of)
-    items["usual_order_qty"] = _usual_order(items, book.past_line_quantities())
+    items["usual_order_qty"] = _usual_order(items, snap.offers, book.past_line_quantities())
     result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of))
     previous = store.models.latest(config.org)
     catalog = _catalog(config, run_id, forecast, history)
@@ -180,13 +180,18 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
     return items
 
 
-def _usual_order(items: pd.DataFrame, past: dict[str, list[float]]) -> pd.Series:
+def _usual_order(items: pd.DataFrame, offers: pd.DataFrame,
+                 past: dict[str, list[float]]) -> pd.Series:
     """An item's usual order size: the median of its last orders when there are three or more,
-    otherwise the demand over its lead time + review period (a first fill-up is not unusual)."""
+    otherwise the demand over its lead time + review period, and never less than the smallest
+    order a supplier accepts (a first fill-up, or an MOQ, is not unusual)."""
     cycle = items["demand_rate"] * (items["lead_time_days"] + items["review_period_days"])
+    smallest = offers.assign(least=offers[["moq", "pack_size"]].max(axis=1)) \
+        .groupby("sku")["least"].min()
+    floor = items["sku"].map(smallest).fillna(0.0)
     known = items["sku"].map(lambda sku: float(np.median(past[sku][-10:]))
                              if len(past.get(sku, ())) >= 3 else np.nan)
-    return known.fillna(cycle)
+    return known.fillna(np.maximum(cycle, floor))
 
 
 def _call_plan(items: pd.DataFrame, offers: pd.DataFrame, config: OrgConfig,

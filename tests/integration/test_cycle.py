@@ -1,0 +1,213 @@
+"""The cycle end to end on a generated warehouse: real files, a real SQLite store, real HTTP
+receivers on loopback. Planning dates are pinned in the org file, so results do not depend on
+today's date."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from restock.approval import approve, reject
+from restock.config import load_org
+from restock.cycle import run_org
+from restock.demo import generate
+from restock.domain import RunStatus
+from restock.store import OrderStatus, open_store
+from tests.support.loopback import serve_asgi
+from tests.support.receivers import OrderReceiver
+
+S = OrderStatus
+HISTORY_END = date(2026, 6, 30)
+AS_OF = HISTORY_END + timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def warehouse_template(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("template") / "warehouse"
+    generate(folder, skus=30, end=HISTORY_END)
+    return folder
+
+
+@pytest.fixture
+def org_dir(tmp_path, warehouse_template) -> Path:
+    import shutil
+
+    shutil.copytree(warehouse_template, tmp_path / "warehouse")
+    (tmp_path / "orgs").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = open_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    yield opened
+    opened.close()
+
+
+def write_org(folder: Path, *, org: str = "acme", mode: str = "auto", as_of: date = AS_OF,
+              sink: str = "{connector: files, path: ../outbox}", extra: str = "",
+              summary: str = "{connector: files, path: ../summaries}") -> Path:
+    path = folder / "orgs" / f"{org}.yaml"
+    path.write_text(f"org: {org}\nmode: {mode}\ncurrency: EUR\n"
+                    f"source: {{connector: files, path: ../warehouse, as_of: {as_of}}}\n"
+                    f"order_sink: {sink}\nsummary_sinks:\n  - {summary}\n"
+                    "policy: {budget: 100000}\nforecast: {statsmodels_seconds: 0}\n" + extra)
+    path.chmod(0o640)
+    return path
+
+
+def outbox(folder: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((folder / "outbox").glob("*.json"))}
+
+
+def test_an_auto_run_sends_one_order_per_supplier_and_records_why(org_dir, store):
+    config = load_org(write_org(org_dir))
+    summary = run_org(config, store=store)
+    assert summary.status == RunStatus.OK, summary.errors
+    assert summary.as_of == AS_OF and summary.orders
+    assert all(order.held_reasons for order in summary.held)
+    sent = outbox(org_dir)
+    assert set(sent) == {o.idempotency_key for o in summary.orders}
+    assert len({o.supplier for o in summary.orders}) == len(summary.orders)
+    ledger = store.ledger.list("acme")
+    assert {e.key for e in ledger if e.status == S.SUBMITTED} == set(sent)
+    assert {e.order_id for e in ledger if e.status == S.HELD} == {o.order_id for o in summary.held}
+    assert summary.spend == pytest.approx(sum(o.total for o in summary.orders), abs=0.01)
+    assert summary.spend <= 100000
+    for order in summary.orders:
+        for line in order.lines:
+            codes = {r.code for r in line.reasons}
+            assert {"forecast", "safety_stock"} <= codes, (line.sku, codes)
+            assert line.quantity > 0 and line.quantity % line.pack_size == pytest.approx(0)
+    assert store.runs.summary(summary.run_id).spend == summary.spend
+    assert (org_dir / "summaries" / f"{summary.run_id}.json").is_file()
+    catalog = store.models.for_run(summary.run_id)
+    assert len(catalog) == summary.stats["series"] == 30
+    assert all(e.window_end == HISTORY_END and e.observations > 0 for e in catalog)
+
+
+def test_a_rerun_of_the_same_slot_orders_nothing_more(org_dir, store):
+    config = load_org(write_org(org_dir))
+    first = run_org(config, store=store)
+    before, ledger = outbox(org_dir), [(e.order_id, e.status) for e in store.ledger.list("acme")]
+    second = run_org(config, store=store)
+    assert second.status == RunStatus.OK and second.orders == [] and second.held == []
+    assert outbox(org_dir) == before
+    assert [(e.order_id, e.status) for e in store.ledger.list("acme")] == ledger
+    assert first.orders
+
+
+def test_the_next_day_counts_its_own_orders_as_on_order(org_dir, store):
+    first = run_org(load_org(write_org(org_dir)), store=store)
+    ordered = {line.sku for o in first.orders for line in o.lines}
+    second = run_org(load_org(write_org(org_dir, as_of=AS_OF + timedelta(days=1))), store=store)
+    again = {line.sku for o in second.orders + second.held for line in o.lines}
+    assert ordered and not ordered & again
+    assert second.previous_run_id == first.run_id
+
+
+def test_approval_mode_holds_everything_until_a_person_decides(org_dir, store):
+    config = load_org(write_org(org_dir, mode="approval"))
+    summary = run_org(config, store=store)
+    assert summary.orders == [] and len(summary.held) >= 2
+    assert outbox(org_dir) == {}
+    assert all(o.held_reasons[0].code == "approval_mode" for o in summary.held)
+    first, second = summary.held[0], summary.held[1]
+    sku = first.lines[0].sku
+    decision = approve(store, config, first.order_id, actor="alice",
+                       quantities={sku: first.lines[0].quantity * 2}, comment="ok")
+    assert decision.sent and decision.entry.status == S.SUBMITTED
+    assert outbox(org_dir)[first.idempotency_key]["lines"][0]["quantity"] == \
+        first.lines[0].quantity * 2
+    reject(store, config, second.order_id, actor="bob", reason="too early")
+    assert store.ledger.get(second.order_id).status == S.REJECTED
+    assert set(outbox(org_dir)) == {first.idempotency_key}
+    audit = store.ledger.events(first.order_id)
+    assert ("alice", "held", "approved") in [(e.actor, e.from_status, e.to_status) for e in audit]
+
+
+def test_a_held_order_nobody_approves_expires(org_dir, store):
+    config = load_org(write_org(org_dir, mode="approval",
+                                extra="guard: {approval_expires_hours: 1}\n"))
+    held = run_org(config, store=store).held[0]
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    run_org(config, store=store, clock=lambda: later)
+    assert store.ledger.get(held.order_id).status == S.EXPIRED
+
+
+def test_a_dry_run_plans_and_reports_but_writes_no_order(org_dir, store):
+    summary = run_org(load_org(write_org(org_dir)), store=store, dry_run=True)
+    assert summary.mode == "dry_run" and summary.orders == []
+    assert summary.held and all(o.status in {"planned", "held"} for o in summary.held)
+    assert store.ledger.list("acme") == [] and outbox(org_dir) == {}
+
+
+def test_a_broken_source_fails_the_run_and_sends_nothing(org_dir, store):
+    (org_dir / "warehouse" / "positions.csv").write_text("sku,location,allocated\nX,main,0\n")
+    summary = run_org(load_org(write_org(org_dir)), store=store)
+    assert summary.status == RunStatus.FAILED and summary.orders == []
+    assert any("positions.csv:1: on_hand: required column is missing" in e
+               for e in summary.errors)
+    assert store.ledger.list("acme") == []
+    assert store.runs.list("acme")[0].status == "failed"
+
+
+def test_one_orgs_failure_leaves_another_untouched(org_dir, store):
+    good = load_org(write_org(org_dir, org="good"))
+    bad = load_org(write_org(org_dir, org="bad").parent / "bad.yaml")
+    (org_dir / "bad-warehouse").mkdir()
+    bad = bad.model_copy(update={"connector_settings": {
+        **bad.connector_settings,
+        "source": bad.connector_settings["source"].model_copy(update={"path": "../nowhere"})}})
+    assert run_org(bad, store=store).status == RunStatus.FAILED
+    assert run_org(good, store=store).status == RunStatus.OK
+    assert store.ledger.list("bad") == [] and store.ledger.list("good")
+
+
+def test_an_interrupted_submission_is_reconciled_not_resent(org_dir, store):
+    receiver = OrderReceiver(fail_after_store=1)
+    with serve_asgi(receiver.app()) as url:
+        sink = (f"{{connector: webhook, url: '{url}/orders', lookup_url: '{url}/orders/{{key}}', "
+                "retries: {attempts: 1}}")
+        config = load_org(write_org(org_dir, sink=sink))
+        first = run_org(config, store=store)
+        unknown = store.ledger.list("acme", [S.SUBMITTING])
+        assert len(unknown) == 1 and first.status == RunStatus.PARTIAL
+        second = run_org(config, store=store)
+        assert store.ledger.list("acme", [S.SUBMITTING]) == []
+        assert unknown[0].order_id in {o.order_id for o in second.orders}
+        posts = [r["headers"]["idempotency-key"] for r in receiver.requests if "body" in r]
+    keys = {e.key for e in store.ledger.list("acme")}
+    assert set(receiver.orders) == keys
+    assert sorted(posts) == sorted(set(posts)), "no key may be posted twice"
+
+
+def test_a_stop_before_submission_leaves_orders_for_the_next_run(org_dir, store):
+    config = load_org(write_org(org_dir))
+    stop = threading.Event()
+    stop.set()
+    first = run_org(config, store=store, stop=stop)
+    assert first.orders == [] and outbox(org_dir) == {}
+    waiting = store.ledger.list("acme", [S.APPROVED])
+    assert waiting
+    second = run_org(config, store=store)
+    assert {o.order_id for o in second.orders} == {e.order_id for e in waiting}
+    assert len(outbox(org_dir)) == len(waiting)
+
+
+def test_a_summary_sink_that_is_down_is_owed_the_summary(org_dir, store):
+    receiver = OrderReceiver()
+    with serve_asgi(receiver.app()) as url:
+        down = "{connector: webhook, url: 'http://127.0.0.1:9/summaries', retries: {attempts: 1}}"
+        first = run_org(load_org(write_org(org_dir, summary=down)), store=store)
+        assert first.status == RunStatus.PARTIAL and first.orders
+        assert store.pending_summaries.list("acme")[0][0] == first.run_id
+        up = f"{{connector: webhook, url: '{url}/summaries'}}"
+        second = run_org(load_org(write_org(org_dir, summary=up)), store=store)
+    delivered = [r["body"]["run_id"] for r in receiver.requests if r.get("body")]
+    assert delivered == [first.run_id, second.run_id]
+    assert store.pending_summaries.list("acme") == []

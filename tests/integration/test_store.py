@@ -1,0 +1,152 @@
+"""The state store: one test body for SQLite and the machine's PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from restock.domain import Mode, OrderLine, PurchaseOrder, RunStatus, RunSummary, idempotency_key
+from restock.errors import LedgerConflict
+from restock.store import CatalogEntry, OrderStatus, open_store
+
+S = OrderStatus
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        _drop_all(url)
+    opened = open_store(url)
+    yield opened
+    opened.close()
+
+
+def _drop_all(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table in ("ledger_events", "ledger_orders", "model_catalog", "pending_summaries",
+                      "runs", "restock_schema_version"):
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    engine.dispose()
+
+
+def order(supplier: str = "atlas", slot: str = "2026-11-25", qty: float = 24.0) -> PurchaseOrder:
+    key = idempotency_key("acme", supplier, slot)
+    return PurchaseOrder(order_id=f"acme-{key[-8:]}", org="acme", supplier=supplier,
+                         currency="EUR", idempotency_key=key,
+                         lines=[OrderLine(sku="A1", supplier=supplier, quantity=qty,
+                                          unit_price=2.5, lead_time_days=10)])
+
+
+def test_opening_twice_migrates_once_and_keeps_data(store):
+    store.ledger.record(order(), slot="2026-11-25", run_id="run-1", status=S.PLANNED)
+    again = open_store(store.engine.url.render_as_string(hide_password=False))
+    try:
+        assert [e.order_id for e in again.ledger.list("acme")] == [order().order_id]
+        with again.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM restock_schema_version")) \
+                .scalar() == "0001"
+    finally:
+        again.close()
+
+
+def test_a_key_is_recorded_once(store):
+    store.ledger.record(order(), slot="2026-11-25", run_id="run-1", status=S.PLANNED)
+    with pytest.raises(LedgerConflict, match="already in the ledger"):
+        store.ledger.record(order(qty=48), slot="2026-11-25", run_id="run-2", status=S.PLANNED)
+    [entry] = store.ledger.list("acme")
+    assert entry.order.lines[0].quantity == 24 and entry.run_id == "run-1"
+
+
+def test_the_order_life_is_audited_step_by_step(store):
+    po = order()
+    store.ledger.record(po, slot="2026-11-25", run_id="run-1", status=S.PLANNED)
+    store.ledger.transition(po.order_id, S.HELD, comment="over the limit")
+    edited = po.model_copy(update={"lines": [po.lines[0].model_copy(update={"quantity": 12.0})]})
+    store.ledger.transition(po.order_id, S.APPROVED, actor="alice", order=edited,
+                            changes={"A1": [24, 12]})
+    store.ledger.transition(po.order_id, S.SUBMITTING)
+    done = store.ledger.transition(po.order_id, S.SUBMITTED, external_id="PO-77")
+    assert done.status == S.SUBMITTED and done.external_id == "PO-77"
+    assert done.order.total == pytest.approx(30.0) and done.submitted_at is not None
+    trail = [(e.actor, e.from_status, e.to_status) for e in store.ledger.events(po.order_id)]
+    assert trail == [("restock", None, "planned"), ("restock", "planned", "held"),
+                     ("alice", "held", "approved"), ("restock", "approved", "submitting"),
+                     ("restock", "submitting", "submitted")]
+    assert store.ledger.events(po.order_id)[2].changes == {"A1": [24, 12]}
+
+
+@pytest.mark.parametrize("path", [[S.SUBMITTED], [S.HELD, S.SUBMITTING], [S.REJECTED]])
+def test_moves_the_diagram_does_not_allow_are_refused(store, path):
+    po = order()
+    store.ledger.record(po, slot="2026-11-25", run_id="run-1", status=S.PLANNED)
+    *allowed, refused = path
+    for status in allowed:
+        store.ledger.transition(po.order_id, status)
+    with pytest.raises(LedgerConflict, match="cannot become"):
+        store.ledger.transition(po.order_id, refused)
+
+
+def test_compare_and_set_refuses_a_stale_expectation(store):
+    po = order()
+    store.ledger.record(po, slot="2026-11-25", run_id="run-1", status=S.PLANNED)
+    store.ledger.transition(po.order_id, S.APPROVED)
+    store.ledger.transition(po.order_id, S.SUBMITTING, expect=S.APPROVED)
+    with pytest.raises(LedgerConflict, match="not approved"):
+        store.ledger.transition(po.order_id, S.SUBMITTING, expect=S.APPROVED)
+
+
+def test_lists_filter_by_org_status_and_run(store):
+    a, b = order("atlas"), order("brightline")
+    store.ledger.record(a, slot="s", run_id="run-1", status=S.PLANNED)
+    store.ledger.record(b, slot="s", run_id="run-2", status=S.PLANNED)
+    store.ledger.transition(b.order_id, S.HELD)
+    assert [e.supplier for e in store.ledger.list("acme", [S.HELD])] == ["brightline"]
+    assert [e.supplier for e in store.ledger.list("acme", run_id="run-1")] == ["atlas"]
+    assert store.ledger.list("other") == []
+    assert store.ledger.by_key(a.idempotency_key).order_id == a.order_id
+    assert store.ledger.find("nope") is None
+
+
+def test_runs_keep_their_summaries_newest_first(store):
+    start = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
+    for day in range(3):
+        run_id = f"run-{day}"
+        store.runs.start("acme", run_id, Mode.AUTO, start + timedelta(days=day))
+        store.runs.finish(RunSummary(org="acme", run_id=run_id, status=RunStatus.OK,
+                                     mode=Mode.AUTO, started_at=start + timedelta(days=day),
+                                     as_of=date(2026, 11, 20 + day), spend=10.0 * day))
+    store.runs.start("acme", "run-crashed", Mode.AUTO, start + timedelta(days=4))
+    listed = store.runs.list("acme")
+    assert [r.run_id for r in listed] == ["run-crashed", "run-2", "run-1", "run-0"]
+    assert listed[0].status == "running" and listed[1].status == "ok"
+    assert store.runs.summary("run-1").spend == 10.0
+    assert store.runs.summary("run-crashed") is None
+    assert store.runs.latest_summary("acme").run_id == "run-2"
+    assert store.runs.latest_summary("acme", before="run-2").run_id == "run-1"
+    assert store.runs.orgs() == ["acme"]
+
+
+def test_model_catalog_latest_and_history(store):
+    for run in ("run-1", "run-2"):
+        store.models.record([CatalogEntry(org="acme", run_id=run, sku=sku, model=model,
+                                          params={"alpha": 0.1}, mase=0.8, code_version="t")
+                             for sku, model in (("A1", "SES" if run == "run-1" else "TSB"),
+                                                ("B2", "SBA"))])
+    assert [(e.sku, e.model) for e in store.models.latest("acme")] == [("A1", "TSB"),
+                                                                      ("B2", "SBA")]
+    assert [e.model for e in store.models.history("acme", "A1")] == ["TSB", "SES"]
+    assert store.models.latest("acme")[0].params == {"alpha": 0.1}
+
+
+def test_pending_summaries_count_attempts_until_delivered(store):
+    store.pending_summaries.failed("acme", "run-1", "summary_sinks.0 (slack)", "down")
+    store.pending_summaries.failed("acme", "run-1", "summary_sinks.0 (slack)", "still down")
+    assert store.pending_summaries.list("acme") == [("run-1", "summary_sinks.0 (slack)", 2)]
+    store.pending_summaries.delivered("run-1", "summary_sinks.0 (slack)")
+    assert store.pending_summaries.list("acme") == []
