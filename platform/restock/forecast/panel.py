@@ -143,6 +143,10 @@ def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
 def _dates(column: pd.Series) -> pd.Series:
     parsed = pd.to_datetime(column, errors="coerce")
     bad = parsed.isna()
+    if bad.any():   # the format was inferred from the first rows; parse the odd ones alone
+        parsed = parsed.astype("datetime64[ns]")
+        parsed[bad] = pd.to_datetime(column[bad], errors="coerce", format="mixed")
+        bad = parsed.isna()
     if bad.any():
         where = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"date {column.iloc[where]!r} is not a date", record=f"row {where + 1}")
@@ -186,7 +190,7 @@ def _frequency_hint(dates: pd.Series, freq: str) -> str | None:
         return None
     if freq in ("D", "W") and (distinct.day == 1).all():
         return f"every date is a month start: monthly data read with freq {freq}? (use M)"
-    if freq == "D" and distinct.dayofweek.nunique() == 1:
+    if freq == "D" and distinct.day_of_week.nunique() == 1:
         return "every date is the same weekday: weekly data read with freq D? (use W)"
     return None
 

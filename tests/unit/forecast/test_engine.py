@@ -1,0 +1,157 @@
+"""Classification, model choice, uncertainty and the PanelForecast contract the cycle uses."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from restock.errors import DataError
+from restock.forecast import Panel, forecast, forecast_panel, to_panel
+from restock.forecast.quantiles import coverage, demand_quantiles
+
+
+def _panel(rows: dict[str, np.ndarray], freq: str = "D") -> Panel:
+    width = max(len(v) for v in rows.values())
+    values = np.full((len(rows), width), np.nan)
+    for i, series in enumerate(rows.values()):
+        values[i, width - len(series):] = series
+    dates = pd.date_range("2024-01-01", periods=width, freq={"D": "D", "W": "W-MON",
+                                                              "M": "MS"}[freq])
+    return Panel(ids=np.array(list(rows)), dates=dates, values=values, freq=freq)
+
+
+def _mixed(seed: int = 1, t: int = 200) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    week = np.array([1.0, 1.2, 1.1, 1.0, 1.4, 2.2, 0.2])
+    return {
+        "smooth": rng.poisson(20, t).astype(float),
+        "erratic": rng.gamma(0.6, 30, t).round() + 1,
+        "intermittent": (rng.random(t) < 0.2) * rng.poisson(5, t).clip(4, 6).astype(float),
+        "lumpy": (rng.random(t) < 0.15) * rng.gamma(0.5, 40, t).round(),
+        "seasonal": rng.poisson(30 * np.tile(week, t // 7 + 1)[:t]).astype(float),
+        "trend": 5 + 0.5 * np.arange(t) + rng.normal(0, 1, t),
+        "new": rng.poisson(3, 10).astype(float),
+        "one": np.array([4.0]),
+        "zeros": np.zeros(t),
+        "stopped": np.concatenate([rng.poisson(3, t - 190), np.zeros(190)]).astype(float),
+    }
+
+
+def test_demand_classes() -> None:
+    result = forecast_panel(_panel(_mixed()), 28)
+    classes = dict(zip(result.ids, result.demand_class, strict=True))
+    assert classes["smooth"] == "smooth" and classes["erratic"] == "erratic"
+    assert classes["intermittent"] == "intermittent" and classes["lumpy"] == "lumpy"
+    assert classes["new"] == "new" and classes["one"] == "too_short"
+    assert classes["zeros"] == "dead" and classes["stopped"] == "dead"
+
+
+def test_choice_follows_the_data() -> None:
+    result = forecast_panel(_panel(_mixed()), 14)
+    model = dict(zip(result.ids, result.model, strict=True))
+    point = dict(zip(result.ids, result.point, strict=True))
+    assert model["seasonal"] in ("SeasonalIndex", "SeasonalNaive")
+    peak, low = (5 - 200) % 7, (6 - 200) % 7         # the series' 2.2 and 0.2 days of the week
+    assert point["seasonal"][peak] > 5 * point["seasonal"][low]
+    assert model["trend"] == "Holt" and point["trend"][-1] > point["trend"][0]
+    assert model["intermittent"] in ("Croston", "SBA", "TSB", "ADIDA", "IMAPA", "SES")
+    assert model["zeros"] == "Zero" and not point["zeros"].any()
+    assert model["new"] == "Mean"
+
+
+def test_contract_fields_for_the_cycle() -> None:
+    result = forecast_panel(_panel(_mixed()), 7)
+    n = len(result.ids)
+    assert result.point.shape == (n, 7) and (result.point >= 0).all()
+    assert np.isfinite(result.point).all() and np.isfinite(result.sigma).all()
+    assert len(result.params) == n
+    json.dumps(result.params)
+    assert result.mase.shape == result.rmsse.shape == result.confidence.shape == (n,)
+    assert ((result.confidence >= 0) & (result.confidence <= 1)).all()
+    idx = {k: i for i, k in enumerate(result.ids)}
+    assert np.isnan(result.mase[idx["new"]]) and result.confidence[idx["new"]] == 0
+    assert result.confidence[idx["smooth"]] > 0.3
+    assert result.info["backtest"]["horizon"] == 7 and result.info["code_version"]
+
+
+def test_demand_over_and_its_quantiles() -> None:
+    result = forecast_panel(_panel(_mixed()), 4)
+    mean, sd = result.demand_over(np.full(len(result.ids), 2.5))
+    expected = result.point[:, :2].sum(axis=1) + 0.5 * result.point[:, 2]
+    np.testing.assert_allclose(mean, expected)
+    beyond, _ = result.demand_over(6.0)
+    np.testing.assert_allclose(beyond, result.point.sum(axis=1) + 2 * result.point.mean(axis=1))
+    q = result.demand_quantiles(np.full(len(result.ids), 10.0), [0.5, 0.9, 0.95])
+    assert q.shape == (len(result.ids), 3) and (q >= 0).all()
+    assert (np.diff(q, axis=1) >= -1e-9).all()
+    assert (sd >= 0).all()
+
+
+def test_quantile_distributions_are_calibrated_when_the_model_is_right() -> None:
+    rng = np.random.default_rng(2)
+    mean = rng.uniform(0.2, 30, 4000)
+    var = mean * rng.uniform(1.0, 4.0, 4000)
+    r, p = mean ** 2 / (var - mean + 1e-12), mean / var
+    draws = rng.negative_binomial(np.maximum(r, 1e-9), np.minimum(p, 1.0))
+    shares = coverage(draws, demand_quantiles(mean, var, [0.5, 0.9, 0.95], True))
+    assert shares[1] == pytest.approx(0.9, abs=0.03) and shares[2] >= 0.93
+    gamma = rng.gamma(mean ** 2 / var, var / mean)
+    shares = coverage(gamma, demand_quantiles(mean, var, [0.5, 0.9], False))
+    np.testing.assert_allclose(shares, [0.5, 0.9], atol=0.03)
+
+
+def test_backtest_calibration_is_reported() -> None:
+    info = forecast_panel(_panel(_mixed(t=300)), 14).info["calibration"]
+    assert info["quantiles"] == [0.5, 0.9, 0.95]
+    assert all(0 <= v <= 1 for v in info["per_period"] + info["over_backtest_horizon"])
+
+
+def _tidy(rows: list[tuple[str, str, object]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["item_id", "date", "quantity"])
+
+
+def test_bad_input_is_handled_by_rule_and_reported() -> None:
+    rows = [("a", "2024-01-0" + str(d), q) for d, q in zip(range(1, 10), [3, -2, 4, None, 5, 5,
+                                                                          np.inf, 3, 2])]
+    rows += [("a", "2024-01-05", 7), ("b", "2024-01-03 13:45", 1), ("zero", "2024-01-02", 0)]
+    frame = forecast(_tidy(rows), 5, quantiles=(0.5, 0.95))
+    notes = frame.attrs["forecast_info"]["input"]
+    assert notes["negative_quantities"] == 1 and notes["missing_quantities"] == 2
+    assert notes["duplicate_dates"] == 1 and notes["dates_moved_to_period_start"] == 1
+    assert set(frame["item_id"]) == {"a", "b", "zero"}
+    numbers = frame[["forecast", "q0.5", "q0.95"]].to_numpy(float)
+    assert np.isfinite(numbers).all() and (numbers >= 0).all()
+
+
+def test_monthly_dates_read_as_daily_are_flagged() -> None:
+    rows = [("a", f"2023-{m:02d}-01", 10) for m in range(1, 13)]
+    info = forecast(_tidy(rows), 3, freq="D").attrs["forecast_info"]
+    assert "monthly data" in info["input"]["frequency_warning"]
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([("a", "not a date", 1)], "row 1: date 'not a date' is not a date"),
+    ([("a", "2024-01-01", 1), ("a", "2024-01-02", "ten")], "row 2: quantity 'ten' is not a number"),
+])
+def test_unusable_records_are_one_line_errors(rows, message: str) -> None:
+    with pytest.raises(DataError) as err:
+        to_panel(_tidy(rows))
+    assert str(err.value) == message
+
+
+def test_missing_columns_and_unknown_freq() -> None:
+    with pytest.raises(DataError, match="missing column.*quantity"):
+        to_panel(pd.DataFrame({"item_id": ["a"], "date": ["2024-01-01"]}))
+    with pytest.raises(DataError, match="unknown frequency 'Q'"):
+        to_panel(_tidy([("a", "2024-01-01", 1)]), freq="Q")
+
+
+def test_chunks_give_the_same_answer_as_one_pass() -> None:
+    panel = _panel(_mixed(seed=4))
+    whole = forecast_panel(panel, 10)
+    chunked = forecast_panel(panel, 10, chunk_size=3)
+    np.testing.assert_allclose(chunked.point, whole.point)
+    assert chunked.model.tolist() == whole.model.tolist()
