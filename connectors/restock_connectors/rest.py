@@ -17,11 +17,13 @@ YAML::
           fields: {sku: item.code, location: warehouse.code, on_hand: qty.available}
         history:
           path: /movements
-          params: {type: issue}
+          params: {type: issue, from: "{since}"}    # {since}: first history date wanted
           pagination: {kind: link}
           fields: {sku: item, location: warehouse, date: booked_at, quantity: qty}
 
-``fields`` maps each Snapshot column to a dotted path in one record (``a.b.0.c``); required
+``params`` are sent with every request of the endpoint; ``{since}`` in a value becomes the first
+history date restock wants (ISO) and ``{org}`` the org id; a parameter using ``{since}`` is left
+out when restock wants all history. ``fields`` maps each Snapshot column to a dotted path in one record (``a.b.0.c``); required
 columns must be mapped, the others default. ``offers`` and ``open_orders`` are optional.
 """
 
@@ -99,16 +101,28 @@ class RestSource(InventorySource):
         for dataset in COLUMNS:
             endpoint = getattr(self.settings.endpoints, dataset)
             frames[dataset] = empty(dataset) if endpoint is None else \
-                conform(self._read(dataset, endpoint), dataset, SYSTEM)
+                conform(self._read(dataset, endpoint, scope), dataset, SYSTEM)
         snapshot = Snapshot(as_of=date.today(), source=f"rest:{self.settings.base_url}",
                             **frames)
         return narrow(snapshot, scope)
 
-    def _read(self, dataset: str, endpoint: Endpoint) -> pd.DataFrame:
+    def _read(self, dataset: str, endpoint: Endpoint, scope: Scope) -> pd.DataFrame:
         path = endpoint.path.lstrip("/")
+        params = self._params(endpoint, scope)
         rows = [self._map(dataset, endpoint, number, record) for number, record in
-                enumerate(self.http.paginate(path, endpoint.pagination, endpoint.params), 1)]
+                enumerate(self.http.paginate(path, endpoint.pagination, params), 1)]
         return pd.DataFrame(rows, columns=list(endpoint.fields))
+
+    def _params(self, endpoint: Endpoint, scope: Scope) -> dict[str, Any]:
+        since = None if scope.since is None else pd.Timestamp(scope.since).date().isoformat()
+        params: dict[str, Any] = {}
+        for name, value in endpoint.params.items():
+            if isinstance(value, str) and "{since}" in value and since is None:
+                continue
+            if isinstance(value, str):
+                value = value.replace("{since}", since or "").replace("{org}", self.context.org)
+            params[name] = value
+        return params
 
     def _map(self, dataset: str, endpoint: Endpoint, number: int, record: Any) -> dict[str, Any]:
         where = f"{dataset} record {number} from {endpoint.path}"

@@ -41,6 +41,7 @@ def _app(state: dict) -> Starlette:
 
     async def movements(request: Request):
         assert request.query_params["type"] == "issue"
+        state.setdefault("movement_queries", []).append(dict(request.query_params))
         return JSONResponse([{"item": "SKU1", "warehouse": "W1", "booked_at": "2026-11-0%d" % d,
                               "qty": d} for d in (1, 2, 3)])
 
@@ -69,7 +70,8 @@ def config(base_url: str) -> dict:
                                                            "page_size": 2},
                           "fields": {"sku": "item.code", "location": "warehouse.code",
                                      "on_hand": "qty.available"}},
-            "history": {"path": "/movements", "params": {"type": "issue"},
+            "history": {"path": "/movements", "params": {"type": "issue", "from": "{since}",
+                                                         "tenant": "{org}"},
                         "fields": {"sku": "item", "location": "warehouse", "date": "booked_at",
                                    "quantity": "qty"}}}}
 
@@ -122,3 +124,45 @@ def test_unmapped_required_column_is_a_config_error():
     del cfg["endpoints"]["positions"]["fields"]["on_hand"]
     with pytest.raises(ValidationError, match="map the required column.*on_hand"):
         RestSource.Settings.model_validate(cfg)
+
+
+def test_since_and_org_reach_the_history_query(wms):
+    url, state = wms
+    with source(config(url)) as src:
+        src.pull(Scope(since=date(2026, 11, 2)))
+        src.pull(Scope())
+    with_since, without = state["movement_queries"]
+    assert with_since == {"type": "issue", "from": "2026-11-02", "tenant": "acme"}
+    assert without == {"type": "issue", "tenant": "acme"}        # all history: no lower bound
+
+
+def test_link_and_page_number_paging_through_the_source(monkeypatch):
+    monkeypatch.setenv("WMS_TOKEN", TOKEN)
+    rows = [{"code": f"S{i}", "wh": "W", "n": i} for i in range(7)]
+
+    async def linked(request: Request):
+        at = int(request.query_params.get("at", "0"))
+        headers = {"Link": f'</api/linked?at={at + 3}>; rel="next"'} if at + 3 < 7 else {}
+        return JSONResponse(rows[at:at + 3], headers=headers)
+
+    async def paged(request: Request):
+        page, size = int(request.query_params["p"]), int(request.query_params["size"])
+        return JSONResponse({"rows": rows[(page - 1) * size:page * size]})
+
+    app = Starlette(routes=[Route("/api/linked", linked), Route("/api/paged", paged)])
+    with serve_asgi(app) as url:
+        cfg = config(f"{url}/api")
+        cfg["endpoints"]["catalog"] = {"path": "/linked", "pagination": {"kind": "link"},
+                                       "fields": {"sku": "code"}}
+        cfg["endpoints"]["positions"] = {
+            "path": "/paged", "pagination": {"kind": "page", "items": "rows", "page_size": 2,
+                                             "page_param": "p", "size_param": "size"},
+            "fields": {"sku": "code", "location": "wh", "on_hand": "n"}}
+        cfg["endpoints"]["history"] = {"path": "/paged", "pagination": {
+            "kind": "page", "items": "rows", "page_param": "p", "size_param": "size"},
+            "fields": {"sku": "code", "location": "wh", "date": "n", "quantity": "n"}}
+        cfg.pop("auth")
+        with source(cfg) as src:
+            snap = src.pull(Scope())
+    assert list(snap.catalog["sku"]) == [f"S{i}" for i in range(7)]
+    assert list(snap.positions["on_hand"]) == list(range(7))
