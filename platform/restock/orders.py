@@ -133,11 +133,10 @@ class OrderBook:
             self._dry.append(order.model_copy(update={"status": status}))
             return
         expires = self.now + timedelta(hours=float(self.config.guard.approval_expires_hours))
-        entry = self.ledger.record(order, slot=slot, run_id=self.run_id, status=S.PLANNED,
-                                   expires_at=expires)
         target = S.HELD if reasons else S.APPROVED
         comment = "; ".join(r.message for r in reasons) if reasons else "auto mode, no guard held it"
-        self.ledger.transition(entry.order_id, target, comment=comment)
+        entry = self.ledger.record(order, slot=slot, run_id=self.run_id, status=target,
+                                   expires_at=expires, comment=comment)
         self._placed.append(entry.order_id)
 
     def _hold_reasons(self, order: PurchaseOrder, holds: dict[str, list[Reason]]) -> list[Reason]:

@@ -150,3 +150,14 @@ def test_pending_summaries_count_attempts_until_delivered(store):
     assert store.pending_summaries.list("acme") == [("run-1", "summary_sinks.0 (slack)", 2)]
     store.pending_summaries.delivered("run-1", "summary_sinks.0 (slack)")
     assert store.pending_summaries.list("acme") == []
+
+
+def test_an_order_decided_at_once_is_written_with_both_steps_audited(store):
+    po = order()
+    entry = store.ledger.record(po, slot="s", run_id="run-1", status=S.HELD, comment="too big")
+    assert entry.status == S.HELD
+    assert [(e.from_status, e.to_status, e.comment) for e in store.ledger.events(po.order_id)] \
+        == [(None, "planned", None), ("planned", "held", "too big")]
+    with pytest.raises(LedgerConflict, match="cannot start as submitted"):
+        store.ledger.record(order("other"), slot="s", run_id="run-1", status=S.SUBMITTED)
+    assert store.ledger.find(order("other").order_id) is None

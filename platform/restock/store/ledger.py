@@ -96,7 +96,11 @@ class Ledger:
     def record(self, order: PurchaseOrder, *, slot: str, run_id: str, status: OrderStatus,
                expires_at: datetime | None = None, actor: str = "restock",
                comment: str | None = None) -> LedgerEntry:
-        """Write a new order (before it is sent). LedgerConflict if its key is already there."""
+        """Write a new order (before it is sent). LedgerConflict if its key is already there.
+
+        An order decided at once (``held`` or ``approved``) is written in one transaction with
+        both steps audited, so a crash can never leave an undecided ``planned`` order behind.
+        """
         now = _now()
         order = order.model_copy(update={"status": str(status), "created_at": now})
         row = {"order_id": order.order_id, "idempotency_key": order.idempotency_key,
@@ -107,7 +111,13 @@ class Ledger:
         try:
             with self.engine.begin() as conn:
                 conn.execute(ledger_orders.insert().values(**row))
-                _audit(conn, order.order_id, actor, None, status, comment, None, now)
+                if status == S.PLANNED:
+                    _audit(conn, order.order_id, actor, None, status, comment, None, now)
+                elif status in _ALLOWED[S.PLANNED]:
+                    _audit(conn, order.order_id, actor, None, S.PLANNED, None, None, now)
+                    _audit(conn, order.order_id, actor, S.PLANNED, status, comment, None, now)
+                else:
+                    raise LedgerConflict(f"a new order cannot start as {status}")
         except IntegrityError:
             raise LedgerConflict(f"an order with key {order.idempotency_key} is already in "
                                  "the ledger") from None
