@@ -21,6 +21,8 @@ from restock.errors import ConfigError
 from restock.http import HttpClient, HttpOptions, client
 
 _MAX_ITEMS = 10
+# Slack refuses (HTTP 400 invalid_blocks) a message over these; a refused summary is never seen.
+_MAX_BLOCKS, _MAX_TEXT, _MAX_HEADER = 50, 3000, 150
 
 
 class SlackSettings(HttpOptions):
@@ -43,7 +45,7 @@ class SlackSummarySink(SummarySink):
         self.http: HttpClient = client(settings.http_settings(url), "slack", hide_paths=True)
 
     def post(self, summary: RunSummary) -> None:
-        self.http.request("POST", self._url, json=message(summary))
+        self.http.request("POST", self._url, json=within_limits(message(summary)))
 
     def close(self) -> None:
         self.http.close()
@@ -59,6 +61,26 @@ def message(summary: RunSummary) -> dict[str, Any]:
     if isinstance(rendered, dict):            # a whole message: {"text": ..., "blocks": [...]}
         return {"text": headline(summary), **rendered}
     return {"text": headline(summary), "blocks": list(rendered)}
+
+
+def within_limits(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` cut to what Slack accepts: at most 50 blocks, texts of at most 3,000 characters."""
+    blocks = [_clip_block(b) for b in body.get("blocks", [])]
+    if len(blocks) > _MAX_BLOCKS:
+        left = len(blocks) - _MAX_BLOCKS + 1
+        blocks = blocks[:_MAX_BLOCKS - 1] + [{"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"… {left} more blocks in the full report"}]}]
+    return {**body, "blocks": blocks}
+
+
+def _clip_block(block: dict[str, Any]) -> dict[str, Any]:
+    text = block.get("text")
+    if not isinstance(text, dict) or not isinstance(text.get("text"), str):
+        return block
+    limit = _MAX_HEADER if block.get("type") == "header" else _MAX_TEXT
+    if len(text["text"]) <= limit:
+        return block
+    return {**block, "text": {**text, "text": text["text"][:limit - 1] + "…"}}
 
 
 def headline(summary: RunSummary) -> str:

@@ -58,6 +58,35 @@ def test_slack_posts_headline_held_and_risks(chat, monkeypatch):
     assert all("type" in block for block in body["blocks"])
 
 
+def test_slack_message_stays_within_slacks_limits(chat, monkeypatch):
+    url, received, _ = chat
+    base = run_summary()
+    held = [base.held[0].model_copy(update={"supplier": f"Supplier {i} " + "x" * 80})
+            for i in range(300)]
+    risks = [base.risks[0].model_copy(update={"message": f"SKU{i} may run out " + "y" * 200})
+             for i in range(300)]
+    with slack(url, monkeypatch) as sink:
+        sink.post(base.model_copy(update={"held": held, "risks": risks}))
+    [body] = received
+    assert len(body["blocks"]) <= 50
+    for block in body["blocks"]:
+        text = (block.get("text") or {}).get("text", "")
+        assert len(text) <= (150 if block["type"] == "header" else 3000)
+
+
+def test_slack_clips_an_oversized_message():
+    from restock_connectors.slack import within_limits
+    body = {"text": "t", "blocks": [{"type": "header", "text": {"type": "plain_text",
+                                                                  "text": "h" * 400}}]
+            + [{"type": "section", "text": {"type": "mrkdwn", "text": "s" * 5000}}] * 80}
+    clipped = within_limits(body)
+    assert len(clipped["blocks"]) == 50 and clipped["blocks"][-1]["type"] == "context"
+    assert "32 more blocks" in clipped["blocks"][-1]["elements"][0]["text"]
+    assert len(clipped["blocks"][0]["text"]["text"]) == 150
+    assert len(clipped["blocks"][1]["text"]["text"]) == 3000
+    assert len(body["blocks"][1]["text"]["text"]) == 5000          # the input is untouched
+
+
 def test_slack_failure_never_shows_the_webhook_url(chat, monkeypatch):
     url, _, answers = chat
     answers[:] = [500, 500]
