@@ -4,6 +4,7 @@ today's date."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from datetime import date, datetime, timedelta, timezone
@@ -211,3 +212,31 @@ def test_a_summary_sink_that_is_down_is_owed_the_summary(org_dir, store):
     delivered = [r["body"]["run_id"] for r in receiver.requests if r.get("body")]
     assert delivered == [first.run_id, second.run_id]
     assert store.pending_summaries.list("acme") == []
+
+
+def test_an_empty_history_plans_nothing_from_nothing(org_dir, store):
+    (org_dir / "warehouse" / "history.csv").write_text("sku,location,date,quantity\n")
+    for name in ("history.csv.gz", "history.parquet"):
+        (org_dir / "warehouse" / name).unlink(missing_ok=True)
+    summary = run_org(load_org(write_org(org_dir)), store=store)
+    assert summary.status != RunStatus.FAILED, summary.errors
+    for order in summary.orders + summary.held:
+        for line in order.lines:   # without consumption only a shortfall already there is ordered
+            assert line.inventory_position < 0 or line.forecast_lead_review == 0
+
+
+def test_bad_history_rows_are_quarantined_and_named_in_the_summary(org_dir, store):
+    packed = org_dir / "warehouse" / "history.csv.gz"
+    rows = gzip.decompress(packed.read_bytes()).decode().splitlines()
+    packed.unlink()
+    history = org_dir / "warehouse" / "history.csv"
+    sku = rows[1].split(",")[0]
+    history.write_text("\n".join([*rows, f"{sku},main,2026-06-29,-5", "NOPE-1,main,2026-06-29,3",
+                                  f"{sku},main,2026-06-28,nan"]) + "\n")
+    summary = run_org(load_org(write_org(org_dir)), store=store)
+    assert summary.status == RunStatus.PARTIAL
+    places = {q.record.split(" ")[0]: q.reason for q in summary.quarantined}
+    n = len(rows)
+    assert set(places) >= {f"history.csv:{n + 1}", f"history.csv:{n + 2}", f"history.csv:{n + 3}"}
+    text = (org_dir / "summaries" / f"{summary.run_id}.md").read_text()
+    assert "quarantine" in text.lower()
