@@ -27,3 +27,13 @@ def test_packages_import_from_the_source_roots():
     assert Path(restock.__file__).resolve().parent == ROOT / "platform" / "restock"
     assert Path(restock_connectors.__file__).resolve().parent == \
         ROOT / "connectors" / "restock_connectors"
+
+
+def test_the_public_names_resolve_and_heavy_ones_load_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, restock; assert 'restock.cycle' not in sys.modules; "
+            "[getattr(restock, n) for n in restock.__all__]; "
+            "assert 'restock.cycle' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
