@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from restock.policy.explain import records
 from restock.policy.loss import normal_loss
 
 
@@ -27,7 +28,7 @@ def apply_budget(lines: pd.DataFrame, budget: float | None) -> tuple[pd.DataFram
     keep = _greedy(lines["value"].to_numpy()[order], float(budget))
     kept = np.zeros(len(lines), dtype=bool)
     kept[order[keep]] = True
-    return lines[kept], lines[~kept].to_dict("records")
+    return lines[kept], records(lines[~kept])
 
 
 def _greedy(values: np.ndarray, budget: float) -> np.ndarray:

@@ -11,12 +11,18 @@ from datetime import date, timedelta
 import pandas as pd
 
 from restock.domain import Reason
-from restock.policy.loss import normal_loss
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts of plain Python values (several times faster than ``to_dict``)."""
+    columns = list(frame.columns)
+    return [dict(zip(columns, values, strict=True))
+            for values in zip(*(frame[c].tolist() for c in columns), strict=True)]
 
 
 def num(value: float) -> str:
     """A quantity for people: at most two decimals, no trailing zeros, thousands separated."""
-    text = f"{value:,.2f}".rstrip("0").rstrip(".")
+    text = f"{float(value):,.2f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
@@ -108,13 +114,11 @@ def _offer(row: dict, as_of: date | None) -> Reason:
 
 
 def _late(row: dict) -> Reason:
-    lead = float(row["lead"])
-    short = float(normal_loss(row["position"], row["demand_rate"] * lead,
-                              row["demand_sd"] * lead**0.5))
-    return Reason(code="arrives_late", message=f"arrives in {num(lead)} days; stock covers "
-                  f"about {num(row['days_of_cover'])} days ({num(short)} units short expected "
-                  f"before it arrives)",
-                  data={"lead_time_days": lead, "days_of_cover": row["days_of_cover"],
+    short = row["short_before_arrival"]
+    return Reason(code="arrives_late", message=f"arrives in {num(row['lead'])} days; stock "
+                  f"covers about {num(row['days_of_cover'])} days ({num(short)} units short "
+                  f"expected before it arrives)",
+                  data={"lead_time_days": row["lead"], "days_of_cover": row["days_of_cover"],
                         "expected_short_before_arrival": short})
 
 

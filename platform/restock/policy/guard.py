@@ -13,7 +13,7 @@ import pandas as pd
 
 from restock.config import Guard
 from restock.domain import Reason
-from restock.policy.explain import num
+from restock.policy.explain import num, records
 
 
 def holds_for(lines: pd.DataFrame, guard: Guard) -> dict[str, list[Reason]]:
@@ -21,7 +21,7 @@ def holds_for(lines: pd.DataFrame, guard: Guard) -> dict[str, list[Reason]]:
     holds: dict[str, list[Reason]] = {}
     usual = lines["usual_order_qty"]
     large = usual.notna() & (usual > 0) & (lines["quantity"] > guard.max_multiple_of_usual * usual)
-    for row in lines[large].to_dict("records"):
+    for row in records(lines[large]):
         multiple = row["quantity"] / row["usual_order_qty"]
         holds.setdefault(row["sku"], []).append(Reason(
             code="above_usual", message=f"{num(row['quantity'])} is {multiple:.1f} times the "
@@ -31,7 +31,7 @@ def holds_for(lines: pd.DataFrame, guard: Guard) -> dict[str, list[Reason]]:
                   "multiple": multiple, "limit": guard.max_multiple_of_usual}))
     confidence = lines["forecast_confidence"]
     low = confidence.notna() & (confidence < guard.min_forecast_confidence)
-    for row in lines[low].to_dict("records"):
+    for row in records(lines[low]):
         holds.setdefault(row["sku"], []).append(Reason(
             code="low_confidence", message=f"forecast confidence {row['forecast_confidence']:.2f}"
             f" is below {guard.min_forecast_confidence:g}",
