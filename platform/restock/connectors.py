@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict
 
 from restock.domain import PurchaseOrder, RunSummary, Snapshot
 from restock.errors import ConfigError
+from restock.log import get_logger
+
+log = get_logger("restock.connectors")
 
 ENTRY_POINT_GROUP = "restock.connectors"
 Role = Literal["inventory_source", "order_sink", "summary_sink"]
@@ -130,7 +133,11 @@ def available(role: Role) -> dict[str, type[_Connector]]:
     found: dict[str, type[_Connector]] = {}
     providers = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     for name in sorted(set(providers) | set(_extra)):
-        cls = _class_for(name, role, providers)
+        try:
+            cls = _class_for(name, role, providers)
+        except ConfigError as err:        # one broken plugin must not hide all the others
+            log.warning("connector_unusable", connector=name, error=str(err))
+            continue
         if cls is not None:
             found[name] = cls
     return found
@@ -147,11 +154,20 @@ def connector_class(name: str, role: Role) -> type[_Connector]:
     return cls
 
 
+def _load(name: str, entry_point: Any) -> object:
+    try:
+        return entry_point.load()
+    except Exception as err:  # noqa: BLE001 - a third party's package may fail in any way
+        raise ConfigError(f"connector {name!r} ({entry_point.value}) cannot be loaded: "
+                          f"{err.__class__.__name__}: {err}") from None
+
+
 def _class_for(name: str, role: Role, providers: dict) -> type[_Connector] | None:
     provider = _extra.get(name)
     if provider is None and name in providers:
-        provider = providers[name].load()
+        provider = _load(name, providers[name])
     cls = getattr(provider, role, None) if provider is not None else None
-    if cls is not None and not issubclass(cls, _ROLE_BASES[role]):
-        raise ConfigError(f"connector {name!r}: {role} is not a {_ROLE_BASES[role].__name__}")
+    if cls is not None and not (isinstance(cls, type) and issubclass(cls, _ROLE_BASES[role])):
+        raise ConfigError(f"connector {name!r}: its {role} is not a subclass of "
+                          f"{_ROLE_BASES[role].__name__}")
     return cls

@@ -433,3 +433,35 @@ def test_refused_credentials_name_the_system_and_never_the_secret(name, role, st
                 pytest.raises(CredentialsRejected, match="credentials rejected by ") as caught:
             _act(connector, role)
     assert "conformance-secret-0042" not in str(caught.value) + repr(logs)
+
+
+# ---------------------------------------------------------------- the registry
+
+def test_a_broken_plugin_is_a_one_line_error_and_hides_no_other(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    import restock.connectors as registry
+    from restock.errors import ConfigError
+    real = list(entry_points(group=ENTRY_POINT_GROUP))
+    broken = EntryPoint("broken", "restock_no_such_plugin_module", ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [*real, broken])
+    with structlog.testing.capture_logs() as logs:
+        assert "files" in registry.available("order_sink")
+    assert [e["connector"] for e in logs if e["event"] == "connector_unusable"] == ["broken"]
+    with pytest.raises(ConfigError, match=r"connector 'broken' \(restock_no_such_plugin_module\) "
+                                          r"cannot be loaded: ModuleNotFoundError"):
+        registry.connector_class("broken", "order_sink")
+
+
+def test_a_provider_of_the_wrong_kind_is_refused(monkeypatch):
+    import restock.connectors as registry
+    from restock.errors import ConfigError
+    monkeypatch.setattr(registry, "_extra", dict(registry._extra))
+    registry.register("confused", types.SimpleNamespace(order_sink=dict, summary_sink="text"))
+    with pytest.raises(ConfigError, match="connector 'confused': its order_sink is not a subclass of OrderSink"):
+        registry.connector_class("confused", "order_sink")
+    with pytest.raises(ConfigError, match="its summary_sink is not a subclass of SummarySink"):
+        registry.connector_class("confused", "summary_sink")
+    with pytest.raises(ConfigError, match=r"unknown summary sink connector 'nothing' "
+                                          r"\(available: .*webhook"):
+        registry.connector_class("nothing", "summary_sink")
