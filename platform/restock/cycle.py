@@ -30,6 +30,7 @@ from restock import submit as sending
 
 log = get_logger("restock.cycle")
 Clock = Callable[[], datetime] | Any
+STALE_RUN = timedelta(hours=6)      # a run 'running' for longer than this died with its process
 
 
 def run_org(config: OrgConfig, *, store: Store, clock: Clock = None, dry_run: bool = False,
@@ -62,6 +63,7 @@ class _Run:
         return self.mode != Mode.DRY_RUN
 
     def execute(self) -> RunSummary:
+        self.store.runs.abandon_stale(self.config.org, self.now - STALE_RUN)
         self.store.runs.start(self.config.org, self.summary.run_id, self.mode, self.now)
         log.info("run.started", mode=str(self.mode))
         try:

@@ -130,6 +130,9 @@ def test_runs_keep_their_summaries_newest_first(store):
     assert store.runs.latest_summary("acme").run_id == "run-2"
     assert store.runs.latest_summary("acme", before="run-2").run_id == "run-1"
     assert store.runs.orgs() == ["acme"]
+    assert store.runs.abandon_stale("acme", start + timedelta(days=3)) == 0
+    assert store.runs.abandon_stale("acme", start + timedelta(days=5)) == 1
+    assert store.runs.list("acme")[0].status == "abandoned"
 
 
 def test_model_catalog_latest_and_history(store):

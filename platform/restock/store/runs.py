@@ -37,6 +37,14 @@ class Runs:
             conn.execute(runs.insert().values(run_id=run_id, org=org, status="running",
                                               mode=str(mode), started_at=started_at))
 
+    def abandon_stale(self, org: str, started_before: datetime) -> int:
+        """Mark runs of ``org`` still 'running' from before ``started_before`` as abandoned (their
+        process died; the ledger, not the run record, says what became of their orders)."""
+        with self.engine.begin() as conn:
+            return conn.execute(runs.update().where(
+                runs.c.org == org, runs.c.status == "running",
+                runs.c.started_at < started_before).values(status="abandoned")).rowcount
+
     def finish(self, summary: RunSummary) -> None:
         """Store the run's summary and final status."""
         values = {"status": str(summary.status), "as_of": summary.as_of,
