@@ -168,6 +168,27 @@ def test_email_server_down_is_retriable(tls, monkeypatch):
         email_sink(port, tls[1], monkeypatch).post(run_summary())
 
 
+def test_email_over_implicit_tls(tls, monkeypatch):
+    server_ctx, ca_file = tls
+    with serve_smtp(server_ctx, "restock", SMTP_PASSWORD, implicit_tls=True) as (port, mailbox):
+        email_sink(port, ca_file, monkeypatch, security="tls").post(run_summary())
+    assert len(mailbox.messages) == 1
+
+
+def test_email_temporary_refusal_is_retriable_and_permanent_is_not(tls, monkeypatch):
+    from restock.errors import ConnectorError
+    server_ctx, ca_file = tls
+    with serve_smtp(server_ctx, "restock", SMTP_PASSWORD) as (port, mailbox):
+        mailbox.refuse_with[:] = ["451 4.3.0 try again later", "554 5.7.1 rejected as spam"]
+        sink = email_sink(port, ca_file, monkeypatch)
+        with pytest.raises(ConnectorUnavailable, match=r"email \(127.0.0.1\) unavailable: SMTP 451"):
+            sink.post(run_summary())
+        with pytest.raises(ConnectorError, match=r"email \(127.0.0.1\): SMTP 554"):
+            sink.post(run_summary())
+        sink.post(run_summary())
+    assert len(mailbox.messages) == 1
+
+
 def test_email_never_sends_a_password_in_clear():
     with pytest.raises(ValueError, match="never sent in clear"):
         EmailSummarySink.Settings.model_validate({

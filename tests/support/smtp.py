@@ -19,16 +19,20 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    refuse_with: list[str] = field(default_factory=list)   # answers to DATA before accepting
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+        if self.refuse_with:
+            return self.refuse_with.pop(0)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"
 
 
 @contextmanager
-def serve_smtp(tls: ssl.SSLContext, username: str, password: str) -> Iterator[tuple[int, Mailbox]]:
-    """STARTTLS required before AUTH; yields (port, mailbox)."""
+def serve_smtp(tls: ssl.SSLContext, username: str, password: str, *,
+               implicit_tls: bool = False) -> Iterator[tuple[int, Mailbox]]:
+    """STARTTLS required before AUTH (or TLS from the first byte); yields (port, mailbox)."""
     mailbox = Mailbox()
 
     def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -40,9 +44,10 @@ def serve_smtp(tls: ssl.SSLContext, username: str, password: str) -> Iterator[tu
     sock.bind(("127.0.0.1", 0))
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(loop.create_server(
-        lambda: SMTP(mailbox, tls_context=tls, require_starttls=True, authenticator=authenticator,
-                     auth_require_tls=True,
-                     hostname="restock-test"), sock=sock))
+        lambda: SMTP(mailbox, tls_context=None if implicit_tls else tls,
+                     require_starttls=not implicit_tls, authenticator=authenticator,
+                     auth_require_tls=not implicit_tls, hostname="restock-test"),
+        sock=sock, ssl=tls if implicit_tls else None))
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
