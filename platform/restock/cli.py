@@ -24,6 +24,7 @@ _COMMAND_MODULES: list[str] = [
     "restock.commands.core",
     "restock.commands.daemon",
     "restock.commands.orders",
+    "restock.commands.runs",
 ]
 
 
