@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from restock.config import OrgConfig, load_org, load_orgs
-from restock.domain import (OrderLine, PurchaseOrder, Reason, RunSummary, Snapshot)
+from restock.domain import OrderLine, PurchaseOrder, Reason, RunSummary, Snapshot
 from restock.errors import ConfigError, DataError, Fatal, RestockError, Retriable
 from restock.forecast import forecast
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from restock.config import OrgConfig
@@ -36,7 +36,7 @@ def approve(store: Store, config: OrgConfig, order_id: str, *, actor: str,
             send: bool = True) -> Decision:
     """Approve a held order of ``config``'s org, with optional new quantities per SKU."""
     entry = _held(store, config, order_id)
-    if entry.expires_at is not None and entry.expires_at <= datetime.now(timezone.utc):
+    if entry.expires_at is not None and entry.expires_at <= datetime.now(UTC):
         store.ledger.transition(order_id, S.EXPIRED, expect=S.HELD,
                                 comment="expired before it was approved; planned afresh next run")
         raise LedgerConflict(f"order {order_id} expired at {entry.expires_at:%Y-%m-%d %H:%M} UTC "
@@ -69,7 +69,7 @@ def _held(store: Store, config: OrgConfig, order_id: str) -> LedgerEntry:
     return entry
 
 
-def _edited(entry: LedgerEntry, quantities: dict[str, float]):  # noqa: ANN202
+def _edited(entry: LedgerEntry, quantities: dict[str, float]):
     lines_by_sku = {line.sku: line for line in entry.order.lines}
     unknown = sorted(set(quantities) - set(lines_by_sku))
     if unknown:

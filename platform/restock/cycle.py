@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,7 +26,6 @@ from restock.log import bind_run, get_logger
 from restock.orders import OrderBook
 from restock.planning import PlanningResult, plan_snapshot
 from restock.store import Store
-from restock import submit as sending
 
 log = get_logger("restock.cycle")
 Clock = Callable[[], datetime] | Any
@@ -70,7 +69,7 @@ class _Run:
             self._steps()
         except RestockError as err:
             self._fail(str(err))
-        except Exception as err:  # noqa: BLE001 - a bug must still end as a recorded failed run
+        except Exception as err:  # a bug must still end as a recorded failed run
             log.exception("run.crashed")
             self._fail(f"internal error ({type(err).__name__}: {err}); nothing further was sent")
         return self._finish()
@@ -142,7 +141,7 @@ class _Run:
         if s.status != RunStatus.FAILED and (s.errors or s.quarantined):
             s.status = RunStatus.PARTIAL
         s.stats["seconds"] = {k: round(v, 3) for k, v in self.timings.items()}
-        s.finished_at = datetime.now(timezone.utc)
+        s.finished_at = datetime.now(UTC)
         self.store.runs.finish(s)
         self._deliver()
         log.info("run.finished", status=str(s.status), orders=len(s.orders), held=len(s.held),
@@ -194,9 +193,9 @@ def planning_date(now: datetime, tz: str) -> date:
 
 def _now(clock: Clock) -> datetime:
     if clock is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     value = clock.now() if hasattr(clock, "now") else clock()
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _config_dir(config: OrgConfig) -> str:

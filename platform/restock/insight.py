@@ -71,7 +71,7 @@ def accuracy_now(previous: list[CatalogEntry], history: pd.DataFrame, since: dat
         total = float(actual.sum())
         if total > 0:
             bias = round(float((rates * days).sum() - total) / total, 4)
-            items = int(len(rates))
+            items = len(rates)
     mase = None if backtest_mase is None or not math.isfinite(backtest_mase) \
         else round(backtest_mase, 4)
     return AccuracyPoint(run_id=run_id, as_of=until, mase=mase, bias=bias, items=items)

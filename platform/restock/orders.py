@@ -108,13 +108,29 @@ class OrderBook:
         slot = as_of.isoformat()
         by_supplier: dict[str, list[OrderLine]] = defaultdict(list)
         own = items.set_index("sku")["own_orders"] if "own_orders" in items else pd.Series()
+        ordered = self._ordered_in_slot(slot)
         for line in plan.lines:
+            earlier = ordered.get(line.sku)
+            if earlier is not None and earlier.supplier != line.supplier:
+                self.skipped.append(_sku_taken(line, earlier))
+                continue
             by_supplier[line.supplier].append(_with_own_orders(line, own.get(line.sku, "")))
         holds: dict[str, list[Reason]] = getattr(plan, "holds", {}) or {}
         report = sending.SubmitReport()
         for supplier, lines in sorted(by_supplier.items()):
             self._place_one(supplier, lines, slot, as_of, holds, report)
         return report
+
+    def _ordered_in_slot(self, slot: str) -> dict[str, LedgerEntry]:
+        """SKUs already in a standing order of this planning date, with that order.
+
+        A run that died after placing some of its orders leaves them counted as on order; the
+        re-run may then prefer another supplier (a longer lead time, a higher order-up-to level)
+        and top the SKU up. Ordering each SKU at most once per planning date keeps a re-run to
+        what one uninterrupted run would have ordered.
+        """
+        return {line.sku: entry for entry in self.ledger.list(self.org, ACTIVE_STATUSES)
+                if entry.slot == slot for line in entry.order.lines}
 
     def _place_one(self, supplier: str, lines: list[OrderLine], slot: str, as_of: date,
                    holds: dict[str, list[Reason]], report: sending.SubmitReport) -> None:
@@ -202,3 +218,12 @@ def _slot_taken(line: OrderLine, existing: LedgerEntry) -> SkippedLine:
                            f"restock already has order {existing.order_id} ({existing.status}) to "
                            f"{existing.supplier} for this planning date; it orders from a supplier "
                            "once per planning date"), data={"order_id": existing.order_id})])
+
+
+def _sku_taken(line: OrderLine, existing: LedgerEntry) -> SkippedLine:
+    return SkippedLine(sku=line.sku, supplier=line.supplier, wanted_quantity=line.quantity,
+                       reasons=[Reason(code="sku_taken", message=(
+                           f"restock already ordered {line.sku} for this planning date in order "
+                           f"{existing.order_id} ({existing.status}) to {existing.supplier}; it "
+                           "orders a SKU once per planning date"),
+                           data={"order_id": existing.order_id})])

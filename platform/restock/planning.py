@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,8 +19,14 @@ import pandas as pd
 
 from restock.clean import clean_snapshot
 from restock.config import OrgConfig
-from restock.domain import (AccuracyPoint, ModelChange, QuarantinedRecord, Reason, SkippedLine,
-                            Snapshot)
+from restock.domain import (
+    AccuracyPoint,
+    ModelChange,
+    QuarantinedRecord,
+    Reason,
+    SkippedLine,
+    Snapshot,
+)
 from restock.forecast import forecast_panel, to_panel
 from restock.policy import Plan, plan
 from restock.store import CatalogEntry, Store
@@ -69,8 +75,8 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
         skipped=blocked_skips, accuracy_point=accuracy,
         accuracy_summary=_accuracy_summary(forecast, accuracy),
         model_changes=model_changes(previous, current_models),
-        stats={"skus": int(len(snap.catalog)), "planned_items": int(len(items)),
-               "history_rows": int(len(snap.history)), "series": len(catalog),
+        stats={"skus": len(snap.catalog), "planned_items": len(items),
+               "history_rows": len(snap.history), "series": len(catalog),
                "source": snapshot.source})
 
 
@@ -79,7 +85,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
 def _as_of(snapshot: Snapshot, now: datetime, tz: str) -> date:
     # A source that pinned its own date (a fixed date, or the end of its history) wins; one that
     # only said "today" gets the org's planning date at ``now`` (the daemon's slot time).
-    if snapshot.as_of != datetime.now(timezone.utc).date():
+    if snapshot.as_of != datetime.now(UTC).date():
         return snapshot.as_of
     return now.astimezone(ZoneInfo(tz)).date()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from restock.connectors import OrderSink
-from restock.errors import CredentialsRejected, LedgerConflict, Retriable, RestockError
+from restock.errors import CredentialsRejected, LedgerConflict, RestockError, Retriable
 from restock.log import get_logger
 from restock.store import Ledger, LedgerEntry, OrderStatus
 

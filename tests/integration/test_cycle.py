@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -135,7 +135,7 @@ def test_a_held_order_nobody_approves_expires(org_dir, store):
     config = load_org(write_org(org_dir, mode="approval",
                                 extra="guard: {approval_expires_hours: 1}\n"))
     held = run_org(config, store=store).held[0]
-    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    later = datetime.now(UTC) + timedelta(hours=2)
     run_org(config, store=store, clock=lambda: later)
     assert store.ledger.get(held.order_id).status == S.EXPIRED
 

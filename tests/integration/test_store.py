@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -114,7 +114,7 @@ def test_lists_filter_by_org_status_and_run(store):
 
 
 def test_runs_keep_their_summaries_newest_first(store):
-    start = datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 20, 6, tzinfo=UTC)
     for day in range(3):
         run_id = f"run-{day}"
         store.runs.start("acme", run_id, Mode.AUTO, start + timedelta(days=day))

@@ -94,7 +94,7 @@ def reject(order_id: Annotated[str, typer.Argument(help="The held order's id.")]
     typer.echo(f"order {decision.entry.order_id} rejected by {_actor(actor)}")
 
 
-def _decide(action):  # noqa: ANN001, ANN202
+def _decide(action):
     from restock.log import configure
 
     configure(level=os.environ.get("RESTOCK_LOG_LEVEL", "WARNING"))

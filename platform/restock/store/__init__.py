@@ -13,8 +13,7 @@ import sqlalchemy as sa
 
 from restock.errors import ConfigError, Fatal
 from restock.store.catalog import CatalogEntry, ModelCatalog
-from restock.store.ledger import (ACTIVE_STATUSES, Ledger, LedgerEntry, LedgerEvent,
-                                  OrderStatus)
+from restock.store.ledger import ACTIVE_STATUSES, Ledger, LedgerEntry, LedgerEvent, OrderStatus
 from restock.store.runs import PendingSummaries, RunRecord, Runs
 
 __all__ = ["ACTIVE_STATUSES", "CatalogEntry", "Ledger", "LedgerEntry", "LedgerEvent",
@@ -93,7 +92,7 @@ def _engine(url: str) -> sa.Engine:
     return sa.create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the review page read while a run writes; foreign keys keep the audit trail whole.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,7 +44,7 @@ class ModelCatalog:
     def record(self, entries: list[CatalogEntry]) -> None:
         if not entries:
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = [{**{f: getattr(e, f) for f in _FIELDS}, "created_at": now} for e in entries]
         with self.engine.begin() as conn:
             conn.execute(model_catalog.insert(), rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
@@ -48,7 +48,7 @@ class Runs:
     def finish(self, summary: RunSummary) -> None:
         """Store the run's summary and final status."""
         values = {"status": str(summary.status), "as_of": summary.as_of,
-                  "finished_at": summary.finished_at or datetime.now(timezone.utc),
+                  "finished_at": summary.finished_at or datetime.now(UTC),
                   "summary": summary.model_dump(mode="json")}
         with self.engine.begin() as conn:
             updated = conn.execute(runs.update().where(runs.c.run_id == summary.run_id)
@@ -101,7 +101,7 @@ class PendingSummaries:
 
     def failed(self, org: str, run_id: str, sink: str, error: str) -> None:
         """Remember (or count again) that ``sink`` did not take the summary of ``run_id``."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         where = (pending_summaries.c.run_id == run_id) & (pending_summaries.c.sink == sink)
         with self.engine.begin() as conn:
             updated = conn.execute(pending_summaries.update().where(where).values(
