@@ -259,7 +259,7 @@ class Response:
         """The body as JSON; ConnectorError (naming the path) when it is not."""
         try:
             return jsonlib.loads(self.content)
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise ConnectorError(self.system, f"malformed JSON from {self.shown} "
                                  f"({err.__class__.__name__} at byte "
                                  f"{getattr(err, 'pos', '?')})") from None
@@ -355,6 +355,9 @@ class HttpClient:
             raise ConnectorError(self.system, f"{method} {self.path(url)}: {err}") from None
         except httpx.TransportError as err:
             return f"connection failed ({err.__class__.__name__})", None, False
+        except httpx.DecodingError:
+            raise ConnectorError(self.system, f"{method} {self.path(url)}: the answer's "
+                                 "Content-Encoding could not be decoded") from None
         if response.status_code in RETRY_STATUSES:
             return (f"HTTP {response.status_code}", _retry_after(response.headers),
                     response.status_code in (429, 503))
@@ -387,6 +390,10 @@ class HttpClient:
         status = response.status_code
         if status in (401, 403) and status not in ok:
             raise CredentialsRejected(self.system, status)
+        if 300 <= status < 400 and status not in ok:     # redirects are never followed blindly
+            target = self.path(response.headers.get("location", ""))
+            raise ConnectorError(self.system, f"{where} answered HTTP {status}, a redirect to "
+                                 f"{target}: put the final address in the settings")
         if status >= 400 and status not in ok:
             raise ConnectorError(self.system, f"{where} answered HTTP {status}: "
                                  f"{_excerpt(response.text)}")

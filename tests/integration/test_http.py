@@ -134,6 +134,15 @@ def _app(state: dict) -> Starlette:
         at = int(request.query_params.get("cursor", "0"))
         return JSONResponse({"items": [at], "next": at + 1})
 
+    async def moved(request: Request):
+        return Response(status_code=302, headers={"Location": "/login?next=/api/parts"})
+
+    async def bad_gzip(request: Request):
+        return Response(b"this is not gzip", headers={"content-encoding": "gzip"})
+
+    async def deep(request: Request):
+        return Response(b"[" * 200_000 + b"]" * 200_000, media_type="application/json")
+
     async def endless_full(request: Request):
         # always a full page, never a total: offset and page-number paging cannot see an end
         counted("endless_full")
@@ -142,7 +151,7 @@ def _app(state: dict) -> Starlette:
     routes = [Route(f"/{f.__name__}", f, methods=["GET", "POST"]) for f in (
         ok, flaky, always500, rate_limited, slow, dribble, malformed, huge, declared_huge, bearer,
         apikey, basic, token, protected, offset, paged, cursor, linked, endless,
-        endless_full)]
+        endless_full, moved, bad_gzip, deep)]
     return Starlette(routes=routes)
 
 
@@ -247,6 +256,17 @@ def test_malformed_json_is_a_connector_error(server):
     url, _ = server
     with make(url) as http, pytest.raises(ConnectorError, match="malformed JSON from /malformed"):
         http.get_json("/malformed")
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/moved", r"GET /moved answered HTTP 302, a redirect to /login: put the final address"),
+    ("/bad_gzip", r"GET /bad_gzip: the answer's Content-Encoding could not be decoded"),
+    ("/deep", r"malformed JSON from /deep \(RecursionError"),
+])
+def test_unusable_answers_are_one_line_connector_errors(server, path, message):
+    url, _ = server
+    with make(url) as http, pytest.raises(ConnectorError, match=message):
+        http.get_json(path)
 
 
 @pytest.mark.parametrize("path", ["/huge", "/declared_huge"])
