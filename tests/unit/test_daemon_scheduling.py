@@ -318,3 +318,30 @@ def test_the_claims_table_is_migrated_once_and_reopening_is_harmless(any_url):
                 "SELECT version_num FROM restock_daemon_schema_version")).scalars().all()
         ledger.close()
         assert versions == ["daemon_0001"]
+
+
+@pytest.mark.parametrize(("errors", "expected"), [
+    (["order o-1 to atlas: outcome unknown (order webhook unavailable: POST /orders: "
+      "connection failed)"], {"unavailable": 1}),
+    (["credentials rejected by inventree (HTTP 401)"], {"credentials_rejected": 1}),
+    (["order o-2 to kessler gmbh refused: 422 unknown supplier"], {"refused": 1}),
+    (["source.path: warehouse folder /x does not exist", "stopping: planned orders stay"], {}),
+])
+def test_connector_failures_are_counted_by_kind_from_a_runs_errors(errors, expected):
+    from restock.daemon.metrics import connector_problems
+
+    assert dict(connector_problems(errors)) == expected
+
+
+def test_a_connector_exception_escaping_the_run_is_counted_by_kind():
+    from restock.daemon.metrics import Metrics
+    from restock.errors import ConnectorError, ConnectorUnavailable
+
+    metrics = Metrics()
+    metrics.record_error("acme", ConnectorUnavailable("erp", "timed out"), 1.0)
+    metrics.record_error("acme", ConnectorError("erp", "bad JSON"), 1.0)
+    metrics.record_error("acme", RuntimeError("a bug"), 1.0)
+    text = metrics.render().decode()
+    assert 'restock_connector_errors_total{kind="unavailable",org="acme"} 1.0' in text
+    assert 'restock_connector_errors_total{kind="error",org="acme"} 1.0' in text
+    assert 'restock_runs_total{org="acme",status="error"} 3.0' in text
