@@ -1,0 +1,144 @@
+"""The review page as a planner uses it, in a real headless Chromium (Debian's, driven by its own
+chromedriver; nothing is downloaded): log in, open a run, approve a held order, see its status
+change and the order arrive at the downstream system; reject another with a reason.
+
+Skips, saying why, only when no Chromium and chromedriver are installed (.ci/run installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from restock.api import create_app
+from restock.config import load_org
+from restock.cycle import run_org
+from restock.demo import generate
+from restock.store import OrderStatus, open_store
+from tests.e2e.review_kit import TOKENS, write_access, write_org
+from tests.support.loopback import serve_asgi
+from tests.support.receivers import OrderReceiver
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver") or ("/usr/bin/chromedriver"
+                                          if Path("/usr/bin/chromedriver").exists() else None)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240),
+              pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                 reason="no Chromium with chromedriver installed "
+                                        "(apt-get install chromium chromium-driver)")]
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")     # never let Selenium fetch a browser
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A real cycle in approval mode over a generated warehouse; the review app and the
+    downstream order receiver on loopback."""
+    receiver = OrderReceiver()
+    generate(tmp_path / "warehouse", skus=30)
+    with serve_asgi(receiver.app()) as receiver_url:
+        config = load_org(write_org(tmp_path, receiver_url, tmp_path / "warehouse"))
+        write_access(tmp_path)
+        with open_store(f"sqlite:///{tmp_path / 'state.sqlite'}") as store:
+            summary = run_org(config, store=store)
+            assert len(summary.held) >= 2, f"the cycle held too little: {summary.errors}"
+            with serve_asgi(create_app(store=store, config_dir=tmp_path)) as url:
+                yield url, store, summary, receiver
+
+
+def test_planner_logs_in_approves_and_rejects_held_orders(browser, site):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, store, summary, receiver = site
+    first, second = summary.held[0], summary.held[1]
+    browser.get(f"{url}/runs/{summary.run_id}")
+    assert "/login" in browser.current_url               # nobody sees a run without logging in
+    browser.find_element(By.ID, "token").send_keys(TOKENS["alice"])
+    browser.find_element(By.ID, "login").click()
+    WebDriverWait(browser, 10).until(ready.presence_of_element_located((By.ID, "glance")))
+    assert browser.current_url.endswith(f"/runs/{summary.run_id}")
+    held_lines = sum(len(o.lines) for o in summary.held)
+    assert _metric(browser, "lines_held") == held_lines
+    _screenshot(browser, "review-run.png")
+
+    browser.find_element(By.CSS_SELECTOR, f'[data-approve="{first.order_id}"]').click()
+    WebDriverWait(browser, 5).until(ready.alert_is_present()).accept()
+    notice = WebDriverWait(browser, 30).until(ready.presence_of_element_located((By.ID, "notice")))
+    assert f"Order {first.order_id}" in notice.text and "submitted" in notice.text
+    assert _status(browser, first.order_id) == "submitted"
+    assert _metric(browser, "lines_held") == held_lines - len(first.lines)
+    entry = store.ledger.get(first.order_id)
+    assert entry.status == OrderStatus.SUBMITTED
+    assert list(receiver.orders) == [entry.key]            # arrived downstream, exactly once
+    assert receiver.orders[entry.key]["id"] == entry.external_id
+    assert entry.external_id in notice.text
+
+    form = browser.find_element(By.CSS_SELECTOR, f'[data-actions="{second.order_id}"] form.reject')
+    form.find_element(By.NAME, "reason").send_keys("supplier is closing for inventory")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 15).until(ready.presence_of_element_located((By.ID, "notice")))
+    assert _status(browser, second.order_id) == "rejected"
+    assert store.ledger.get(second.order_id).status == OrderStatus.REJECTED
+    assert len(receiver.orders) == 1                       # a rejected order never goes out
+    events = store.ledger.events(second.order_id)
+    assert events[-1].actor == "alice (review page)"
+    assert events[-1].comment == "supplier is closing for inventory"
+
+    browser.get(f"{url}/runs/{summary.run_id}/report")
+    browser.find_element(By.ID, "glance")
+    _screenshot(browser, "review-report.png")
+
+
+def test_a_viewer_sees_the_run_but_gets_no_approve_buttons(browser, site):
+    from selenium.webdriver.common.by import By
+
+    url, store, summary, receiver = site
+    browser.get(f"{url}/login?next=/runs/{summary.run_id}")
+    browser.find_element(By.ID, "token").send_keys(TOKENS["vic"])
+    browser.find_element(By.ID, "login").click()
+    browser.find_element(By.ID, "glance")
+    browser.implicitly_wait(0)
+    assert browser.find_elements(By.CSS_SELECTOR, "[data-approve]") == []
+    assert _status(browser, summary.held[0].order_id) == "held"
+    assert receiver.orders == {}
+
+
+def _metric(browser, name: str) -> float:
+    from selenium.webdriver.common.by import By
+
+    element = browser.find_element(By.CSS_SELECTOR, f'[data-metric="{name}"]')
+    return float(element.get_attribute("data-value"))
+
+
+def _status(browser, order_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.CSS_SELECTOR, f'[data-order-status="{order_id}"]').text
+
+
+def _screenshot(browser, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / name))
