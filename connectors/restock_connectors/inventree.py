@@ -307,8 +307,9 @@ class InvenTreeOrderSink(OrderSink):
                                 detail=f"already {po.get('status_text', 'placed')}")
         supplier_parts = self._supplier_parts(po["supplier"])
         present = {line.get("part") for line in self.api.rows("order/po-line/", order=po["pk"])}
+        part_pks = self._part_pks_by_sku(order)
         for line in order.lines:
-            sp = self._supplier_part_for(line, supplier_parts)
+            sp = self._supplier_part_for(line, supplier_parts, part_pks)
             if sp["pk"] not in present:
                 self._add_line(po, line, sp, order.currency)
         if self.settings.issue:
@@ -339,12 +340,21 @@ class InvenTreeOrderSink(OrderSink):
     def _supplier_parts(self, supplier: int) -> list[dict[str, Any]]:
         return self.api.rows("company/part/", supplier=supplier)
 
-    def _supplier_part_for(self, line: OrderLine, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    def _part_pks_by_sku(self, order: PurchaseOrder) -> dict[str, set[int]]:
+        """Part pks per restock SKU, read once per order and only if a line needs them."""
+        if all(line.supplier_sku for line in order.lines):
+            return {}
+        found: dict[str, set[int]] = defaultdict(set)
+        for pk, part in self.api.by_pk("part/").items():
+            found[self.api.sku(part)].add(pk)
+        return found
+
+    def _supplier_part_for(self, line: OrderLine, parts: list[dict[str, Any]],
+                           part_pks: dict[str, set[int]]) -> dict[str, Any]:
         if line.supplier_sku:
             match = [sp for sp in parts if sp.get("SKU") == line.supplier_sku]
         else:
-            own = {pk for pk, p in self.api.by_pk("part/").items() if self.api.sku(p) == line.sku}
-            match = [sp for sp in parts if sp.get("part") in own]
+            match = [sp for sp in parts if sp.get("part") in part_pks.get(line.sku, ())]
         if not match:
             raise ConnectorError(SYSTEM, f"no supplier part of {line.supplier!r} for "
                                  f"sku {line.sku!r} (supplier_sku {line.supplier_sku!r})")

@@ -143,6 +143,19 @@ def test_a_half_made_order_is_completed_not_doubled(inventree):
     assert len(emulator.tables["po"]) == 2
 
 
+def test_lines_without_supplier_sku_are_matched_by_part_reading_parts_once(inventree):
+    emulator, url = inventree
+    order = purchase_order()
+    order = order.model_copy(update={"lines": [line.model_copy(update={"supplier_sku": None})
+                                               for line in order.lines]})
+    with sink(url) as out:
+        out.submit(order, order.idempotency_key)
+    [po] = emulator.orders_with(order.idempotency_key)
+    assert sorted(line["sku"] for line in emulator.lines_of(po["pk"])) == \
+        ["ACME-CT-150", "ACME-M3-8"]                       # Acme's parts, not Bolt Co's
+    assert len([c for c in emulator.calls if c[:2] == ("GET", "/api/part/")]) == 1
+
+
 def test_explicit_prices_are_per_pack(inventree):
     emulator, url = inventree
     order = purchase_order()
