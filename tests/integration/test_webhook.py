@@ -126,6 +126,17 @@ def test_summary_webhook_posts_the_run_summary(receiver):
     assert recv.requests[0]["headers"]["idempotency-key"] == "summary-run-0001"
 
 
+def test_summary_webhook_body_matches_the_documented_schema(receiver):
+    jsonschema = pytest.importorskip("jsonschema")
+    recv, url = receiver
+    settings = WebhookSummarySink.Settings.model_validate({"url": f"{url}/summaries",
+                                                           "token": "${ERP_TOKEN}"})
+    with WebhookSummarySink(settings, ConnectorContext(org="acme")) as sink:
+        sink.post(run_summary())
+    schema = json.loads((ROOT / "docs" / "summary-schema.json").read_text())
+    jsonschema.validate(recv.requests[0]["body"], schema)
+
+
 def test_summary_webhook_down_is_retriable(receiver):
     recv, url = receiver
     recv.fail_next[:] = [500] * 10
