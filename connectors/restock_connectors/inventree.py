@@ -19,14 +19,16 @@ Facts the connector relies on (learned from a real server): every list is pagina
 ``limit`` is passed; a PO line's ``part`` is the *supplier part* id and its quantity and price are
 per supplier pack; ``auto_pricing`` prices a line from price breaks; a second line for the same
 supplier part is merged into the first unless ``merge_items`` is false; the low-stock filter ignores
-stock on order, so on-order is netted here from open purchase-order lines.
+stock on order, so on-order is netted here from open purchase-order lines; stock tracking is
+read from ``min_date`` on when a history start is asked for (servers that ignore the filter still
+give the right answer, only slower).
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -43,6 +45,7 @@ PENDING = 10
 OPEN_STATUSES = (10, 20, 25)                 # pending, placed, on hold
 CONSUMING = (12, 30, 57, 60, 100)            # removed, installed, build consumed, shipped, sent
 SYSTEM = "inventree"
+SUPPLIER_REFERENCE_MAX = 64                  # InvenTree's column width
 
 
 class InvenTreeSettings(HttpOptions):
@@ -226,8 +229,10 @@ class InvenTreeSource(InventorySource):
     def _history(self, parts, skus, locations, stock, scope: Scope) -> pd.DataFrame:
         item_location = {item["pk"]: item.get("location") for item in stock}
         since = pd.Timestamp(scope.since).date() if scope.since is not None else None
+        # min_date is "strictly after"; a day's margin, and the exact cut is made below
+        window = {} if since is None else {"min_date": (since - timedelta(days=1)).isoformat()}
         rows = []
-        for entry in self.api.rows("stock/track/"):
+        for entry in self.api.rows("stock/track/", **window):
             if entry.get("tracking_type") not in self.settings.consumption_types or \
                     entry.get("part") not in skus:
                 continue
@@ -300,6 +305,7 @@ class InvenTreeOrderSink(OrderSink):
         return None
 
     def submit(self, order: PurchaseOrder, idempotency_key: str) -> SubmitResult:
+        self._check_key_fits(idempotency_key)
         existing = self.api.orders_by_key(idempotency_key)
         po = existing[0] if existing else self._create(order, idempotency_key)
         if po.get("status", PENDING) != PENDING:
@@ -316,6 +322,12 @@ class InvenTreeOrderSink(OrderSink):
             self.http.request("POST", f"order/po/{po['pk']}/issue/", json={}, retry="unsent")
         return SubmitResult(accepted=True, external_id=po.get("reference"),
                             duplicate=bool(existing), detail="resumed" if existing else "created")
+
+    def _check_key_fits(self, key: str) -> None:
+        if self.settings.key_field == "supplier_reference" and len(key) > SUPPLIER_REFERENCE_MAX:
+            raise ConnectorError(SYSTEM, f"idempotency key of {len(key)} characters does not fit "
+                                 f"a PO's supplier_reference ({SUPPLIER_REFERENCE_MAX}); "
+                                 "set key_field: description (a long org id makes long keys)")
 
     def _create(self, order: PurchaseOrder, key: str) -> dict[str, Any]:
         supplier = self._supplier_pk(order.supplier)

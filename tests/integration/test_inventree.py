@@ -79,6 +79,16 @@ def test_pull_frames_have_the_contract_columns(inventree):
     assert snap.history.empty                                              # all before since
 
 
+def test_history_is_asked_from_the_scope_start_only(inventree):
+    emulator, url = inventree
+    with source(url) as src:
+        snap = src.pull(Scope(since=date(2026, 11, 21)))
+    [query] = [q for _, path, q in emulator.calls if path == "/api/stock/track/"]
+    assert query["min_date"] == "2026-11-20"
+    assert snap.history.to_dict("records") == [{"sku": "CABLE-TIE", "location": "Main Warehouse",
+                                                "date": date(2026, 11, 22), "quantity": 30.0}]
+
+
 def test_wrong_token_is_rejected_and_never_logged(inventree, monkeypatch):
     _, url = inventree
     monkeypatch.setenv("INVENTREE_TOKEN", "inv-wrong-token-0000")
@@ -154,6 +164,22 @@ def test_lines_without_supplier_sku_are_matched_by_part_reading_parts_once(inven
     assert sorted(line["sku"] for line in emulator.lines_of(po["pk"])) == \
         ["ACME-CT-150", "ACME-M3-8"]                       # Acme's parts, not Bolt Co's
     assert len([c for c in emulator.calls if c[:2] == ("GET", "/api/part/")]) == 1
+
+
+def test_a_key_too_long_for_supplier_reference_is_refused_before_anything_is_made(inventree):
+    emulator, url = inventree
+    org = "northwind-traders-central-warehouse-emea"
+    order = purchase_order(org=org)
+    with sink(url) as out, pytest.raises(ConnectorError, match="does not fit a PO's "
+                                                               "supplier_reference.*key_field"):
+        out.submit(order, order.idempotency_key)
+    assert len(emulator.tables["po"]) == 1
+    with sink(url, key_field="description") as out:
+        first = out.submit(order, order.idempotency_key)
+        again = out.submit(order, order.idempotency_key)
+        found = out.lookup(order.idempotency_key)
+    assert len(emulator.orders_with(order.idempotency_key)) == 1
+    assert again.duplicate and found is not None and found.external_id == first.external_id
 
 
 def test_explicit_prices_are_per_pack(inventree):

@@ -171,6 +171,7 @@ class InvenTreeEmulator:
         search = query.pop("search", None)
         outstanding = query.pop("outstanding", None)
         in_stock = query.pop("in_stock", None)
+        min_date = query.pop("min_date", None)          # stock tracking: date > min_date
         for ignored in ("supplier_detail", "part_detail", "ordering"):
             query.pop(ignored, None)
         picked = [r for r in rows if all(_matches(r.get(k), v) for k, v in query.items())]
@@ -180,6 +181,8 @@ class InvenTreeEmulator:
         if outstanding is not None:
             picked = [r for r in picked if (r.get("status") in (PENDING, PLACED)) ==
                       (outstanding.lower() == "true")]
+        if min_date is not None:
+            picked = [r for r in picked if str(r.get("date", "")) > min_date]
         if in_stock is not None:
             picked = [r for r in picked if _in_stock(r) == (in_stock == "true")]
         if limit is None:
@@ -197,6 +200,9 @@ class InvenTreeEmulator:
         if request.method == "GET":
             return self._list(request, self.tables["po"])
         body = json.loads(await request.body())
+        if len(body.get("supplier_reference") or "") > 64:
+            return JSONResponse({"supplier_reference": [
+                "Ensure this field has no more than 64 characters."]}, status_code=400)
         if not any(c["pk"] == body.get("supplier") for c in self.tables["company"]):
             return JSONResponse({"supplier": ["Invalid pk - object does not exist."]},
                                 status_code=400)
