@@ -31,8 +31,16 @@ from restock.errors import LedgerConflict, RestockError
 from restock.store import OrderStatus, Store
 from restock.web import pages
 from restock.web.access import Role, User
-from restock.web.service import (NotAllowed, Review, current_user, entry_json, live_summary,
-                                 log, require, review)
+from restock.web.service import (
+    NotAllowed,
+    Review,
+    current_user,
+    entry_json,
+    live_summary,
+    log,
+    require,
+    review,
+)
 
 __all__ = ["create_app"]
 
@@ -70,7 +78,7 @@ def _api_routes() -> list[Route]:
     ]
 
 
-def _api(handler, *, json_body: bool = False):  # noqa: ANN001, ANN202
+def _api(handler, *, json_body: bool = False):
     """Bearer (or session) auth, then the handler in a thread; errors become JSON with a code."""
     async def endpoint(request: Request) -> Response:
         user = current_user(request)
@@ -129,7 +137,7 @@ def _int(text: str, name: str) -> int:
     return int(text)
 
 
-def _summary(request: Request, user: User):  # noqa: ANN202
+def _summary(request: Request, user: User):
     run_id = request.path_params["run_id"]
     summary = review(request).store.runs.summary(run_id)
     if summary is None:
@@ -170,7 +178,7 @@ def org_orders(request: Request, user: User) -> dict[str, Any]:
     return {"orders": [entry_json(e) for e in entries]}
 
 
-def _entry(request: Request, user: User, role: Role = Role.VIEWER):  # noqa: ANN202
+def _entry(request: Request, user: User, role: Role = Role.VIEWER):
     order_id = request.path_params["order_id"]
     entry = review(request).store.ledger.find(order_id)
     if entry is None:

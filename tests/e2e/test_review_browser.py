@@ -115,7 +115,7 @@ def test_planner_logs_in_approves_and_rejects_held_orders(browser, site):
 def test_a_viewer_sees_the_run_but_gets_no_approve_buttons(browser, site):
     from selenium.webdriver.common.by import By
 
-    url, store, summary, receiver = site
+    url, _store, summary, receiver = site
     browser.get(f"{url}/login?next=/runs/{summary.run_id}")
     browser.find_element(By.ID, "token").send_keys(TOKENS["vic"])
     browser.find_element(By.ID, "login").click()

@@ -76,7 +76,7 @@ def show_run(run_id: Annotated[str, typer.Argument(help="The run's id (see `rest
         typer.echo(f"wrote {out}")
 
 
-def _render(summary, fmt: str, previous) -> str:  # noqa: ANN001
+def _render(summary, fmt: str, previous) -> str:
     from restock.report import render_html, render_markdown
 
     if previous is not None and previous.started_at > summary.started_at:
@@ -142,7 +142,7 @@ def list_models(org: Annotated[str, typer.Option("--org", help="The org.")],
     _console.print(table)
 
 
-def _model_row(entry) -> dict:  # noqa: ANN001
+def _model_row(entry) -> dict:
     window = f"{entry.window_start or ''}..{entry.window_end or ''}" \
         if entry.window_start or entry.window_end else "-"
     return {"sku": entry.sku, "model": entry.model, "class": entry.demand_class,

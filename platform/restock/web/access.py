@@ -123,13 +123,18 @@ def _user(name: str, entry: _UserEntry, path: Path, lines: dict[tuple, int]) -> 
 
 
 def _file_error(err: ValidationError, shown: str, lines: dict[tuple, int]) -> ConfigError:
-    first = err.errors()[0]
+    errors = err.errors()
+    # A misspelt key also makes the real one "missing": name the misspelling, it is the cause.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(first["loc"])
     line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
     where = ".".join(str(part) for part in loc) or None
     message = first["msg"]
-    if first["type"] == "string_pattern_mismatch" and loc and loc[-1] != "users":
+    if first["type"] == "string_pattern_mismatch" and len(loc) == 4:
         message = "a role is viewer or approver"
+    elif first["type"] == "extra_forbidden":
+        message = "unknown key (a user has token and orgs)" if len(loc) == 3 else \
+            "unknown key (the file has users)"
     return ConfigError(message, file=shown, line=line, field=where)
 
 

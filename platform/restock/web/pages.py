@@ -18,14 +18,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from restock import approval
-from restock.errors import RestockError
+from restock.errors import LedgerConflict, RestockError
 from restock.report.facts import count, fmt_money, fmt_pct, fmt_qty
 from restock.report.html import report_context
 from restock.store import OrderStatus
-from restock.web.access import (SESSION_SECONDS, Role, User, csrf_ok, csrf_token,
-                                new_session)
-from restock.web.service import (SESSION_COOKIE, NotAllowed, current_user, live_summary, log,
-                                 require, review)
+from restock.web.access import SESSION_SECONDS, Role, User, csrf_ok, csrf_token, new_session
+from restock.web.service import (
+    SESSION_COOKIE,
+    NotAllowed,
+    current_user,
+    live_summary,
+    log,
+    require,
+    review,
+)
 
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 _MAX_EDITABLE_LINES = 300
@@ -63,7 +69,7 @@ def _login_redirect(request: Request) -> Response:
     return RedirectResponse(f"{base}/login?{urlencode({'next': target})}", status_code=303)
 
 
-def _guarded(handler):  # noqa: ANN001, ANN202
+def _guarded(handler):
     """Pages need a logged-in user; a missing role is a 403 page, a user mistake a 400 page."""
     def wrapped(request: Request) -> Response:
         user = current_user(request)
@@ -177,7 +183,7 @@ def _run_view(request: Request, user: User, *, status: int = 200, problem: str |
                 notice=_notice(request, store), editable_lines=_MAX_EDITABLE_LINES)
 
 
-def _summary(request: Request, user: User):  # noqa: ANN202
+def _summary(request: Request, user: User):
     run_id = request.path_params["run_id"]
     summary = review(request).store.runs.summary(run_id)
     if summary is None:
@@ -257,24 +263,23 @@ def _decide(request: Request, user: User, form: dict[str, str]) -> Response:
     if not user.may(entry.org, Role.APPROVER):
         return page(request, "error.html.j2", 403, user=user, title="Not allowed",
                     message=f"{user.name} may not approve in org {entry.org!r}")
-    back = str(form.get("back") or f"/runs/{entry.run_id}")
-    request.path_params["run_id"] = _run_of(back, entry.run_id)
+    back = _safe_next(form.get("back") or f"/runs/{entry.run_id}")
+    request.path_params["run_id"] = entry.run_id
     try:
         _apply(rv, user, entry, action, form)
     except RestockError as err:
-        return _run_view(request, user, status=409, problem=str(err))
+        code = 409 if isinstance(err, LedgerConflict) else 400
+        return _run_view(request, user, status=code, problem=f"{order_id}: {err}")
     base = request.scope.get("root_path", "")
-    return RedirectResponse(f"{base}{_safe_next(back)}?order={quote(order_id)}"
+    return RedirectResponse(f"{base}{back}?order={quote(order_id)}"
                             f"#order-{quote(order_id)}", status_code=303)
-
-
-def _run_of(back: str, fallback: str) -> str:
-    return back.removeprefix("/runs/").split("?")[0] if back.startswith("/runs/") else fallback
 
 
 def _apply(rv: Any, user: User, entry: Any, action: str, form: dict[str, str]) -> None:
     config = rv.org_config(entry.org)
     actor = f"{user.name} (review page)"
+    if action not in ("approve", "reject"):
+        raise RestockError(f"no action {action!r} (approve or reject)")
     if action == "reject":
         approval.reject(rv.store, config, entry.order_id, actor=actor,
                         reason=str(form.get("reason", "")))
