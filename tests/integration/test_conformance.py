@@ -205,6 +205,20 @@ def test_source_returns_the_contract_columns(name, tmp_path, monkeypatch):
     assert len(snap.catalog) >= 1 and len(snap.positions) >= 1
 
 
+@pytest.mark.parametrize("name", SOURCE_CASES)
+def test_a_sound_source_snapshot_passes_cleaning_whole(name, tmp_path, monkeypatch):
+    """The contract with the cleaning step: good data from any source is never quarantined."""
+    from restock.clean import clean_snapshot
+    cls = available("inventory_source")[name]
+    with SOURCES[name](tmp_path, monkeypatch) as (options, _):
+        with cls(cls.Settings.model_validate(options),
+                 ConnectorContext(org="acme", config_dir=str(tmp_path))) as src:
+            snap = src.pull(Scope())
+    result = clean_snapshot(snap)
+    assert result.quarantined == [] and result.blocked_skus == {}
+    assert len(result.snapshot.positions) == len(snap.positions)
+
+
 # ---------------------------------------------------------------- the connector guide
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "connectors.md"

@@ -62,13 +62,14 @@ class InvenTreeEmulator:
                          category=cat["pk"], purchaseable=True, active=True, minimum_stock=10.0,
                          default_location=main["pk"], units="")
         sp_screw = self._supplier_part(screw, acme, "ACME-M3-8", 100)
-        self._supplier_part(screw, bolt, "BOLT-M3X8", 1)
+        sp_bolt = self._supplier_part(screw, bolt, "BOLT-M3X8", 1)
         sp_tie = self._supplier_part(tie, acme, "ACME-CT-150", 1)
         sp_label = self._supplier_part(label, acme, "ACME-LBL-5025", 1)
         self.add("price_break", part=sp_screw["pk"], quantity=1.0, price=0.05, price_currency="USD")
         self.add("price_break", part=sp_screw["pk"], quantity=1000.0, price=0.03,
                  price_currency="USD")
-        self.add("price_break", part=4, quantity=1.0, price=0.0009, price_currency="USD")
+        self.add("price_break", part=sp_bolt["pk"], quantity=1.0, price=0.0009,
+                 price_currency="USD")
         self.add("price_break", part=sp_tie["pk"], quantity=1.0, price=0.02, price_currency="USD")
         self.add("price_break", part=sp_label["pk"], quantity=1.0, price=12.5, price_currency="USD")
         item_main = self.add("stock", part=screw["pk"], quantity=450.0, location=main["pk"])
