@@ -471,3 +471,31 @@ def test_an_unreadable_ca_bundle_is_a_config_error(tmp_path):
     from restock.errors import ConfigError
     with pytest.raises(ConfigError, match="ca_file: testsys: cannot read CA bundle"):
         make("https://127.0.0.1:9", ca_file=str(tmp_path / "missing.pem"))
+
+
+def test_backoff_doubles_with_jitter_and_is_capped():
+    waits: list[float] = []
+    settings = HttpSettings.model_validate({"base_url": "http://erp.test", "retries": {
+        "attempts": 7, "backoff": 1, "max_backoff": 8, "jitter": 0.5, "max_wait": 1000}})
+    unavailable = httpx.MockTransport(lambda request: httpx.Response(502))
+    with client(settings, "testsys", transport=unavailable, sleep=waits.append) as http, \
+            pytest.raises(ConnectorUnavailable, match="after 7 attempts"):
+        http.get_json("/x")
+    bases = [1, 2, 4, 8, 8, 8]                               # doubling, then the cap
+    assert len(waits) == 6
+    assert all(base * 0.5 <= wait <= base for wait, base in zip(waits, bases))
+    assert len({round(w, 6) for w in waits[3:]}) > 1         # jitter: capped waits still differ
+
+
+def test_a_create_without_key_is_retried_only_when_surely_unsent():
+    answers = iter([500, 503, 201])         # 500: the server may have acted; 503: it did not
+
+    def handler(request):
+        return httpx.Response(next(answers), json={})
+
+    settings = HttpSettings.model_validate({"base_url": "http://erp.test", "retries": FAST})
+    with client(settings, "testsys", transport=httpx.MockTransport(handler),
+                sleep=lambda seconds: None) as http:
+        with pytest.raises(ConnectorUnavailable, match=r"HTTP 500 \(after 1 attempt\)"):
+            http.request("POST", "/orders", json={}, retry="unsent")
+        assert http.request("POST", "/orders", json={}, retry="unsent").status_code == 201
