@@ -356,3 +356,51 @@ def test_the_daemon_serves_the_review_page_beside_healthz(site):
         answer = httpx.get(f"{url}/api/runs", headers={"Authorization":
                                                        f"Bearer {TOKENS['vic']}"})
         assert [r["run_id"] for r in answer.json()["runs"]] == [site.run.summary.run_id]
+
+
+def test_restock_serve_runs_the_review_page_on_its_own(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    with open_store(url) as store:
+        seed_run(store, make_summary(6))
+    write_access(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESTOCK_")},
+           "RESTOCK_STATE_URL": url}
+    proc = subprocess.Popen([sys.executable, "-m", "restock.cli", "serve", "--config",
+                             str(tmp_path), "--addr", f"127.0.0.1:{port}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        answer = _wait_for(f"http://127.0.0.1:{port}/api/runs", TOKENS["vic"], proc)
+        assert [r["run_id"] for r in answer.json()["runs"]] == ["run-0001"]
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+    assert f"review page on http://127.0.0.1:{port}/" in output
+    assert TOKENS["vic"] not in output
+
+
+def _wait_for(url: str, token: str, proc) -> httpx.Response:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            return httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"restock serve did not answer at {url}")
+
+
+def test_restock_serve_refuses_a_bad_address_in_one_line(tmp_path):
+    from tests.support.daemon_kit import restock_cli
+
+    result = restock_cli("serve", "--config", str(tmp_path), "--addr", "localhost", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "restock: --addr: must be HOST:PORT, like 127.0.0.1:8787 " \
+                            "(got 'localhost')\n"
