@@ -25,6 +25,7 @@ _COMMAND_MODULES: list[str] = [
     "restock.commands.daemon",
     "restock.commands.orders",
     "restock.commands.runs",
+    "restock.commands.backtest",
 ]
 
 

@@ -1,0 +1,406 @@
+"""Backtests: replay a real demand history period by period through a replenishment policy.
+
+At every review period the policy sees only the history before it, forecasts, and sets a reorder
+level and an order-up-to level; an order (rounded to packs and MOQ) arrives after the item's lead
+time; each period's demand is met from stock, the rest backordered or lost. The last ``periods``
+periods are measured: fill rate, cycle service level, stock on hand and its value, orders,
+stockout periods and costs (holding + ordering + shortage, where the costs are given).
+
+``simulate(history, items, policy)`` runs one policy; :func:`restock_policy` is restock's own rule
+(the same :func:`restock.policy.stock_levels` the planner uses, on :mod:`restock.forecast`), and
+:func:`min_max_policy` and :func:`sba_normal_policy` are the rules a buyer would otherwise use.
+Forecasts made at each review are cached on a :class:`ForecastCache`, so several policies or
+targets on one history forecast only once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from restock.errors import ConfigError, DataError
+from restock.forecast import forecast_panel, to_panel
+from restock.forecast.panel import Panel
+from restock.policy.levels import stock_levels
+from restock.policy.quantity import whole_packs
+
+ITEM_DEFAULTS = {"moq": 0.0, "pack_size": 1.0, "order_cost": 0.0, "holding_cost": 0.0,
+                 "shortage_cost": 0.0}
+MIN_HISTORY = 8   # periods a policy sees before its first decision
+
+
+# ---------------------------------------------------------------- inputs
+
+def check_history(history: pd.DataFrame, source: str = "history") -> pd.DataFrame:
+    """Tidy history (item_id, date, quantity) with parsed dates; a bad row is a DataError
+    naming ``source:line`` (line 1 is the CSV header)."""
+    _columns(history, ("item_id", "date", "quantity"), source)
+    frame = history.reset_index(drop=True)
+    quantity = pd.to_numeric(frame["quantity"], errors="coerce")
+    _first_bad(frame, ~(np.isfinite(quantity) & (quantity >= 0)), "quantity",
+               "must be a number >= 0", source)
+    dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed")
+    _first_bad(frame, dates.isna(), "date", "must be a date like 2024-01-31", source)
+    return pd.DataFrame({"item_id": frame["item_id"].astype(str), "date": dates,
+                         "quantity": quantity.astype(float)})
+
+
+def check_items(items: pd.DataFrame, source: str = "items") -> pd.DataFrame:
+    """Item settings: item_id, lead_time (periods, > 0), unit_cost (> 0) and optionally moq,
+    pack_size (> 0), order_cost, holding_cost (per unit per period), shortage_cost (per unit
+    short). A bad value is a DataError naming ``source:line`` and the field."""
+    _columns(items, ("item_id", "lead_time", "unit_cost"), source)
+    frame = items.reset_index(drop=True).copy()
+    frame["item_id"] = frame["item_id"].astype(str)
+    duplicated = frame["item_id"].duplicated()
+    _first_bad(frame, duplicated, "item_id", "appears more than once", source)
+    for column, default in ITEM_DEFAULTS.items():
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(default) \
+            if column in frame else default
+    for column in ("lead_time", "unit_cost"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    rules = [("lead_time", frame["lead_time"] > 0, "must be greater than 0"),
+             ("unit_cost", frame["unit_cost"] > 0, "must be greater than 0"),
+             ("pack_size", frame["pack_size"] > 0, "must be greater than 0")]
+    rules += [(c, frame[c] >= 0, "must not be negative") for c in ITEM_DEFAULTS if c != "pack_size"]
+    for column, ok, message in rules:
+        _first_bad(frame, ~(ok & np.isfinite(frame[column])), column, message, source)
+    return frame
+
+
+def _columns(frame: pd.DataFrame, required: tuple[str, ...], source: str) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                        record=source)
+
+
+def _first_bad(frame: pd.DataFrame, bad, field: str, message: str, source: str) -> None:
+    bad = np.asarray(bad, dtype=bool)
+    if bad.any():
+        row = int(np.argmax(bad))
+        item, value = frame["item_id"].iloc[row], frame[field].iloc[row]
+        shown = f"{float(value):g}" if isinstance(value, (int, float, np.number)) \
+            and not isinstance(value, bool) else repr(str(value))
+        raise DataError(f"item {item}: {field} {message} (got {shown})",
+                        record=f"{source}:{row + 2}")
+
+
+def check_level(level: float, name: str = "service_level") -> float:
+    """A service target strictly between 0.5 and 0.9999, or a ConfigError naming it."""
+    if not 0.5 < level < 0.9999:
+        raise ConfigError(f"must be between 0.5 and 0.9999 (got {level})", field=name)
+    return float(level)
+
+
+# ---------------------------------------------------------------- the state a policy sees
+
+@dataclass
+class Items:
+    """Per-item settings aligned with the panel's rows (times in periods)."""
+
+    ids: np.ndarray
+    lead: np.ndarray          # whole periods (fractional lead times are rounded up)
+    unit_cost: np.ndarray
+    moq: np.ndarray           # rounded up to whole packs
+    pack: np.ndarray
+    order_cost: np.ndarray
+    holding_cost: np.ndarray
+    shortage_cost: np.ndarray
+
+    @classmethod
+    def aligned(cls, items: pd.DataFrame, ids: np.ndarray) -> Items:
+        frame = items.set_index("item_id").loc[ids]
+        pack = frame["pack_size"].to_numpy(float)
+        return cls(ids=ids, lead=np.ceil(frame["lead_time"].to_numpy(float) - 1e-9),
+                   unit_cost=frame["unit_cost"].to_numpy(float),
+                   moq=whole_packs(frame["moq"].to_numpy(float), pack), pack=pack,
+                   order_cost=frame["order_cost"].to_numpy(float),
+                   holding_cost=frame["holding_cost"].to_numpy(float),
+                   shortage_cost=frame["shortage_cost"].to_numpy(float))
+
+
+class ForecastCache:
+    """Forecasts made at each decision period from the history before it, computed once.
+
+    ``window`` limits each forecast to the last so many periods (None: all history so far).
+    """
+
+    def __init__(self, panel: Panel, *, season_length: int | None = None,
+                 window: int | None = None) -> None:
+        self.panel, self.season_length, self.window = panel, season_length, window
+        self._made: dict[tuple[int, int], object] = {}
+
+    def demand_over(self, t: int, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and sd of demand over ``periods`` after period ``t`` (known: periods < t)."""
+        horizon = int(math.ceil(float(np.max(periods, initial=1.0))))
+        key = (t, horizon)
+        if key not in self._made:
+            start = 0 if self.window is None else max(0, t - self.window)
+            known = Panel(ids=self.panel.ids, dates=self.panel.dates[start:t],
+                          values=self.panel.values[:, start:t], freq=self.panel.freq)
+            self._made[key] = forecast_panel(known, horizon, season_length=self.season_length)
+        return self._made[key].demand_over(periods)
+
+
+@dataclass
+class Decision:
+    """What a policy knows when it decides at period ``t``: history before ``t`` and settings."""
+
+    t: int
+    history: np.ndarray       # (n, t) demand so far, NaN before a series starts
+    items: Items
+    review: int
+    forecasts: ForecastCache
+
+
+Policy = Callable[[Decision], tuple[np.ndarray, np.ndarray]]
+"""A rule: ``(reorder level, order-up-to level)`` per item; order when position <= reorder."""
+
+
+# ---------------------------------------------------------------- policies
+
+def restock_policy(service_level: float, *, fill_rate: bool = False) -> Policy:
+    """restock's rule: order up to forecast + safety stock over lead time + review, the safety
+    stock for a cycle service level or a fill rate (whole units for slow movers)."""
+    level = check_level(service_level)
+
+    def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
+        horizon = state.items.lead + state.review
+        mean, sd = state.forecasts.demand_over(state.t, horizon)
+        levels = stock_levels(mean / horizon, sd / np.sqrt(horizon), state.items.lead,
+                              state.review, service_level=level, fill_rate=fill_rate)
+        target = np.maximum(levels.order_up_to, 0.0)
+        return target - 1e-9, target
+    return decide
+
+
+def min_max_policy(safety_periods: float) -> Policy:
+    """A buyer's min/max from average demand: min = average x (lead time + ``safety_periods``),
+    max = min + average x review period; order up to max when the position falls to min."""
+    def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(all="ignore"):
+            average = np.nan_to_num(np.nanmean(state.history, axis=1))
+        low = average * (state.items.lead + safety_periods)
+        return low, low + average * state.review
+    return decide
+
+
+def sba_normal_policy(service_level: float, *, alpha: float = 0.1) -> Policy:
+    """SBA forecast with a normal safety stock from the spread of past demand:
+    ``S = rate (L + R) + z sd sqrt(L + R)``."""
+    z = norm.ppf(check_level(service_level))
+
+    def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
+        rate = sba(state.history, alpha)
+        with np.errstate(all="ignore"):
+            spread = np.nan_to_num(np.nanstd(state.history, axis=1))
+        horizon = state.items.lead + state.review
+        target = rate * horizon + z * spread * np.sqrt(horizon)
+        return target - 1e-9, target
+    return decide
+
+
+def sba(values: np.ndarray, alpha: float = 0.1) -> np.ndarray:
+    """Syntetos-Boylan: 0.95 x (smoothed demand size / smoothed interval), per row."""
+    n = values.shape[0]
+    size, interval, gap = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
+    for column in values.T:
+        observed = ~np.isnan(column)
+        gap = gap + observed
+        hit = observed & (column > 0)
+        first = hit & np.isnan(size)
+        size = np.where(first, column, np.where(hit, size + alpha * (column - size), size))
+        interval = np.where(first, gap, np.where(hit, interval + alpha * (gap - interval),
+                                                 interval))
+        gap = np.where(hit, 0.0, gap)
+    with np.errstate(all="ignore"):
+        return np.nan_to_num(0.95 * size / interval)
+
+
+# ---------------------------------------------------------------- the replay
+
+@dataclass
+class Backtest:
+    """A replay's measurements: totals and one row per item."""
+
+    totals: dict
+    items: pd.DataFrame
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the totals at top level, then the settings and ``items``."""
+        rows = self.items.astype(object).where(self.items.notna(), None)
+        return {**self.totals, **self.settings, "items": rows.to_dict("records")}
+
+
+def simulate(history: pd.DataFrame, items: pd.DataFrame, policy: Policy, *, periods: int,
+             freq: str = "W", review: int = 1, lost_sales: bool = False,
+             forecasts: ForecastCache | None = None, panel: Panel | None = None) -> Backtest:
+    """Replay ``history`` through ``policy`` and measure its last ``periods`` periods.
+
+    Items in the history without settings in ``items`` (and the reverse) are left out and
+    counted. Give ``panel`` and ``forecasts`` to reuse them across runs on the same history.
+    """
+    if freq not in ("D", "W", "M"):
+        raise ConfigError(f"must be D, W or M (got {freq!r})", field="freq")
+    if review < 1:
+        raise ConfigError(f"must be at least 1 period (got {review})", field="review")
+    history, items = check_history(history), check_items(items)
+    panel = panel or to_panel(history, freq=freq)
+    known = np.isin(panel.ids, items["item_id"].to_numpy())
+    panel = Panel(ids=panel.ids[known], dates=panel.dates, values=panel.values[known], freq=freq)
+    setting = Items.aligned(items, panel.ids)
+    start = _start(panel, setting, periods, review)
+    forecasts = forecasts or ForecastCache(panel)
+    run = _Replay(panel.values, setting, policy, review, lost_sales, forecasts)
+    measured = run.play(start, panel.values.shape[1] - periods)
+    totals = _totals(measured, setting)
+    totals.update(items_in_history_only=int((~known).sum()),
+                  items_without_history=int((~items["item_id"].isin(panel.ids)).sum()))
+    return Backtest(totals=totals, items=measured, settings={
+        "periods": periods, "freq": freq, "review_periods": review,
+        "demand_model": "lost_sales" if lost_sales else "backorders"})
+
+
+def _start(panel: Panel, setting: Items, periods: int, review: int) -> int:
+    total = panel.values.shape[1]
+    warm = 2 * int(setting.lead.max(initial=0)) + review
+    most = total - warm - MIN_HISTORY
+    if not 1 <= periods <= most:
+        raise ConfigError(f"must be between 1 and {max(most, 0)} for this history of {total} "
+                          f"periods (the replay needs {MIN_HISTORY} periods of history and "
+                          f"{warm} to reach a steady state first) (got {periods})",
+                          field="periods")
+    return total - periods - warm
+
+
+class _Replay:
+    """The period-by-period state of every item at once."""
+
+    def __init__(self, values, setting: Items, policy: Policy, review: int, lost_sales: bool,
+                 forecasts: ForecastCache) -> None:
+        self.values, self.setting, self.policy = values, setting, policy
+        self.review, self.lost_sales, self.forecasts = review, lost_sales, forecasts
+        n, total = values.shape
+        self.arrivals = np.zeros((n, total + int(setting.lead.max(initial=0)) + 2))
+        self.on_order = np.zeros(n)
+        self.stock = np.zeros(n)   # net: negative is backordered demand
+
+    def play(self, start: int, measure_from: int) -> pd.DataFrame:
+        # Empty shelves at the start: two lead times of warm-up reach the policy's own steady
+        # state, where a stock seeded from a guess would linger as dead stock.
+        tally = _Tally(len(self.stock))
+        for t in range(start, self.values.shape[1]):
+            self.stock += self.arrivals[:, t]
+            self.on_order -= self.arrivals[:, t]
+            decides = (t - start) % self.review == 0
+            ordered = self._order(t) if decides else np.zeros(len(self.stock), dtype=bool)
+            if t >= measure_from:
+                tally.cycle_start(decides)
+            met, short = self._serve(np.nan_to_num(self.values[:, t]))
+            if t >= measure_from:
+                tally.add(self, met, short, ordered)
+        return tally.frame(self.setting)
+
+    def _state(self, t: int) -> Decision:
+        return Decision(t=t, history=self.values[:, :t], items=self.setting, review=self.review,
+                        forecasts=self.forecasts)
+
+    def _order(self, t: int) -> np.ndarray:
+        reorder, target = self.policy(self._state(t))
+        position = self.stock + self.on_order
+        want = np.where(position <= reorder, target - position, 0.0)
+        quantity = np.where(want > 1e-9, np.maximum(whole_packs(want, self.setting.pack),
+                                                    self.setting.moq), 0.0)
+        arrive = t + self.setting.lead.astype(int)
+        self.arrivals[np.arange(len(quantity)), arrive] += quantity
+        self.on_order += quantity
+        return quantity > 0
+
+    def _serve(self, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        met = np.minimum(np.maximum(self.stock, 0.0), demand)
+        self.stock = self.stock - demand
+        if self.lost_sales:
+            self.stock = np.maximum(self.stock, 0.0)
+        return met, demand - met
+
+
+class _Tally:
+    """Sums over the measured periods, per item."""
+
+    def __init__(self, n: int) -> None:
+        zeros = lambda: np.zeros(n)  # noqa: E731
+        self.demand, self.met, self.on_hand, self.orders = zeros(), zeros(), zeros(), zeros()
+        self.stockout_periods, self.cycles, self.stockout_cycles = zeros(), zeros(), zeros()
+        self.backlog = zeros()
+        self.periods = 0
+        self.in_cycle = np.zeros(n, dtype=bool)
+        self.counting = False
+
+    def cycle_start(self, decides: bool) -> None:
+        if decides:
+            self.stockout_cycles += self.in_cycle
+            self.in_cycle[:] = False
+            self.counting = True
+            self.cycles += 1
+
+    def add(self, replay: _Replay, met, short, ordered) -> None:
+        self.periods += 1
+        self.demand += met + short
+        self.met += met
+        stockout = (short > 0) | (replay.stock < -1e-9)
+        self.stockout_periods += stockout
+        if self.counting:
+            self.in_cycle |= stockout
+        self.on_hand += np.maximum(replay.stock, 0.0)
+        self.backlog += np.maximum(-replay.stock, 0.0)
+        self.orders += ordered
+
+    def frame(self, setting: Items) -> pd.DataFrame:
+        if self.counting:
+            self.stockout_cycles += self.in_cycle
+        periods = max(self.periods, 1)
+        active = self.demand > 0
+        avg_on_hand = self.on_hand / periods
+        with np.errstate(all="ignore"):
+            fill = np.where(active, self.met / self.demand, np.nan)
+            csl = np.where(active & (self.cycles > 0),
+                           1 - self.stockout_cycles / np.maximum(self.cycles, 1), np.nan)
+        holding = self.on_hand * setting.holding_cost
+        ordering = self.orders * setting.order_cost
+        shortage = (self.demand - self.met) * setting.shortage_cost
+        return pd.DataFrame({
+            "item_id": setting.ids, "demand": self.demand, "met": self.met,
+            "fill_rate": fill, "cycle_service_level": csl, "cycles": self.cycles,
+            "stockout_cycles": self.stockout_cycles, "stockout_periods": self.stockout_periods,
+            "avg_on_hand": avg_on_hand, "avg_inventory_value": avg_on_hand * setting.unit_cost,
+            "avg_backorders": self.backlog / periods, "orders": self.orders,
+            "holding_cost": holding, "ordering_cost": ordering, "shortage_cost": shortage,
+            "total_cost": holding + ordering + shortage})
+
+
+def _totals(measured: pd.DataFrame, setting: Items) -> dict:
+    active = measured["demand"] > 0
+    demand = float(measured["demand"].sum())
+    cycles = float(measured.loc[active, "cycles"].sum())
+    return {
+        "fill_rate": float(measured["met"].sum()) / demand if demand else None,
+        "cycle_service_level": 1 - float(measured.loc[active, "stockout_cycles"].sum()) / cycles
+        if cycles else None,
+        "avg_inventory_value": float(measured["avg_inventory_value"].sum()),
+        "avg_on_hand_units": float(measured["avg_on_hand"].sum()),
+        "orders": int(measured["orders"].sum()),
+        "stockout_periods": int(measured["stockout_periods"].sum()),
+        "holding_cost": float(measured["holding_cost"].sum()),
+        "ordering_cost": float(measured["ordering_cost"].sum()),
+        "shortage_cost": float(measured["shortage_cost"].sum()),
+        "total_cost": float(measured["total_cost"].sum()),
+        "demand": demand, "item_count": int(len(measured)),
+        "items_with_demand": int(active.sum()),
+    }

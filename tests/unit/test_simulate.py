@@ -1,0 +1,189 @@
+"""Backtests: the replay's bookkeeping, what a policy may see, demand models, bad input, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from restock.cli import main
+from restock.errors import ConfigError, DataError
+from restock.simulate import (Decision, min_max_policy, restock_policy, sba_normal_policy,
+                              simulate)
+
+
+def history(demand: dict[str, list[float]], start="2024-01-01", freq="W-MON") -> pd.DataFrame:
+    rows = []
+    for item, values in demand.items():
+        dates = pd.date_range(start, periods=len(values), freq=freq)
+        rows += [{"item_id": item, "date": d.date().isoformat(), "quantity": q}
+                 for d, q in zip(dates, values, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def items(**overrides) -> pd.DataFrame:
+    row = {"item_id": "A", "lead_time": 2, "unit_cost": 4.0, "moq": 0, "pack_size": 1,
+           "order_cost": 10.0, "holding_cost": 0.5}
+    row.update(overrides)
+    return pd.DataFrame([row])
+
+
+def fixed(level: float):
+    def decide(state: Decision):
+        target = np.full(len(state.items.ids), level)
+        return target - 1e-9, target
+    return decide
+
+
+def test_steady_demand_with_order_up_to_lead_plus_review_is_always_served():
+    result = simulate(history({"A": [10.0] * 40}), items(), fixed(30.0), periods=20)
+    totals = result.totals
+    assert totals["fill_rate"] == 1.0 and totals["cycle_service_level"] == 1.0
+    assert totals["stockout_periods"] == 0 and totals["orders"] == 20
+    assert totals["ordering_cost"] == 200.0
+    assert totals["avg_on_hand_units"] == pytest.approx(0.0)   # S = demand over L + R exactly
+
+
+def test_stock_above_need_is_held_and_costed():
+    result = simulate(history({"A": [10.0] * 40}), items(), fixed(45.0), periods=20)
+    row = result.items.iloc[0]
+    assert row["avg_on_hand"] == pytest.approx(15.0)
+    assert row["avg_inventory_value"] == pytest.approx(60.0)
+    assert row["holding_cost"] == pytest.approx(15.0 * 0.5 * 20)
+    assert row["total_cost"] == pytest.approx(row["holding_cost"] + row["ordering_cost"])
+
+
+def test_orders_come_in_whole_packs_and_at_least_the_moq():
+    result = simulate(history({"A": [10.0] * 60}), items(pack_size=25, moq=60), fixed(30.0),
+                      periods=30)
+    row = result.items.iloc[0]
+    assert row["fill_rate"] == 1.0
+    assert row["orders"] < 30 / 2   # each order of 75 (MOQ 60 in packs of 25) lasts 7 periods
+
+
+def test_a_policy_only_sees_the_history_before_its_decision():
+    seen = []
+
+    def spy(state: Decision):
+        seen.append((state.t, state.history.shape[1], np.nansum(state.history)))
+        return fixed(30.0)(state)
+
+    demand = [10.0] * 30 + [1000.0] + [10.0] * 9
+    simulate(history({"A": demand}), items(), spy, periods=20)
+    assert all(t == width for t, width, _ in seen)
+    assert all(total < 1000 for t, _, total in seen if t <= 30)
+
+
+def test_an_unserved_spike_is_backordered_or_lost_as_configured():
+    demand = [10.0] * 30 + [80.0] + [10.0] * 9
+    backorders = simulate(history({"A": demand}), items(), fixed(30.0), periods=20)
+    lost = simulate(history({"A": demand}), items(), fixed(30.0), periods=20, lost_sales=True)
+    assert backorders.items.iloc[0]["avg_backorders"] > 0
+    assert lost.items.iloc[0]["avg_backorders"] == 0
+    assert backorders.totals["fill_rate"] < 1 and lost.totals["fill_rate"] < 1
+    assert backorders.totals["stockout_periods"] > lost.totals["stockout_periods"]
+
+
+def test_totals_add_up_from_items():
+    demand = {"A": [10.0, 0, 30, 5] * 12, "B": [0, 0, 4, 0] * 12}
+    settings = pd.concat([items(), items(item_id="B", unit_cost=9.0)], ignore_index=True)
+    result = simulate(history(demand), settings, sba_normal_policy(0.9), periods=20)
+    frame = result.items
+    assert result.totals["fill_rate"] == pytest.approx(frame["met"].sum() / frame["demand"].sum())
+    assert result.totals["avg_inventory_value"] == pytest.approx(
+        frame["avg_inventory_value"].sum())
+    document = result.to_dict()
+    assert {"fill_rate", "cycle_service_level", "avg_inventory_value", "orders",
+            "total_cost"} <= set(document)
+    assert [row["item_id"] for row in document["items"]] == ["A", "B"]
+
+
+def test_min_max_orders_up_to_max_when_at_min():
+    result = simulate(history({"A": [10.0] * 40}), items(), min_max_policy(1.0), periods=20)
+    assert result.totals["fill_rate"] == 1.0
+    assert result.items.iloc[0]["avg_on_hand"] == pytest.approx(10.0, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def man_slice(shared_data):
+    demand = pd.read_csv(shared_data / "sets" / "man.csv.gz")
+    totals = demand.groupby("item_id")["quantity"].agg(["sum", lambda q: (q > 0).mean()])
+    busy = totals[totals.iloc[:, 1] > 0.3].index[:12]
+    raw = pd.read_csv(shared_data / "sets" / "man_items.csv")
+    settings = pd.DataFrame({"item_id": raw["item_id"], "lead_time": raw["lead_time_weeks"],
+                             "unit_cost": raw["cost_price_eur"]})
+    return demand[demand["item_id"].isin(busy)], settings[settings["item_id"].isin(busy)]
+
+
+def test_restock_policy_on_real_history_buys_more_service_with_a_higher_target(man_slice):
+    demand, settings = man_slice
+    low = simulate(demand, settings, restock_policy(0.7), periods=60, review=4)
+    high = simulate(demand, settings, restock_policy(0.98), periods=60, review=4)
+    assert high.totals["fill_rate"] > low.totals["fill_rate"]
+    assert high.totals["avg_inventory_value"] > low.totals["avg_inventory_value"]
+    assert 0.5 < high.totals["cycle_service_level"] <= 1.0
+
+
+@pytest.mark.parametrize(("column", "value", "message"), [
+    ("lead_time", 0, "lead_time must be greater than 0"),
+    ("lead_time", -2, "lead_time must be greater than 0"),
+    ("unit_cost", 0, "unit_cost must be greater than 0"),
+    ("pack_size", 0, "pack_size must be greater than 0"),
+    ("holding_cost", -1, "holding_cost must not be negative")])
+def test_bad_item_settings_name_the_line_item_and_field(column, value, message):
+    settings = pd.concat([items(item_id="B"), items(**{column: value})], ignore_index=True)
+    with pytest.raises(DataError) as err:
+        simulate(history({"A": [1.0] * 40}), settings, fixed(3), periods=10)
+    assert str(err.value) == f"items:3: item A: {message} (got {value})"
+
+
+def test_bad_history_rows_name_the_line():
+    frame = history({"A": [1.0, 2.0, -3.0, 1.0]})
+    with pytest.raises(DataError, match=r"^history:4: item A: quantity must be a number >= 0"):
+        simulate(frame, items(), fixed(3), periods=1)
+    frame = history({"A": [1.0, 2.0]}).assign(date=["2024-01-01", "someday"])
+    with pytest.raises(DataError, match=r"^history:3: item A: date must be a date"):
+        simulate(frame, items(), fixed(3), periods=1)
+
+
+def test_targets_and_periods_out_of_range_are_config_errors():
+    with pytest.raises(ConfigError, match="service_level: must be between 0.5 and 0.9999"):
+        restock_policy(1.2)
+    with pytest.raises(ConfigError, match="periods: must be between 1 and 27"):
+        simulate(history({"A": [1.0] * 40}), items(), fixed(3), periods=30)
+
+
+def test_backtest_command_writes_the_result_json(tmp_path, capsys):
+    demand = {"A": ([3.0, 0, 5, 2, 0, 4] * 12), "B": ([0, 0, 7, 0] * 18)}
+    history(demand).to_csv(tmp_path / "history.csv", index=False)
+    pd.concat([items(), items(item_id="B", pack_size=5)]).to_csv(tmp_path / "items.csv",
+                                                                  index=False)
+    out = tmp_path / "result.json"
+    code = main(["backtest", "--history", str(tmp_path / "history.csv"), "--items",
+                 str(tmp_path / "items.csv"), "--service-level", "0.9", "--fill-rate",
+                 "--periods", "30", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    document = json.loads(out.read_text())
+    assert document["measure"] == "fill_rate" and document["target"] == 0.9
+    assert document["achieved"] == document["fill_rate"]
+    assert 0 < document["fill_rate"] <= 1 and document["orders"] > 0
+    assert [row["item_id"] for row in document["items"]] == ["A", "B"]
+    assert "2 items, 30 periods: fill rate" in capsys.readouterr().out
+
+
+def test_backtest_command_bad_input_is_one_line(tmp_path, capsys):
+    history({"A": [1.0] * 40}).to_csv(tmp_path / "history.csv", index=False)
+    items(unit_cost=0).to_csv(tmp_path / "items.csv", index=False)
+    args = ["backtest", "--history", str(tmp_path / "history.csv"), "--items",
+            str(tmp_path / "items.csv"), "--periods", "10", "--out", str(tmp_path / "r.json")]
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip() == (f"restock: {tmp_path / 'items.csv'}:2: item A: "
+                                               "unit_cost must be greater than 0 (got 0)")
+    assert main([*args, "--service-level", "1.2"]) == 2
+    assert capsys.readouterr().err.strip() == ("restock: --service-level: must be between 0.5 "
+                                               "and 0.9999 (got 1.2)")
+    assert main([*args[:-2], "--out", str(tmp_path / "r.json"), "--items",
+                 str(tmp_path / "missing.csv")]) == 1
+    assert "missing.csv: no such file" in capsys.readouterr().err
