@@ -83,7 +83,7 @@ order_sink:
   lookup_url: {url}/orders/{{key}}
   timeout: {{connect: 2, read: 5, total: 10}}
   retries: {{attempts: 2, backoff: 0.05, max_wait: 1}}
-forecast: {{statsmodels_seconds: 0, history_days: 120}}
+forecast: {{statsmodels_seconds: 0, history_days: 60}}
 policy: {{max_bid: 100000}}
 guard: {{max_multiple_of_usual: 1000, min_forecast_confidence: 0}}
 """)
@@ -133,13 +133,16 @@ def test_kill_9_at_random_points_never_duplicates_or_loses_an_order(
     downstream, _ = receiver
     expected, steps, duration = reference
     rng = random.Random(SEED)
+    firsts = rng.sample(range(1, steps + 1), steps)      # every point of a run, in turn
     kills, where, rounds = 0, Counter(), 0
     while kills < KILLS:
         rounds += 1
         downstream.clear()
         state = f"sqlite:///{tmp_path / f'round{rounds}.db'}"
         trace = tmp_path / f"round{rounds}.trace"
-        kills += _crash_round(harness, rng, org_file, state, trace, steps, duration, where)
+        first = firsts[(rounds - 1) % steps]
+        kills += _crash_round(harness, rng, org_file, state, trace, (first, steps, duration),
+                              where)
         problems = _check(downstream, state, expected)
         assert not problems, f"round {rounds} (trace {trace}):\n" + "\n".join(problems)
     assert sum(where.values()) == kills >= KILLS
@@ -148,16 +151,21 @@ def test_kill_9_at_random_points_never_duplicates_or_loses_an_order(
             "after Ledger.record", "before Ledger.transition"} <= covered, where
 
 
-def _crash_round(harness, rng, org_file, state, trace, steps, duration, where) -> int:
-    """Kill runs of one fresh org state a few times, then let one finish; returns the kills."""
+def _crash_round(harness, rng, org_file, state, trace, shape, where) -> int:
+    """Kill runs of one fresh org state a few times, then let one finish; returns the kills.
+
+    The first kill of a round hits the given step of a fresh run (so over the rounds every
+    point of a run is hit); later ones a random step or a random moment.
+    """
+    first, steps, duration = shape
     kills = 0
     while kills < KILLS_PER_ROUND:
-        by_timer = rng.random() < 0.25
+        by_timer = kills > 0 and rng.random() < 0.3
         command = {"config": str(org_file), "state": state, "trace": str(trace)}
         if by_timer:
             command["kill_after"] = rng.uniform(0.0, duration * 1.05)
         else:
-            command["kill_step"] = rng.randint(1, steps)
+            command["kill_step"] = first if kills == 0 else rng.randint(1, steps)
         lines_before = _trace_length(trace)
         answer = harness.run(**command)
         if not answer["killed"]:
