@@ -46,9 +46,10 @@ def _rest_app(items: int, history: int):
 
 
 def bench_rest(items: int = 5_000, history: int = 50_000) -> dict:
+    from tests.support.loopback import serve_asgi
+
     from restock.connectors import ConnectorContext, Scope
     from restock_connectors.rest import RestSource
-    from tests.support.loopback import serve_asgi
 
     with serve_asgi(_rest_app(items, history)) as url:
         settings = RestSource.Settings.model_validate({"base_url": url, "endpoints": {
@@ -94,9 +95,10 @@ def _inventree(parts: int, tracking: int):
 def bench_inventree(parts: int = 1_000, tracking: int = 20_000) -> dict:
     import os
 
+    from tests.support.loopback import serve_asgi
+
     from restock.connectors import ConnectorContext, Scope
     from restock_connectors.inventree import InvenTreeSource
-    from tests.support.loopback import serve_asgi
 
     emulator = _inventree(parts, tracking)
     os.environ["RESTOCK_BENCH_INVENTREE_TOKEN"] = "bench-token"
@@ -114,10 +116,10 @@ def bench_inventree(parts: int = 1_000, tracking: int = 20_000) -> dict:
 
 def bench_oversize(megabytes: int = 50) -> dict:
     from starlette.responses import StreamingResponse
+    from tests.support.loopback import serve_asgi
 
     from restock.errors import ConnectorError
     from restock.http import HttpSettings, client
-    from tests.support.loopback import serve_asgi
 
     chunk = b"x" * 65536
 

@@ -8,8 +8,14 @@ from typing import Any
 import pandas as pd
 
 from restock.connectors import Scope
-from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPEN_ORDER_COLUMNS,
-                            POSITION_COLUMNS, Snapshot)
+from restock.domain import (
+    CATALOG_COLUMNS,
+    HISTORY_COLUMNS,
+    OFFER_COLUMNS,
+    OPEN_ORDER_COLUMNS,
+    POSITION_COLUMNS,
+    Snapshot,
+)
 from restock.errors import ConnectorError
 
 COLUMNS = {"catalog": CATALOG_COLUMNS, "offers": OFFER_COLUMNS, "positions": POSITION_COLUMNS,

@@ -25,7 +25,6 @@ from pydantic import Field
 from restock.connectors import ConnectorSettings, OrderSink, SubmitResult
 from restock.domain import PurchaseOrder
 from restock.errors import ConnectorError
-
 from restock_connectors._orders import packs
 
 COLUMNS = ("idempotency_key", "order_id", "org", "supplier", "currency", "sku", "supplier_sku",

@@ -29,7 +29,6 @@ from restock.connectors import ConnectorSettings, SummarySink
 from restock.domain import RunSummary
 from restock.errors import ConnectorError, ConnectorUnavailable, CredentialsRejected
 from restock.log import get_logger
-
 from restock_connectors.slack import headline
 
 log = get_logger("restock.email")

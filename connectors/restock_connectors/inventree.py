@@ -35,9 +35,17 @@ import pandas as pd
 from pydantic import Field
 
 from restock.config import SecretRef
-from restock.connectors import (ConnectorContext, InventorySource, OrderSink, Scope, SubmitResult)
-from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPEN_ORDER_COLUMNS,
-                            POSITION_COLUMNS, OrderLine, PurchaseOrder, Snapshot)
+from restock.connectors import ConnectorContext, InventorySource, OrderSink, Scope, SubmitResult
+from restock.domain import (
+    CATALOG_COLUMNS,
+    HISTORY_COLUMNS,
+    OFFER_COLUMNS,
+    OPEN_ORDER_COLUMNS,
+    POSITION_COLUMNS,
+    OrderLine,
+    PurchaseOrder,
+    Snapshot,
+)
 from restock.errors import ConnectorError
 from restock.http import ApiKeyAuth, HttpClient, HttpOptions, HttpUrl, Pagination, client
 
@@ -55,7 +63,7 @@ class InvenTreeSettings(HttpOptions):
     token: SecretRef
     sku_field: Literal["IPN", "name", "pk"] = "IPN"   # empty IPNs fall back to the part name
     key_field: Literal["supplier_reference", "description"] = "supplier_reference"
-    consumption_types: list[int] = list(CONSUMING)
+    consumption_types: list[int] = Field(default_factory=lambda: list(CONSUMING))
     destination: int | None = None                   # stock location pk for new orders
     auto_pricing: bool = True                        # price lines from InvenTree's price breaks
     issue: bool = True                               # place (issue) each order after creating it

@@ -39,7 +39,6 @@ from restock.connectors import ConnectorContext, InventorySource, Scope
 from restock.domain import Snapshot
 from restock.errors import ConnectorError
 from restock.http import HttpClient, HttpOptions, HttpUrl, Pagination, client, dig
-
 from restock_connectors._frames import COLUMNS, REQUIRED, conform, empty, narrow
 
 SYSTEM = "rest"

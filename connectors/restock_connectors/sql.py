@@ -35,7 +35,6 @@ from restock.config import SecretRef
 from restock.connectors import ConnectorContext, ConnectorSettings, InventorySource, Scope
 from restock.domain import Snapshot
 from restock.errors import ConnectorError, ConnectorUnavailable, CredentialsRejected
-
 from restock_connectors._frames import conform, empty, narrow
 
 SYSTEM = "sql"

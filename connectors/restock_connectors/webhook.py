@@ -31,12 +31,18 @@ from restock.config import SecretRef
 from restock.connectors import ConnectorContext, OrderSink, SubmitResult, SummarySink
 from restock.domain import PurchaseOrder, RunSummary
 from restock.errors import ConnectorError
-from restock.http import (BearerAuth, HttpClient, HttpOptions, HttpSettings, HttpUrl,
-                          Response, client, dig)
+from restock.http import (
+    BearerAuth,
+    HttpClient,
+    HttpOptions,
+    HttpSettings,
+    HttpUrl,
+    Response,
+    client,
+    dig,
+)
 from restock.log import get_logger
-
 from restock_connectors._orders import order_payload
-
 
 log = get_logger("restock.webhook")
 

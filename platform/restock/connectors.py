@@ -80,7 +80,7 @@ class _Connector(abc.ABC):
     def close(self) -> None:
         """Hook: release connections."""
 
-    def __enter__(self):  # noqa: ANN204
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc: object) -> None:

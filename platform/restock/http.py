@@ -36,8 +36,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -45,8 +45,7 @@ from pydantic import AfterValidator, Field
 
 from restock.config import SecretRef, known_secret_values, remember_secret
 from restock.connectors import ConnectorSettings
-from restock.errors import (ConfigError, ConnectorError, ConnectorUnavailable,
-                            CredentialsRejected)
+from restock.errors import ConfigError, ConnectorError, ConnectorUnavailable, CredentialsRejected
 from restock.log import get_logger
 
 log = get_logger("restock.http")
@@ -297,7 +296,7 @@ class HttpClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> HttpClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -566,8 +565,8 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return min(max(0.0, (when - datetime.now(timezone.utc)).total_seconds()), _MAX_RETRY_AFTER)
+        when = when.replace(tzinfo=UTC)
+    return min(max(0.0, (when - datetime.now(UTC)).total_seconds()), _MAX_RETRY_AFTER)
 
 
 def _path(url: str) -> str:

@@ -22,8 +22,13 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from restock.connectors import ENTRY_POINT_GROUP, ConnectorContext, Scope, available
-from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPEN_ORDER_COLUMNS,
-                            POSITION_COLUMNS)
+from restock.domain import (
+    CATALOG_COLUMNS,
+    HISTORY_COLUMNS,
+    OFFER_COLUMNS,
+    OPEN_ORDER_COLUMNS,
+    POSITION_COLUMNS,
+)
 from tests.support.inventree import InvenTreeEmulator
 from tests.support.loopback import serve_asgi
 from tests.support.receivers import OrderReceiver
@@ -189,15 +194,18 @@ def test_order_sink_submits_once_per_key_and_finds_it(name, tmp_path, monkeypatc
         assert found is not None and found.external_id == first.external_id
 
 
+def _pull(name: str, tmp_path, monkeypatch):
+    cls = available("inventory_source")[name]
+    with SOURCES[name](tmp_path, monkeypatch) as (options, _), \
+            cls(cls.Settings.model_validate(options),
+                ConnectorContext(org="acme", config_dir=str(tmp_path))) as src:
+        return src.pull(Scope())
+
+
 @pytest.mark.parametrize("name", SOURCE_CASES)
 def test_source_returns_the_contract_columns(name, tmp_path, monkeypatch):
-    harness = SOURCES.get(name)
-    assert harness, f"source {name!r} has no conformance harness: add one to SOURCES"
-    cls = available("inventory_source")[name]
-    with harness(tmp_path, monkeypatch) as (options, _):
-        with cls(cls.Settings.model_validate(options),
-                 ConnectorContext(org="acme", config_dir=str(tmp_path))) as src:
-            snap = src.pull(Scope())
+    assert name in SOURCES, f"source {name!r} has no conformance harness: add one to SOURCES"
+    snap = _pull(name, tmp_path, monkeypatch)
     for frame, columns in ((snap.catalog, CATALOG_COLUMNS), (snap.offers, OFFER_COLUMNS),
                            (snap.positions, POSITION_COLUMNS), (snap.history, HISTORY_COLUMNS),
                            (snap.open_orders, OPEN_ORDER_COLUMNS)):
@@ -209,11 +217,7 @@ def test_source_returns_the_contract_columns(name, tmp_path, monkeypatch):
 def test_a_sound_source_snapshot_passes_cleaning_whole(name, tmp_path, monkeypatch):
     """The contract with the cleaning step: good data from any source is never quarantined."""
     from restock.clean import clean_snapshot
-    cls = available("inventory_source")[name]
-    with SOURCES[name](tmp_path, monkeypatch) as (options, _):
-        with cls(cls.Settings.model_validate(options),
-                 ConnectorContext(org="acme", config_dir=str(tmp_path))) as src:
-            snap = src.pull(Scope())
+    snap = _pull(name, tmp_path, monkeypatch)
     result = clean_snapshot(snap)
     assert result.quarantined == [] and result.blocked_skus == {}
     assert len(result.snapshot.positions) == len(snap.positions)
@@ -227,7 +231,7 @@ ROLE_KEYS = {"source": "inventory_source", "order_sink": "order_sink",
 
 
 def _fenced(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.S)
+    return re.findall(rf"```{language}\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
 
 
 @pytest.fixture
@@ -410,6 +414,7 @@ REMOTE_CASES = [(n, r) for n, r in CASES if n not in LOCAL]
 @pytest.mark.parametrize("name, role", REMOTE_CASES, ids=[f"{n}-{r}" for n, r in REMOTE_CASES])
 def test_a_system_that_is_down_is_unavailable_not_a_crash(name, role, monkeypatch):
     import socket
+
     from restock.errors import ConnectorUnavailable
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -7,6 +7,7 @@ import base64
 import socket
 import ssl
 import time
+from datetime import UTC
 from urllib.parse import parse_qsl
 
 import httpx
@@ -408,14 +409,14 @@ def test_oauth2_client_secret_in_the_body_and_nothing_secret_logged(server, monk
 
 def test_retry_after_as_an_http_date_is_honoured():
     import email.utils
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     answers = iter([429, 200])
     waits: list[float] = []
 
     def handler(request):
         status = next(answers)
-        later = datetime.now(timezone.utc) + timedelta(seconds=3)
+        later = datetime.now(UTC) + timedelta(seconds=3)
         headers = {"Retry-After": email.utils.format_datetime(later, usegmt=True)}
         return httpx.Response(status, json={"status": status}, headers=headers)
 

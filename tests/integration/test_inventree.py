@@ -12,8 +12,16 @@ import structlog
 from starlette.responses import JSONResponse
 
 from restock.connectors import ConnectorContext, Scope
-from restock.domain import (CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, OPEN_ORDER_COLUMNS,
-                            POSITION_COLUMNS, OrderLine, PurchaseOrder, idempotency_key)
+from restock.domain import (
+    CATALOG_COLUMNS,
+    HISTORY_COLUMNS,
+    OFFER_COLUMNS,
+    OPEN_ORDER_COLUMNS,
+    POSITION_COLUMNS,
+    OrderLine,
+    PurchaseOrder,
+    idempotency_key,
+)
 from restock.errors import ConnectorError, ConnectorUnavailable, CredentialsRejected
 from restock_connectors.inventree import InvenTreeOrderSink, InvenTreeSource
 from tests.support.inventree import PENDING, PLACED, InvenTreeEmulator
@@ -302,7 +310,7 @@ def _order_roundtrip(settings_) -> None:
     tag = uuid.uuid4().hex[:8]
     context = ConnectorContext(org="restock-test")
     with InvenTreeOrderSink(settings_, context) as out:
-        company, part, supplier_part = _seed_catalogue(out.http, tag)
+        company, _part, supplier_part = _seed_catalogue(out.http, tag)
         line = OrderLine(sku=f"RT-{tag}", supplier=company["name"], quantity=250,
                          unit_price=0.05, pack_size=100, supplier_sku=supplier_part["SKU"])
         key = idempotency_key("restock-test", company["name"], tag)

@@ -42,7 +42,7 @@ def _app(state: dict) -> Starlette:
     async def movements(request: Request):
         assert request.query_params["type"] == "issue"
         state.setdefault("movement_queries", []).append(dict(request.query_params))
-        return JSONResponse([{"item": "SKU1", "warehouse": "W1", "booked_at": "2026-11-0%d" % d,
+        return JSONResponse([{"item": "SKU1", "warehouse": "W1", "booked_at": f"2026-11-0{d}",
                               "qty": d} for d in (1, 2, 3)])
 
     return Starlette(routes=[Route("/api/items", items), Route("/api/stock", stock),

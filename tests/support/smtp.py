@@ -21,7 +21,7 @@ class Mailbox:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     refuse_with: list[str] = field(default_factory=list)   # answers to DATA before accepting
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server, session, envelope) -> str:
         if self.refuse_with:
             return self.refuse_with.pop(0)
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
