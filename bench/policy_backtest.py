@@ -1,0 +1,160 @@
+"""restock's replenishment policy against a buyer's usual rules, replayed on real histories.
+
+Data: ../shared/data/sets — MAN industrial spare parts (weekly, real unit costs, fixed order
+costs, holding costs, lead times of 7 or 16 weeks, MOQs and packs) and the Italian pasta store
+(daily; no costs in the source, so stock is valued at 1 per unit, lead time 7 days).
+
+Policies, all on the same replay (review every ``review`` periods, backorders):
+
+- restock: forecast (restock.forecast, re-run at every review on the history known then) and
+  order up to expected demand over lead time + review + safety stock for a cycle service level
+  or a fill rate (restock.policy.stock_levels, whole units for slow movers);
+- min/max: min = average demand x (lead time + k periods), max = min + average x review, for k
+  swept over a range (a buyer's rule of thumb has no service target of its own);
+- SBA + normal: SBA forecast, safety stock z x sd of past demand x sqrt(L + R), z swept.
+
+For each restock target (0.90 / 0.95 / 0.98, cycle service and fill rate) the result records the
+achieved service, and each baseline's average stock value and total cost at that same achieved
+service (linear interpolation along the baseline's sweep; null when the sweep never reaches it).
+Writes bench/results/policy_backtest.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).parent / "results" / "policy_backtest.json"
+DATA = Path(os.environ.get("RESTOCK_SHARED_DATA",
+                           Path(__file__).resolve().parents[2] / "shared" / "data")) / "sets"
+TARGETS = (0.90, 0.95, 0.98)
+MIN_MAX_K = (0.0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+SBA_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+MEASURES = {"cycle": "cycle_service_level", "fill_rate": "fill_rate"}
+
+
+def man() -> dict:
+    """The MAN set: weekly, items with any demand, their real costs and constraints."""
+    demand = pd.read_csv(DATA / "man.csv.gz")
+    raw = pd.read_csv(DATA / "man_items.csv")
+    used = demand.groupby("item_id")["quantity"].sum()
+    used = used[used > 0].index
+    items = pd.DataFrame({
+        "item_id": raw["item_id"], "lead_time": raw["lead_time_weeks"],
+        "unit_cost": raw["cost_price_eur"], "moq": raw["min_order_qty"],
+        "pack_size": raw["units_per_pack"], "order_cost": raw["fixed_order_cost_eur"],
+        "holding_cost": raw["holding_cost_eur_per_unit_year"] / 52})
+    return {"name": "man", "history": demand[demand["item_id"].isin(used)],
+            "items": items[items["item_id"].isin(used)], "freq": "W", "review": 4,
+            "periods": 104, "season_length": 1, "window": None}
+
+
+def pasta() -> dict:
+    """The pasta store: daily, no costs (stock valued at 1 per unit), 7-day lead time."""
+    demand = pd.read_csv(DATA / "pasta.csv.gz")
+    ids = demand["item_id"].unique()
+    items = pd.DataFrame({"item_id": ids, "lead_time": 7, "unit_cost": 1.0})
+    return {"name": "pasta", "history": demand, "items": items, "freq": "D", "review": 7,
+            "periods": 364, "season_length": 7, "window": 365}
+
+
+def evaluate(data: dict) -> dict:
+    """Every policy on one data set; restock's targets compared at equal achieved service."""
+    from restock.forecast import to_panel
+    from restock.simulate import (ForecastCache, check_history, min_max_policy,
+                                  restock_policy, sba_normal_policy, simulate)
+
+    tidy = check_history(data["history"])
+    panel = to_panel(tidy, freq=data["freq"])
+    cache = ForecastCache(panel, season_length=data["season_length"], window=data["window"])
+    options = {"periods": data["periods"], "freq": data["freq"], "review": data["review"],
+               "panel": panel, "forecasts": cache}
+
+    def run(policy) -> dict:
+        totals = simulate(tidy, data["items"], policy, **options).totals
+        return {k: totals[k] for k in ("fill_rate", "cycle_service_level",
+                                       "avg_inventory_value", "total_cost", "orders",
+                                       "stockout_periods")}
+
+    start = time.perf_counter()
+    first = run(restock_policy(0.95))   # fills the forecast cache
+    forecast_seconds = time.perf_counter() - start
+    restock = {measure: [{"target": t, **(first if (t, measure) == (0.95, "cycle") else
+                                          run(restock_policy(t, fill_rate=measure != "cycle")))}
+                         for t in TARGETS] for measure in MEASURES}
+    min_max = [{"k": k, **run(min_max_policy(k))} for k in MIN_MAX_K]
+    sba = [{"z_level": z, **run(sba_normal_policy(z))} for z in SBA_LEVELS]
+    return {"items": int(len(panel.ids)), "periods_measured": data["periods"],
+            "freq": data["freq"], "review_periods": data["review"],
+            "seconds_forecasting": round(forecast_seconds, 1),
+            "restock": restock, "sba_normal_targets": _sba_at_targets(sba),
+            "comparison": _compare(restock, min_max, sba),
+            "baseline_sweeps": {"min_max": min_max, "sba_normal": sba}}
+
+
+def _sba_at_targets(sba: list[dict]) -> list[dict]:
+    """SBA + normal run at restock's targets: its own achieved service vs target."""
+    return [row for row in sba if row["z_level"] in TARGETS]
+
+
+def _at_service(sweep: list[dict], column: str, service: float, value: str) -> float | None:
+    points = sorted((row[column], row[value]) for row in sweep if row[column] is not None)
+    xs = np.array([p[0] for p in points])
+    ys = np.array([p[1] for p in points])
+    if not len(xs) or service < xs.min() or service > xs.max():
+        return None
+    # A sweep's service need not be strictly monotone on real data: the cheapest point of the
+    # upper envelope at or above the service wanted is what a buyer would pick.
+    above = xs >= service
+    below = xs <= service
+    if not above.any() or not below.any():
+        return None
+    hi = int(np.argmin(np.where(above, xs, np.inf)))
+    lo = int(np.argmax(np.where(below, xs, -np.inf)))
+    if xs[hi] == xs[lo]:
+        return float(ys[hi])
+    share = (service - xs[lo]) / (xs[hi] - xs[lo])
+    return float(ys[lo] + share * (ys[hi] - ys[lo]))
+
+
+def _compare(restock: dict, min_max: list[dict], sba: list[dict]) -> list[dict]:
+    rows = []
+    for measure, column in MEASURES.items():
+        for row in restock[measure]:
+            achieved = row[column]
+            entry = {"measure": measure, "target": row["target"], "achieved": achieved,
+                     "within_2pp": abs(achieved - row["target"]) <= 0.02,
+                     "restock_inventory_value": row["avg_inventory_value"],
+                     "restock_total_cost": row["total_cost"]}
+            for name, sweep in (("min_max", min_max), ("sba_normal", sba)):
+                value = _at_service(sweep, column, achieved, "avg_inventory_value")
+                cost = _at_service(sweep, column, achieved, "total_cost")
+                entry[f"{name}_inventory_value"] = value
+                entry[f"{name}_total_cost"] = cost
+                entry[f"restock_lower_value_than_{name}"] = \
+                    None if value is None else row["avg_inventory_value"] < value
+            rows.append(entry)
+    return rows
+
+
+def main(names: list[str] | None = None) -> None:
+    if not DATA.is_dir():
+        print(f"bench policy_backtest: skipped, no data sets at {DATA}", file=sys.stderr)
+        return
+    sets = {"man": man, "pasta": pasta}
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for name in names or list(sets):
+        previous[name] = evaluate(sets[name]())
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(previous, indent=2) + "\n")
+        print(json.dumps({name: previous[name]["comparison"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
