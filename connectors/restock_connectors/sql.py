@@ -16,7 +16,9 @@ YAML::
 
 Each query returns the Snapshot's columns by name (``AS``); required ones are listed in
 docs/connectors.md, the rest default. ``:since`` (history start) and ``:org`` may be used.
-SQLite paths are relative to the org file's folder.
+SQLite paths are relative to the org file's folder. Every session is read-only (SQLite opened
+read-only, PostgreSQL and MariaDB/MySQL sessions set read-only): an org's query cannot change its
+own inventory records by mistake.
 """
 
 from __future__ import annotations
@@ -86,10 +88,18 @@ class SqlSource(InventorySource):
         url = sa.engine.make_url(self.settings.url)
         if self.settings.password is not None:
             url = url.set(password=self.settings.password.get_secret_value())
-        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
-                and not Path(url.database).is_absolute():
-            url = url.set(database=str(Path(self.context.config_dir) / url.database))
+        path = self._sqlite_file()
+        if path is not None:           # read-only: a source never writes, nor creates a file
+            url = url.set(database=path.resolve().as_uri(),
+                          query={**url.query, "mode": "ro", "uri": "true"})
         return url
+
+    def _sqlite_file(self) -> Path | None:
+        """The SQLite database file, relative paths resolved against the org file's folder."""
+        url = sa.engine.make_url(self.settings.url)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return Path(self.context.config_dir) / url.database
 
     def _connect_args(self) -> dict[str, Any]:
         backend = sa.engine.make_url(self.settings.url).get_backend_name()
@@ -98,9 +108,11 @@ class SqlSource(InventorySource):
             return {"timeout": self.settings.timeout}
         if backend == "postgresql":       # the server cancels the statement itself
             return {"connect_timeout": connect,
-                    "options": f"-c statement_timeout={int(query * 1000)}"}
+                    "options": f"-c statement_timeout={int(query * 1000)} "
+                               "-c default_transaction_read_only=on"}
         if backend in ("mysql", "mariadb"):   # the driver stops waiting for the answer
-            return {"connect_timeout": connect, "read_timeout": max(1, math.ceil(query))}
+            return {"connect_timeout": connect, "read_timeout": max(1, math.ceil(query)),
+                    "init_command": "SET SESSION TRANSACTION READ ONLY"}
         return {}
 
     def _sqlite_deadline(self, dbapi_connection: Any, _record: Any) -> None:
@@ -127,6 +139,9 @@ class SqlSource(InventorySource):
         return narrow(snapshot, scope)
 
     def _connection(self) -> sa.Connection:
+        path = self._sqlite_file()
+        if path is not None and not path.is_file():
+            raise ConnectorError(SYSTEM, f"SQLite database {path} does not exist")
         try:
             return self.engine.connect()
         except sa.exc.DBAPIError as err:

@@ -166,3 +166,20 @@ def test_wrong_database_password_is_rejected_and_not_shown(mariadb_url, monkeypa
                                                      "mysql") as caught:
         src.pull(Scope())
     assert "maria-wrong-pass-77" not in str(caught.value)
+
+
+def test_queries_cannot_write(database):
+    url, prefix, folder = database
+    queries = {**_queries(prefix), "catalog": f"DELETE FROM {prefix}items"}
+    with source(url, queries, folder) as src, \
+            pytest.raises(ConnectorError, match="query catalog failed: .*(read.?only|READ ONLY)"):
+        src.pull(Scope())
+    with source(url, _queries(prefix), folder) as src:
+        assert sorted(src.pull(Scope()).catalog["sku"]) == ["A1", "B2"]
+
+
+def test_a_missing_sqlite_file_is_named_and_never_created(tmp_path):
+    with source("sqlite:///no-such.db", _queries(""), tmp_path) as src, \
+            pytest.raises(ConnectorError, match=r"SQLite database .*no-such.db does not exist"):
+        src.pull(Scope())
+    assert not (tmp_path / "no-such.db").exists()
