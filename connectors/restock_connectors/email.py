@@ -22,7 +22,7 @@ from email.utils import formatdate, make_msgid
 from html import escape
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from restock.config import SecretRef
 from restock.connectors import ConnectorSettings, SummarySink
@@ -32,6 +32,17 @@ from restock.log import get_logger
 from restock_connectors.slack import headline
 
 log = get_logger("restock.email")
+SUBJECT_FIELDS = ("org", "status", "orders", "held", "run_id")
+
+
+def _address(value: str) -> str:
+    name, _, domain = value.rpartition("@")
+    if not name or not domain or any(c.isspace() for c in value):
+        raise ValueError(f"{value!r} is not an email address like planning@example.com")
+    return value
+
+
+Address = Annotated[str, AfterValidator(_address)]
 
 
 class EmailSettings(ConnectorSettings):
@@ -40,12 +51,25 @@ class EmailSettings(ConnectorSettings):
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password: SecretRef | None = None
-    from_addr: str
-    to: Annotated[list[str], Field(min_length=1)]
+    from_addr: Address
+    to: Annotated[list[Address], Field(min_length=1)]
     subject: str = "restock {org}: {status}, {orders} orders"
     timeout: Annotated[float, Field(gt=0)] = 30.0
     ca_file: str | None = None          # trust this CA bundle instead of the system's
     insecure: bool = False              # true: do not verify the server's certificate (warned)
+
+    @model_validator(mode="after")
+    def _subject_placeholders_known(self) -> EmailSettings:
+        sample = dict.fromkeys(SUBJECT_FIELDS, "x")
+        try:
+            self.subject.format(**sample)
+        except KeyError as err:
+            raise ValueError(f"subject: unknown placeholder {{{err.args[0]}}} (known: "
+                             + ", ".join(f"{{{f}}}" for f in SUBJECT_FIELDS) + ")") from None
+        except (IndexError, ValueError):
+            raise ValueError("subject: braces must enclose a placeholder name, "
+                             "or be doubled ({{ }}) to be shown") from None
+        return self
 
     @model_validator(mode="after")
     def _no_password_in_clear(self) -> EmailSettings:

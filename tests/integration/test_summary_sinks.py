@@ -194,3 +194,20 @@ def test_email_never_sends_a_password_in_clear():
         EmailSummarySink.Settings.model_validate({
             "host": "h", "security": "none", "username": "u", "password": "${HOME}",
             "from_addr": "a@b", "to": ["c@d"]})
+
+
+@pytest.mark.parametrize("subject, message", [
+    ("restock {organisation}", r"unknown placeholder \{organisation\} \(known: \{org\}"),
+    ("restock {0}", "braces must enclose a placeholder name"),
+    ("restock {org", "braces must enclose a placeholder name"),
+])
+def test_email_subject_placeholders_are_checked_when_loaded(subject, message):
+    with pytest.raises(ValueError, match=message):
+        EmailSummarySink.Settings.model_validate({
+            "host": "h", "from_addr": "a@b", "to": ["c@d"], "subject": subject})
+
+
+def test_email_addresses_are_checked_when_loaded():
+    with pytest.raises(ValueError, match="'planning' is not an email address"):
+        EmailSummarySink.Settings.model_validate({"host": "h", "from_addr": "a@b.example",
+                                                  "to": ["ok@b.example", "planning"]})
