@@ -165,16 +165,17 @@ Policy = Callable[[Decision], tuple[np.ndarray, np.ndarray]]
 
 # ---------------------------------------------------------------- policies
 
-def restock_policy(service_level: float, *, fill_rate: bool = False) -> Policy:
+def restock_policy(service_level: float, *, fill_rate: bool = False, **shape) -> Policy:
     """restock's rule: order up to forecast + safety stock over lead time + review, the safety
-    stock for a cycle service level or a fill rate (whole units for slow movers)."""
+    stock for a cycle service level or a fill rate (whole units for slow movers). ``shape``
+    passes ``distribution`` / ``discrete`` / ``slow_below`` on to ``stock_levels``."""
     level = check_level(service_level)
 
     def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
         horizon = state.items.lead + state.review
         mean, sd = state.forecasts.demand_over(state.t, horizon)
         levels = stock_levels(mean / horizon, sd / np.sqrt(horizon), state.items.lead,
-                              state.review, service_level=level, fill_rate=fill_rate)
+                              state.review, service_level=level, fill_rate=fill_rate, **shape)
         target = np.maximum(levels.order_up_to, 0.0)
         return target - 1e-9, target
     return decide

@@ -35,14 +35,17 @@ class Levels:
 
 def stock_levels(rate, sd, lead_time, review_period, *, service_level=np.nan,
                  fill_rate=False, buffer_units=np.nan, cover_periods=np.nan,
-                 lead_time_sd=0.0, discrete=True) -> Levels:
+                 lead_time_sd=0.0, discrete=True, distribution="normal",
+                 slow_below=SLOW_MOVER_MEAN) -> Levels:
     """Order-up-to levels ``S = mean + safety stock`` over lead time + review period.
 
     Arguments broadcast over items; all times are in the periods of ``rate`` (units per period)
     and ``sd`` (sd of one period's demand forecast error). Per item exactly one buffer applies:
     ``buffer_units`` where not NaN, else ``cover_periods`` (safety stock = that many periods of
     average demand), else ``service_level`` — a fill rate where ``fill_rate`` is true, otherwise a
-    cycle service level.
+    cycle service level. ``distribution`` is the shape of demand over the protection interval
+    for service-level buffers: ``normal`` or ``gamma`` (skewed, never negative); with
+    ``discrete``, slow movers (mean below ``slow_below``) are counted in whole units.
     """
     rate, sd, lead, review, level, fill, units, cover, lead_sd = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (rate, sd, lead_time, review_period,
@@ -57,17 +60,53 @@ def stock_levels(rate, sd, lead_time, review_period, *, service_level=np.nan,
     safety[by_units], method[by_units] = units[by_units], "units"
     safety[by_cover], method[by_cover] = cover[by_cover] * rate[by_cover], "days_of_cover"
     fill = fill.astype(bool)
-    cycle = by_service & ~fill
+    if distribution == "gamma":
+        level_x = gamma_levels(mean[by_service], spread[by_service] ** 2, level[by_service],
+                               fill[by_service], rate[by_service] * review[by_service])
+        safety[by_service] = level_x - mean[by_service]
+        method[by_service] = "gamma"
+        by_service_normal = np.zeros_like(by_service)
+    else:
+        by_service_normal = by_service
+    cycle = by_service_normal & ~fill
     safety[cycle] = stats.norm.ppf(level[cycle]) * spread[cycle]
-    rated = by_service & fill
+    rated = by_service_normal & fill
     safety[rated] = _fill_rate_safety(spread[rated], level[rated], rate[rated] * review[rated])
     if discrete:
-        slow = by_service & (mean > 0) & (mean < SLOW_MOVER_MEAN)
+        slow = by_service & (mean > 0) & (mean < slow_below)
         whole, kind = discrete_levels(mean[slow], spread[slow] ** 2, level[slow], fill[slow],
                                       rate[slow] * review[slow])
         safety[slow], method[slow] = whole - mean[slow], kind
     return Levels(mean=mean, sd=spread, safety_stock=safety, order_up_to=mean + safety,
                   method=method)
+
+
+def gamma_levels(mean, variance, level, fill_rate, cycle_demand) -> np.ndarray:
+    """Levels meeting a cycle service level or fill rate when demand over the protection
+    interval is gamma with this mean and variance (never negative, skewed like real demand)."""
+    mean, variance, level, fill_rate, cycle_demand = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (mean, variance, level, fill_rate, cycle_demand)))
+    spread = (mean > 0) & (variance > 0)
+    with np.errstate(all="ignore"):
+        shape = np.where(spread, mean**2 / np.where(spread, variance, 1.0), 1.0)
+        scale = np.where(spread, variance / np.where(spread, mean, 1.0), 1.0)
+    quantile = special.gammaincinv(shape, np.clip(level, 1e-12, 1 - 1e-12)) * scale
+    allowed = (1.0 - level) * cycle_demand
+    low, high = np.zeros(mean.shape), mean + 40 * np.sqrt(np.maximum(variance, 0)) + 1
+    for _ in range(60):   # gamma loss falls in x: bisection to ~1e-18 of the bracket
+        mid = 0.5 * (low + high)
+        above = gamma_loss(mid, shape, scale) > allowed
+        low, high = np.where(above, mid, low), np.where(above, high, mid)
+    level_x = np.where(fill_rate.astype(bool), 0.5 * (low + high), quantile)
+    return np.where(spread, level_x, mean)
+
+
+def gamma_loss(x, shape, scale):
+    """``E[(D - x)+]`` for gamma demand: ``k θ Q(k+1, x/θ) - x Q(k, x/θ)`` (Q: upper regularised
+    incomplete gamma)."""
+    x = np.maximum(np.asarray(x, dtype=float), 0.0)
+    return (shape * scale * special.gammaincc(shape + 1, x / scale)
+            - x * special.gammaincc(shape, x / scale))
 
 
 def _fill_rate_safety(sd: np.ndarray, level: np.ndarray, cycle_demand: np.ndarray) -> np.ndarray:
