@@ -24,6 +24,7 @@ from restock.store import ACTIVE_STATUSES, Ledger, LedgerEntry, OrderStatus
 from restock import submit as sending
 
 S = OrderStatus
+REVIEW_PART = "#review"   # the part of a supplier's order a guard holds for a person
 
 
 class OrderBook:
@@ -118,8 +119,19 @@ class OrderBook:
         holds: dict[str, list[Reason]] = getattr(plan, "holds", {}) or {}
         report = sending.SubmitReport()
         for supplier, lines in sorted(by_supplier.items()):
-            self._place_one(supplier, lines, slot, as_of, holds, report)
+            for part, part_lines in self._split(lines, holds):
+                self._place_one(supplier, part_lines, f"{slot}{part}", as_of, holds, report)
         return report
+
+    def _split(self, lines: list[OrderLine], holds: dict[str, list[Reason]]
+               ) -> list[tuple[str, list[OrderLine]]]:
+        """The supplier's lines as one order, or, in auto mode, the lines a guard holds apart in
+        a second order for review, so one odd line never keeps the rest from going out."""
+        held = [line for line in lines if holds.get(line.sku)]
+        if self.config.mode.value == "approval" or not held or len(held) == len(lines):
+            return [("", lines)]
+        return [("", [line for line in lines if not holds.get(line.sku)]),
+                (REVIEW_PART, held)]
 
     def _ordered_in_slot(self, slot: str) -> dict[str, LedgerEntry]:
         """SKUs already in a standing order of this planning date, with that order.
@@ -139,6 +151,7 @@ class OrderBook:
         if existing is not None:
             self.skipped.extend(_slot_taken(line, existing) for line in lines)
             return
+        slot = slot.removesuffix(REVIEW_PART)
         order = PurchaseOrder(order_id=f"{self.org}-{as_of:%Y%m%d}-{key[-8:]}", org=self.org,
                               supplier=supplier, currency=self.config.currency,
                               idempotency_key=key, lines=lines)

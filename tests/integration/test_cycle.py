@@ -240,3 +240,21 @@ def test_bad_history_rows_are_quarantined_and_named_in_the_summary(org_dir, stor
     assert set(places) >= {f"history.csv:{n + 1}", f"history.csv:{n + 2}", f"history.csv:{n + 3}"}
     text = (org_dir / "summaries" / f"{summary.run_id}.md").read_text()
     assert "quarantine" in text.lower()
+
+
+def test_guarded_lines_wait_apart_and_the_rest_of_the_supplier_order_goes(org_dir, store):
+    config = load_org(write_org(org_dir, extra="guard: {max_multiple_of_usual: 1.0}\n"))
+    summary = run_org(config, store=store)
+    held_skus = {line.sku for o in summary.held for line in o.lines}
+    assert held_skus and summary.orders, "the tight guard should hold some lines, not all"
+    for order in summary.held:
+        flagged = {r.data.get("sku") for r in order.held_reasons}
+        assert {line.sku for line in order.lines} == flagged
+    for order in summary.orders:
+        assert not {line.sku for line in order.lines} & held_skus
+    split = {o.supplier for o in summary.held} & {o.supplier for o in summary.orders}
+    assert split, "some supplier should have both a sent part and a part under review"
+    assert len({o.idempotency_key for o in summary.orders + summary.held}) == \
+        len(summary.orders) + len(summary.held)
+    again = run_org(config, store=store)
+    assert again.orders == [] and again.held == []
