@@ -4,8 +4,8 @@ projected stock with this order's arrival. Drawn with matplotlib (Agg) as inline
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -93,15 +93,17 @@ def _demand_panel(ax, as_of: date, history: pd.DataFrame | None,
     if history is not None and not history.empty:
         daily = history.assign(date=pd.to_datetime(history["date"]))
         daily = daily[daily["date"] >= start].groupby("date")["quantity"].sum()
-        ax.fill_between(daily.index, daily.to_numpy(), step="mid", color="#8da0b6", lw=0,
-                        label="history")
+        ax.fill_between(daily.index.to_numpy(), daily.to_numpy(), step="mid", color="#8da0b6",
+                        lw=0, label="history")
     if forecast is not None and not forecast.empty:
         fc = forecast.assign(date=pd.to_datetime(forecast["date"])).sort_values("date")
-        ax.plot(fc["date"], fc["forecast"], color="#1f5fa8", lw=1.6, label="forecast")
+        when = fc["date"].to_numpy()
+        ax.plot(when, fc["forecast"].to_numpy(), color="#1f5fa8", lw=1.6, label="forecast")
         quantiles = sorted(c for c in fc.columns if re.fullmatch(r"q[0-9.]+", str(c)))
         if len(quantiles) >= 2:
-            ax.fill_between(fc["date"], fc[quantiles[0]], fc[quantiles[-1]], color="#1f5fa8",
-                            alpha=0.18, lw=0, label=f"{quantiles[0]}–{quantiles[-1]}")
+            ax.fill_between(when, fc[quantiles[0]].to_numpy(), fc[quantiles[-1]].to_numpy(),
+                            color="#1f5fa8", alpha=0.18, lw=0,
+                            label=f"{quantiles[0]}–{quantiles[-1]}")
     ax.axvline(pd.Timestamp(as_of), color="#555", lw=0.8, ls=":")
     ax.set_ylabel("units / day", fontsize=8)
     _style(ax, "Demand: history and forecast")
@@ -112,9 +114,10 @@ def _stock_panel(ax, line: OrderLine, as_of: date, forecast: pd.DataFrame | None
     horizon = int(max(cover * 1.5, 28))
     rate = _daily_rate(line, cover, forecast)
     days = np.arange(horizon + 1)
-    arrival = int(round(line.lead_time_days))
+    arrival = round(line.lead_time_days)
     stock = line.inventory_position - rate * days + np.where(days >= arrival, line.quantity, 0.0)
-    dates = pd.Timestamp(as_of) + pd.to_timedelta(days, unit="D")
+    # numpy datetimes: matplotlib converts pandas' one Timestamp object at a time.
+    dates = np.datetime64(as_of, "D") + days.astype("timedelta64[D]")
     without = line.inventory_position - rate * days
     ax.plot(dates, without, color="#b0413e", lw=1, ls="--", label="without this order")
     ax.step(dates, stock, where="post", color="#2e7d32", lw=1.6, label="with this order")
@@ -135,7 +138,8 @@ def _daily_rate(line: OrderLine, cover: float, forecast: pd.DataFrame | None) ->
 
 
 def _style(ax, title: str) -> None:
-    ax.set_title(title, fontsize=9, loc="left")
+    # An explicit y spares matplotlib measuring every tick label to place the title.
+    ax.set_title(title, fontsize=9, loc="left", y=1.0, pad=4)
     ax.tick_params(labelsize=7)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -151,7 +155,7 @@ def _inline(svg: str, prefix: str) -> str:
     """Drop the prolog and metadata, let the chart scale, and give its ids a prefix: several
     charts share one document, and matplotlib numbers ids from 1 in each."""
     svg = svg[svg.find("<svg"):]
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.DOTALL)
     svg = re.sub(r'width="[0-9.]+pt" height="[0-9.]+pt"', 'width="100%"', svg, count=1)
     svg = re.sub(r'\bid="', f'id="{prefix}', svg)
     svg = svg.replace("url(#", f"url(#{prefix}")
