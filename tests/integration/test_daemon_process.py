@@ -13,8 +13,9 @@ import pytest
 pytest.importorskip("restock.cycle", reason="the cycle (restock.cycle.run_org) is not installed")
 
 from restock.daemon.slots import SlotLedger  # noqa: E402
-from tests.support.daemon_kit import (DaemonProcess, files_org, restock_cli,  # noqa: E402
-                                      wait_until)
+from tests.conftest import PG_ADMIN_URL  # noqa: E402
+from tests.support.daemon_kit import (DaemonProcess, files_org, fresh_pg_database,  # noqa: E402
+                                      restock_cli, wait_until)
 
 pytestmark = pytest.mark.slow
 FAR_AWAY = "0 3 1 1 *"              # once a year: never during the test
@@ -35,6 +36,16 @@ def site(tmp_path: Path, warehouse: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def state_url(request, site: Path):
+    """The same test body on both state stores."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{site / 'state' / 'restock.db'}"
+        return
+    with fresh_pg_database(PG_ADMIN_URL) as url:
+        yield url
+
+
 def _rewrite(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
@@ -51,8 +62,8 @@ def _finished(claims: list[dict], kind: str) -> list[dict]:
     return [c for c in claims if c["kind"] == kind and c["status"] != "running"]
 
 
-def test_daemon_process_reloads_runs_triggers_and_stops_cleanly(site: Path):
-    url = f"sqlite:///{site / 'state' / 'restock.db'}"
+def test_daemon_process_reloads_runs_triggers_and_stops_cleanly(site: Path, state_url: str):
+    url = state_url
     daemon = DaemonProcess(site / "config", url, site / "daemon.log")
     try:
         base = daemon.wait_ready()

@@ -345,3 +345,24 @@ def test_a_connector_exception_escaping_the_run_is_counted_by_kind():
     assert 'restock_connector_errors_total{kind="unavailable",org="acme"} 1.0' in text
     assert 'restock_connector_errors_total{kind="error",org="acme"} 1.0' in text
     assert 'restock_runs_total{org="acme",status="error"} 3.0' in text
+
+
+def test_an_unreachable_state_store_is_one_line_and_a_lost_slot_is_reported(clock, orgs_dir,
+                                                                             harness):
+    import sqlalchemy as sa
+
+    from restock.errors import Fatal
+
+    dead_url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    with pytest.raises(Fatal, match=r"^state store postgresql\+psycopg://nobody@127.0.0.1:1/none "
+                                    r"unreachable: .+"):
+        SlotLedger(dead_url, replica="r1")
+    write_org(orgs_dir, "acme", "0 6 * * *")
+    h = harness()
+    h.daemon.start()
+    h.ledger.engine.dispose()
+    h.ledger.engine = sa.create_engine(dead_url)      # the database goes away mid-life
+    with capture_logs() as logs:
+        outcome = h.daemon.run_slot("acme", at_(6, 0), kind="scheduled")
+    assert outcome.outcome == "store_unavailable" and h.cycle.calls == []
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["slot.store_unavailable"]

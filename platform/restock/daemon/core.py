@@ -20,6 +20,7 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from restock.config import OrgConfig
 from restock.daemon.executor import SlotExecutor
@@ -219,14 +220,19 @@ class Daemon:
         config = self.files.configs.get(org)
         if config is None:
             return self._skipped(org, key, kind, "unknown_org")
-        with self.ledger.org_lock(org) as held:
-            if not held:
-                return self._skipped(org, key, kind, "busy")
-            claim = self.ledger.claim(org, key, kind)
-            if claim is None:
-                return self._skipped(org, key, kind, "claimed_elsewhere")
-            self._claimed((org, key), claim)
-            return self._run_and_record(config, claim, slot, kind)
+        try:
+            with self.ledger.org_lock(org) as held:
+                if not held:
+                    return self._skipped(org, key, kind, "busy")
+                claim = self.ledger.claim(org, key, kind)
+                if claim is None:
+                    return self._skipped(org, key, kind, "claimed_elsewhere")
+                self._claimed((org, key), claim)
+                return self._run_and_record(config, claim, slot, kind)
+        except SQLAlchemyError as err:   # the database is down: this slot is lost, say so
+            log.error("slot.store_unavailable", org=org, slot=key,
+                      error=f"{type(err).__name__}: {str(err).splitlines()[0]}")
+            return self._skipped(org, key, kind, "store_unavailable")
 
     def _run_and_record(self, config: OrgConfig, claim: Claim, slot: datetime,
                         kind: str) -> SlotOutcome:

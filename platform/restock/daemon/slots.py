@@ -20,7 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from restock.errors import ConfigError, Fatal
 
 metadata = sa.MetaData()
 
@@ -73,7 +75,13 @@ class SlotLedger:
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._local_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
-        migrate(self.engine)
+        try:
+            migrate(self.engine)
+        except OperationalError as err:
+            self.engine.dispose()
+            shown = self.engine.url.render_as_string(hide_password=True)
+            raise Fatal(f"state store {shown} unreachable: "
+                        f"{str(err.orig).strip().splitlines()[0]}") from None
 
     def ping(self) -> None:
         """Raise if the database does not answer."""
@@ -195,6 +203,10 @@ def migrate(engine: sa.Engine) -> None:
 
 
 def _engine(url: str, pool_size: int) -> sa.Engine:
+    try:
+        sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"not a database URL: {url!r}", field="state_url") from None
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
         return sa.create_engine(url, connect_args={"timeout": 30})
