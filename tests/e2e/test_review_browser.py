@@ -142,3 +142,35 @@ def _status(browser, order_id: str) -> str:
 def _screenshot(browser, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / name))
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["laptop", "phone"])
+def test_the_first_screen_says_what_was_ordered_what_needs_me_and_what_is_at_risk(
+        browser, tmp_path, size):
+    from selenium.webdriver.common.by import By
+
+    from tests.e2e.review_kit import seed_run
+    from tests.support.summaries import make_summary
+
+    summary = make_summary(400, held_orders=2)
+    with open_store(f"sqlite:///{tmp_path / 'state.sqlite'}") as store:
+        seed_run(store, summary)
+        write_access(tmp_path)
+        with serve_asgi(create_app(store=store, config_dir=tmp_path)) as url:
+            browser.set_window_size(*size)
+            browser.get(f"{url}/login?next=/runs/{summary.run_id}")
+            browser.find_element(By.ID, "token").send_keys(TOKENS["vic"])
+            browser.find_element(By.ID, "login").click()
+            browser.find_element(By.ID, "glance")
+            height = browser.execute_script("return window.innerHeight")
+            must_show = ['[data-metric="lines_ordered"]', '[data-metric="spend"]',
+                         '[data-metric="lines_held"]', '[data-metric="at_risk"]']
+            if size[0] > 700:      # side by side on a wide screen: the lists fit too
+                must_show += [".first .panel:nth-child(1) li", ".first .panel:nth-child(2) li"]
+            for selector in must_show:
+                element = browser.find_element(By.CSS_SELECTOR, selector)
+                rect = element.rect
+                assert element.is_displayed() and rect["y"] + rect["height"] <= height, selector
+            width = browser.execute_script("return document.documentElement.scrollWidth")
+            assert width <= browser.execute_script("return window.innerWidth")   # no side scroll
+            _screenshot(browser, f"review-first-screen-{size[0]}.png")
