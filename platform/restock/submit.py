@@ -41,7 +41,8 @@ def reconcile(ledger: Ledger, sink: OrderSink, org: str) -> SubmitReport:
     for entry in ledger.list(org, [S.SUBMITTING]):
         try:
             found = sink.lookup(entry.key)
-        except RestockError as err:
+        except Exception as err:  # noqa: BLE001 - whatever the sink's trouble, the answer is unknown
+            _log_unexpected(err, entry, "lookup")
             report.unresolved.append(entry)
             report.errors.append(f"order {entry.order_id}: cannot ask {sink.name or 'the sink'} "
                                  f"whether it has it ({err}); it stays submitting")
@@ -100,6 +101,9 @@ def submit_one(ledger: Ledger, sink: OrderSink, entry: LedgerEntry) -> LedgerEnt
     except RestockError as err:
         return ledger.transition(entry.order_id, S.FAILED, detail=str(err),
                                  comment=f"refused: {err}")
+    except Exception as err:  # noqa: BLE001 - e.g. a full disk: it may or may not have been sent
+        _log_unexpected(err, entry, "submit")
+        return _with_detail(ledger.get(entry.order_id), f"{type(err).__name__}: {err}")
     if not result.accepted:
         detail = result.detail or "refused by the downstream system"
         return ledger.transition(entry.order_id, S.FAILED, detail=detail, comment=detail)
@@ -113,6 +117,15 @@ def expected_arrival(entry: LedgerEntry) -> datetime:
     """When a submitted order should have arrived: submission plus its longest lead time."""
     lead = max((line.lead_time_days for line in entry.order.lines), default=0.0)
     return (entry.submitted_at or entry.created_at) + timedelta(days=lead)
+
+
+def _log_unexpected(err: Exception, entry: LedgerEntry, step: str) -> None:
+    # Not a RestockError: a sink's bug or an OS error. The order stays submitting, so the next
+    # run asks the sink before anything is sent again, and the other orders still go out now.
+    if isinstance(err, RestockError):
+        return
+    log.error("order.sink_error", order_id=entry.order_id, step=step,
+              error=f"{type(err).__name__}: {err}")
 
 
 def _with_detail(entry: LedgerEntry, detail: str) -> LedgerEntry:

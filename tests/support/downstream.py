@@ -81,7 +81,7 @@ class CountingReceiver:
 
 # ---------------------------------------------------------------- the fault proxy
 
-Plan = Callable[[str, str], str]      # (method, path) -> one of FAULTS
+Plan = Callable[[str, str, bytes], str]      # (method, target, body) -> one of FAULTS
 
 
 @dataclass
@@ -134,7 +134,7 @@ class FaultProxy:
         except (OSError, ValueError):
             return
         method, path = head.split(b" ", 2)[:2]
-        fault = self.plan(method.decode(), path.decode())
+        fault = self.plan(method.decode(), path.decode(), body)
         with self._lock:
             self.log.seen.append((method.decode(), path.decode(), fault))
         self._act(conn, fault, head, body)
@@ -208,7 +208,7 @@ def seeded_plan(rng: Any, *, rate: float, faults: tuple[str, ...] = FAULTS[1:],
                 only: tuple[str, ...] = ()) -> Plan:
     """A plan that faults a share ``rate`` of requests (those whose method is in ``only``, if
     given) with a fault drawn from ``faults``; the rest pass."""
-    def plan(method: str, path: str) -> str:
+    def plan(method: str, path: str, body: bytes = b"") -> str:
         if only and method not in only:
             return "pass"
         return rng.choice(faults) if rng.random() < rate else "pass"
