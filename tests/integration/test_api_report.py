@@ -91,3 +91,23 @@ def test_every_number_in_the_report_matches_the_ledger(cycle):
     assert int(tables.metrics["lines_held"]) == sum(len(e.order.lines) for e in still_held)
     assert set(receiver.orders) == {e.key for e in store.ledger.list(
         run_id=summary.run_id, statuses=[OrderStatus.SUBMITTED])}
+
+
+def test_report_command_charts_history_and_forecast_read_from_the_source(cycle, monkeypatch,
+                                                                          capsys, tmp_path):
+    from restock.cli import main
+
+    _url, store, _summary, _receiver = cycle
+    folder = tmp_path     # the cycle fixture's config folder (orgs/acme.yaml, access.yaml)
+    monkeypatch.setenv("RESTOCK_STATE_URL", str(store.engine.url))
+    target = tmp_path / "report.html"
+    assert main(["report", "--org", "acme", "--config", str(folder), "--out", str(target)]) == 0
+    assert capsys.readouterr().err == ""
+    html = target.read_text()
+    assert html.count("<svg") >= 2
+    assert ">history<" in html and ">forecast<" in html and "q0.05–q0.95" in html
+    assert ">with this order<" in html
+    assert main(["report", "--org", "acme", "--config", str(folder), "--out", str(target),
+                 "--no-history"]) == 0
+    bare = target.read_text()
+    assert ">history<" not in bare and ">with this order<" in bare

@@ -25,6 +25,9 @@ app.add_typer(models_app, name="models")
 
 OrgFilter = Annotated[str | None, typer.Option("--org", help="Only this org's runs.")]
 _FORMATS = ("md", "json", "html")
+History = Annotated[bool, typer.Option(
+    "--history/--no-history", help="Chart the items' demand history and forecast, read from "
+                                   "the org's source (HTML only).")]
 
 
 @runs_app.command("list")
@@ -58,17 +61,19 @@ def show_run(run_id: Annotated[str, typer.Argument(help="The run's id (see `rest
              config: ConfigDir = None,
              fmt: Annotated[str, typer.Option("--format", help="md, json or html.")] = "md",
              out: Annotated[Path | None, typer.Option(
-                 "--out", help="Write to this file instead of printing.")] = None) -> None:
+                 "--out", help="Write to this file instead of printing.")] = None,
+             history: History = True) -> None:
     """One run's summary as Markdown, JSON or a self-contained HTML report."""
     if fmt not in _FORMATS:
         raise fail(f"--format must be one of {', '.join(_FORMATS)} (got {fmt!r})", EXIT_USAGE)
-    with open_state(state_url(config_dir(config))) as store:
+    folder = config_dir(config)
+    with open_state(state_url(folder)) as store:
         summary = store.runs.summary(run_id)
         if summary is None:
             raise fail(f"no finished run {run_id!r} (see `restock runs list`)")
         previous = store.runs.latest_summary(summary.org, before=run_id) \
             if summary.previous_run_id is None else store.runs.summary(summary.previous_run_id)
-    text = _render(summary, fmt, previous)
+    text = _render(summary, fmt, previous, folder=folder if history else None)
     if out is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
@@ -76,7 +81,8 @@ def show_run(run_id: Annotated[str, typer.Argument(help="The run's id (see `rest
         typer.echo(f"wrote {out}")
 
 
-def _render(summary, fmt: str, previous) -> str:
+def _render(summary, fmt: str, previous, *, folder: Path | None = None) -> str:
+    """``folder`` given: charts get the items' history and forecast from the org's source."""
     from restock.report import render_html, render_markdown
 
     if previous is not None and previous.started_at > summary.started_at:
@@ -84,8 +90,25 @@ def _render(summary, fmt: str, previous) -> str:
     if fmt == "json":
         return summary_json(summary)
     if fmt == "html":
-        return render_html(summary, previous=previous)
+        history, forecasts = _chart_data(summary, folder) if folder else (None, None)
+        return render_html(summary, previous=previous, history=history, forecasts=forecasts)
     return render_markdown(summary, previous=previous)
+
+
+def _chart_data(summary, folder: Path):
+    from restock.commands.core import load_org_by_id
+    from restock.report.sources import chart_frames
+
+    try:
+        config = load_org_by_id(folder, summary.org)
+    except ConfigError as err:
+        typer.echo(f"restock: charts without history ({err})", err=True)
+        return None, None
+    history, forecasts = chart_frames(config, summary)
+    if history is None:
+        typer.echo("restock: charts without history (the source did not answer; "
+                   "see the log)", err=True)
+    return history, forecasts
 
 
 def _write(path: Path, text: str) -> None:
@@ -103,15 +126,17 @@ def report(org: Annotated[str, typer.Option("--org", help="The org whose latest 
                "--out", help="Where to write the report (default: reports/<run_id>.html).",
                show_default=False)] = None,
            open_it: Annotated[bool, typer.Option(
-               "--open", help="Open the report in the default web browser.")] = False) -> None:
+               "--open", help="Open the report in the default web browser.")] = False,
+           history: History = True) -> None:
     """Write the latest run's HTML report of an org to a file (and open it with --open)."""
-    with open_state(state_url(config_dir(config))) as store:
+    folder = config_dir(config)
+    with open_state(state_url(folder)) as store:
         summary = store.runs.latest_summary(org)
         previous = store.runs.latest_summary(org, before=summary.run_id) if summary else None
     if summary is None:
         raise fail(f"org {org!r} has no finished run yet (run `restock run --org {org}`)")
     target = out or Path("reports") / f"{summary.run_id}.html"
-    _write(target, _render(summary, "html", previous))
+    _write(target, _render(summary, "html", previous, folder=folder if history else None))
     typer.echo(f"wrote {target} (run {summary.run_id}, as of {summary.as_of or '-'})")
     if open_it:
         webbrowser.open(target.resolve().as_uri())
