@@ -29,6 +29,7 @@ Secrets never enter an exception or a log event: messages name the method and th
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json as jsonlib
 import random
 import ssl
@@ -175,6 +176,13 @@ class _HeaderAuth(httpx.Auth):
         yield request
 
 
+# Access tokens by (token URL, client, scope, secret digest), shared by every client of the
+# process: a daemon running an org every few minutes asks the identity provider once per token
+# lifetime, not once per run.
+_TOKENS: dict[tuple[str, ...], tuple[str, float]] = {}
+_TOKENS_LOCK = threading.Lock()
+
+
 class _OAuth2Auth(httpx.Auth):
     """Fetches a client-credentials token, caches it until expiry, refreshes once on a 401."""
 
@@ -182,24 +190,31 @@ class _OAuth2Auth(httpx.Auth):
 
     def __init__(self, settings: OAuth2ClientCredentials, http: HttpClient) -> None:
         self._settings, self._http = settings, http
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = threading.Lock()
+        secret = hashlib.sha256(settings.client_secret.get_secret_value().encode()).hexdigest()
+        self._key = (settings.token_url, settings.client_id, settings.scope or "",
+                     settings.client_auth, secret)
 
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
-        request.headers["Authorization"] = f"Bearer {self._current()}"
+        token = self._current()
+        request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == 401:
-            self._token = None
+            self._forget(token)
             request.headers["Authorization"] = f"Bearer {self._current()}"
             yield request
 
     def _current(self) -> str:
-        with self._lock:
-            if self._token is None or time.monotonic() >= self._expires:
-                self._token, lifetime = self._fetch()
-                self._expires = time.monotonic() + max(0.0, lifetime - 30.0)
-            return self._token
+        with _TOKENS_LOCK:
+            token, expires = _TOKENS.get(self._key, ("", 0.0))
+            if not token or time.monotonic() >= expires:
+                token, lifetime = self._fetch()
+                _TOKENS[self._key] = (token, time.monotonic() + max(0.0, lifetime - 30.0))
+            return token
+
+    def _forget(self, token: str) -> None:
+        with _TOKENS_LOCK:
+            if _TOKENS.get(self._key, ("",))[0] == token:   # another thread may have renewed it
+                del _TOKENS[self._key]
 
     def _fetch(self) -> tuple[str, float]:
         s = self._settings

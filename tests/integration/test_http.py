@@ -313,16 +313,19 @@ def test_oauth2_token_is_cached_until_expiry_and_refreshed_on_401(server, monkey
     monkeypatch.setenv("T_GOOD", TOKEN)
     state.update(tokens=0, expires_in=3600)
     auth = {"kind": "oauth2_client_credentials", "token_url": f"{url}/token",
-            "client_id": "restock", "client_secret": "${T_GOOD}"}
+            "client_id": "restock", "client_secret": "${T_GOOD}", "scope": "cache-test"}
     with make(url, auth=auth) as http:
         for _ in range(3):
             assert http.get_json("/protected") == {"ok": True}
+    assert state["tokens"] == 1
+    with make(url, auth=auth) as http:                     # the next run reuses the token
+        assert http.get_json("/protected") == {"ok": True}
         assert state["tokens"] == 1
         state["current"] = "revoked"                       # the server forgot our token
         assert http.get_json("/protected") == {"ok": True}
         assert state["tokens"] == 2
     state.update(expires_in=0)                             # tokens that expire at once
-    with make(url, auth=auth) as http:
+    with make(url, auth={**auth, "scope": "short-lived"}) as http:
         http.get_json("/protected")
         http.get_json("/protected")
     assert state["tokens"] == 4
