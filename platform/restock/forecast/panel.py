@@ -198,7 +198,8 @@ def _frequency_hint(dates: pd.Series, freq: str) -> str | None:
 # ---------------------------------------------------------------- the forecaster
 
 def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = None,
-                   time_budget_seconds: float = 0.0, criterion: str = "rmsse",
+                   time_budget_seconds: float = 0.0, criterion: str = "auto",
+                   combine: int = 1,
                    chunk_size: int = 20_000, min_history: int | None = None,
                    high_value: np.ndarray | None = None) -> PanelForecast:
     """Classify every series, choose its model by rolling-origin backtest and forecast it.
@@ -214,7 +215,8 @@ def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = No
     plan = Backtest.plan(t, horizon)
     history_needed = max(min_history or 0, fast_min_history(plan))
     parts = [_forecast_chunk(panel.values[lo:lo + chunk_size], horizon, season, plan,
-                             panel.freq, history_needed, criterion, calibrate=lo == 0)
+                             panel.freq, history_needed, criterion, combine,
+                             calibrate=lo == 0)
              for lo in range(0, max(n, 1), chunk_size)] if n else []
     result = _assemble(panel, horizon, parts)
     if time_budget_seconds > 0 and n:
@@ -246,7 +248,8 @@ class _Chunk:
 
 
 def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtest, freq: str,
-                    min_history: int, criterion: str, calibrate: bool) -> _Chunk:
+                    min_history: int, criterion: str, combine: int,
+                    calibrate: bool) -> _Chunk:
     y, start = fast.backfill(values)
     nz = fast.nonzero(y, start)
     classes = classify(y, start, nz, freq=freq, min_history=min_history)
@@ -260,19 +263,29 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
         rows = np.flatnonzero(group)
         if len(rows):
             choice = _choose_group(y[rows], start[rows], plan, horizon, season,
-                                   sporadic=bool(classes.sporadic[rows[0]]), criterion=criterion,
-                                   keep=calibrate)
+                                   sporadic=bool(classes.sporadic[rows[0]]),
+                                   criterion=_criterion(criterion, classes.sporadic[rows[0]]),
+                                   combine=combine, keep=calibrate)
             _store(out, rows, choice)
             if calibrate:
                 out.calibration.setdefault("parts", []).append((choice, out.counts[rows]))
     return out
 
 
+def _criterion(criterion: str, sporadic: bool) -> str:
+    # "auto": squared error alone for regular demand; for sporadic demand, absolute and squared
+    # error together, which keeps a lumpy spike from steering the choice (bench: real sets).
+    if criterion != "auto":
+        return criterion
+    return "both" if sporadic else "rmsse"
+
+
 def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int, season: int,
-                  *, sporadic: bool, criterion: str, keep: bool) -> Choice:
+                  *, sporadic: bool, criterion: str, combine: int, keep: bool) -> Choice:
     nz = fast.nonzero(y, start)
     pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season)
-    return choose(y, start, plan, pool, horizon, criterion=criterion, keep_backtest=keep)
+    return choose(y, start, plan, pool, horizon, criterion=criterion, combine=combine,
+                  keep_backtest=keep)
 
 
 def _simple(out: _Chunk, y: np.ndarray, start: np.ndarray, classes: Classes,

@@ -20,8 +20,9 @@ import numpy as np
 from restock.forecast import fast
 
 ORIGINS = 3
+MAX_ORIGINS = 10
 MIN_TRAIN = 4
-CRITERIA = ("rmsse", "mase", "both")
+CRITERIA = ("auto", "rmsse", "mase", "both")
 
 SES_REGULAR = (0.05, 0.1, 0.2, 0.3, 0.5)
 SES_SPORADIC = (0.02, 0.05, 0.1, 0.2)
@@ -41,6 +42,7 @@ class Candidate:
     states: np.ndarray                 # (n, ends) or (n, ends, k): what the model knows at each end
     expand: Callable[[np.ndarray, int], np.ndarray] | None = None  # (states, h) → (n, ends, h)
     allowed: np.ndarray | None = None  # (n,) bool; None: every series
+    prior: float = 1.0                 # score multiplier: below 1 favours a robust default
 
     def paths(self, horizon: int) -> np.ndarray:
         """Forecast paths (n, ends, horizon), never negative."""
@@ -60,10 +62,13 @@ class Backtest:
     final: int                          # the end of the data
 
     @classmethod
-    def plan(cls, t: int, horizon: int, origins: int = ORIGINS) -> Backtest:
+    def plan(cls, t: int, horizon: int, origins: int | None = None,
+             step: int | None = None) -> Backtest:
         """Origins stepping back by half the backtest horizon from the end of the data."""
         h_bt = max(1, min(horizon, t // 3))
-        step = max(1, (h_bt + 1) // 2)
+        step = step or max(1, (h_bt + 1) // 2)
+        if origins is None:     # long histories afford more origins: a steadier choice
+            origins = int(np.clip((t - 2 * h_bt) // (4 * step), ORIGINS, MAX_ORIGINS))
         ends = [t - h_bt - k * step for k in range(origins)]
         return cls(ends=[e for e in ends if e >= 1], horizon=h_bt, final=t)
 
@@ -151,7 +156,9 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest,
     first = min(plan.ends) if plan.ends else plan.final
     if first < 2 * season:
         return []
-    allowed = first - start >= 2 * season
+    allowed = (first - start >= 2 * season) & seasonal(y[:, :first], start, season)
+    if not allowed.any():
+        return []
     cycles = min(SEASON_INDEX_CYCLES, first // season)
     profile = np.stack([fast.seasonal_profile(y, end, season, cycles) for end in ends], axis=1)
     index = fast.seasonal_index(profile)
@@ -167,13 +174,30 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest,
     return out
 
 
+def seasonal(y: np.ndarray, start: np.ndarray, season: int) -> np.ndarray:
+    """Series whose autocorrelation at the season lag is significant (above 2 / sqrt(n)).
+
+    A season found by chance in a short or sporadic history makes the backtest pick seasonal
+    naive for noise, so seasonal models are offered only where the season shows.
+    """
+    real = np.arange(y.shape[1])[None, :] >= start[:, None]
+    count = np.maximum(real.sum(axis=1), 1)
+    mean = np.where(real, y, 0.0).sum(axis=1) / count
+    z = np.where(real, y - mean[:, None], 0.0)
+    with np.errstate(all="ignore"):
+        r = (z[:, season:] * z[:, :-season]).sum(axis=1) / (z ** 2).sum(axis=1)
+    return np.nan_to_num(r) > 2.0 / np.sqrt(count)
+
+
 def _by_position(states: np.ndarray, horizon: int) -> np.ndarray:
     return states[:, :, np.arange(horizon) % states.shape[2]]
 
 
 def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidate],
-           horizon: int, *, criterion: str = "rmsse", keep_backtest: bool = False) -> Choice:
-    """Score every candidate on the backtest origins and keep each series' best."""
+           horizon: int, *, criterion: str = "rmsse", combine: int = 1,
+           keep_backtest: bool = False) -> Choice:
+    """Score every candidate on the backtest origins; each series gets the mean of its
+    ``combine`` best (1: the best alone), scored again as a whole."""
     n, e_bt = len(y), len(plan.ends)
     actual = np.stack([y[:, e:e + plan.horizon] for e in plan.ends], axis=1) if e_bt else \
         np.zeros((n, 0, plan.horizon))
@@ -181,36 +205,60 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
         np.zeros((n, 0), dtype=bool)
     origins = valid.sum(axis=1)
     scale1, scale2 = scales(y, start)
-    mae = np.full((n, len(pool)), np.nan)
-    mse = np.full((n, len(pool)), np.nan)
+    mae, mse = np.full((n, len(pool)), np.nan), np.full((n, len(pool)), np.nan)
     for c, cand in enumerate(pool):
-        err = cand.paths(plan.horizon)[:, :e_bt] - actual
-        with np.errstate(all="ignore"):
-            mae[:, c] = (np.abs(err).mean(axis=2) * valid).sum(axis=1) / origins
-            mse[:, c] = ((err ** 2).mean(axis=2) * valid).sum(axis=1) / origins
+        mae[:, c], mse[:, c] = _errors(cand.paths(plan.horizon)[:, :e_bt], actual, valid)
         if cand.allowed is not None:
             mae[~cand.allowed, c] = mse[~cand.allowed, c] = np.nan
-    score = _score(mae / scale1[:, None], mse / scale2[:, None], criterion)
-    best = np.where(np.isnan(score).all(axis=1), 0, np.nanargmin(np.nan_to_num(
-        score, nan=np.inf), axis=1))
-    rows = np.arange(n)
-    point = np.zeros((n, horizon))
-    chosen_bt = np.zeros((n, e_bt, plan.horizon)) if keep_backtest else np.zeros((0, 0, 0))
+    prior = np.array([cand.prior for cand in pool])
+    score = np.nan_to_num(_score(mae / scale1[:, None], mse / scale2[:, None], criterion)
+                          * prior, nan=np.inf)
+    order = np.argsort(score, axis=1, kind="stable")[:, :max(combine, 1)]
+    used = np.isfinite(np.take_along_axis(score, order, axis=1))
+    used[:, 0] = True
+    weight = used / used.sum(axis=1, keepdims=True)
+    point, backtest = np.zeros((n, horizon)), np.zeros((n, e_bt, plan.horizon))
     for c, cand in enumerate(pool):
-        mine = best == c
+        share = (weight * (order == c)).sum(axis=1)
+        mine = share > 0
         if mine.any():
-            point[mine] = cand.paths(horizon)[mine, -1]
-            if keep_backtest:
-                chosen_bt[mine] = cand.paths(plan.horizon)[mine, :e_bt]
-    return Choice(point=point, model=np.array([pool[c].name for c in best], dtype=object),
-                  params=[pool[c].params for c in best],
-                  mase=mae[rows, best] / scale1, rmsse=np.sqrt(mse[rows, best] / scale2),
-                  mse=mse[rows, best], origins=origins, backtest=chosen_bt,
-                  actual=actual if keep_backtest else np.zeros((0, 0, 0)),
-                  valid=valid if keep_backtest else np.zeros((0, 0), dtype=bool))
+            point[mine] += share[mine, None] * cand.paths(horizon)[mine, -1]
+            backtest[mine] += share[mine, None, None] * cand.paths(plan.horizon)[mine, :e_bt]
+    chosen_mae, chosen_mse = _errors(backtest, actual, valid)
+    names = [_name(pool, order[i], used[i]) for i in range(n)]
+    params = [_params(pool, order[i], used[i]) for i in range(n)]
+    empty = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)), np.zeros((0, 0), dtype=bool))
+    kept = (backtest, actual, valid) if keep_backtest else empty
+    return Choice(point=point, model=np.array(names, dtype=object), params=params,
+                  mase=chosen_mae / scale1, rmsse=np.sqrt(chosen_mse / scale2), mse=chosen_mse,
+                  origins=origins, backtest=kept[0], actual=kept[1], valid=kept[2])
+
+
+def _errors(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean absolute and mean squared error over the valid origins (NaN when none)."""
+    err = paths - actual
+    origins = valid.sum(axis=1)
+    with np.errstate(all="ignore"):
+        return ((np.abs(err).mean(axis=2) * valid).sum(axis=1) / origins,
+                ((err ** 2).mean(axis=2) * valid).sum(axis=1) / origins)
+
+
+def _name(pool: list[Candidate], order: np.ndarray, used: np.ndarray) -> str:
+    names = list(dict.fromkeys(pool[c].name for c in order[used]))
+    return "+".join(names)
+
+
+def _params(pool: list[Candidate], order: np.ndarray, used: np.ndarray) -> dict:
+    members = [pool[c] for c in order[used]]
+    if len(members) == 1:
+        return dict(members[0].params)
+    return {"members": [{"model": m.name, **m.params} for m in members]}
 
 
 def _score(mase: np.ndarray, msse: np.ndarray, criterion: str) -> np.ndarray:
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion must be one of {', '.join(CRITERIA)} (got {criterion!r})")
     if criterion == "mase":
         return mase
     if criterion == "rmsse":

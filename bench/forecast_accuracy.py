@@ -1,0 +1,170 @@
+"""Forecast accuracy on the real demand sets, next to statsforecast computed in the same run.
+
+For each set in ../shared/data/sets the last h periods are held out (carparts h=12 monthly,
+man h=12 weekly, pasta h=28 daily, the M5 sample h=28 daily). restock's automatic choice and
+statsforecast's CrostonClassic, CrostonSBA, TSB(0.1, 0.1), ADIDA, SES(0.1) and AutoETS see the
+same dense training panel (each series from its first observation; missing periods are zero).
+
+MASE and RMSSE per series are scaled by the training part's one-step naive error; series whose
+training part is constant (the 1,510 all-zero MAN parts, say) have no scale and are left out of
+the means (counted in ``unscaled``). Calibration: the share of held-out actuals at or below
+restock's quantiles, per period and for the total over the h periods.
+
+statsforecast is a benchmark-only extra (``pip install -e '.[bench]'``); without it the
+comparison columns are skipped and say so. Results: bench/results/forecast_accuracy.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RESTOCK_SHARED_DATA", ROOT.parent / "shared" / "data"))
+RESULTS = Path(__file__).parent / "results" / "forecast_accuracy.json"
+SETS = {  # name: (file, freq, horizon, statsforecast freq, AutoETS season)
+    "carparts": ("carparts.csv.gz", "M", 12, "MS", 12),
+    "man": ("man.csv.gz", "W", 12, "W-MON", 1),
+    "pasta": ("pasta.csv.gz", "D", 28, "D", 7),
+    "m5_foods1_small": ("m5_foods1_small.csv.gz", "D", 28, "D", 7),
+}
+QUANTILES = (0.5, 0.9, 0.95)
+CRITERIA = ("auto", "rmsse", "mase", "both")
+
+
+def split(name: str) -> tuple:
+    """(train panel, held-out actuals (n, h), scales) for one set."""
+    from restock.forecast import to_panel
+
+    file, freq, h, _, _ = SETS[name]
+    tidy = pd.read_csv(DATA / "sets" / file, dtype={"item_id": str})
+    panel = to_panel(tidy, freq=freq)
+    train_values, actual = panel.values[:, :-h], np.nan_to_num(panel.values[:, -h:])
+    keep = ~np.isnan(train_values).all(axis=1)
+    panel.ids, panel.values = panel.ids[keep], train_values[keep]
+    panel.dates = panel.dates[:-h]
+    return panel, actual[keep], _scales(panel.values)
+
+
+def _scales(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    diff = np.diff(train, axis=1)
+    with np.errstate(all="ignore"):
+        return np.nanmean(np.abs(diff), axis=1), np.nanmean(diff ** 2, axis=1)
+
+
+def scores(point: np.ndarray, actual: np.ndarray, scale: tuple) -> dict:
+    """Mean MASE and RMSSE over the series that have a scale."""
+    ok = (scale[0] > 0) & np.isfinite(point).all(axis=1)
+    mase = np.abs(point - actual).mean(axis=1)[ok] / scale[0][ok]
+    rmsse = np.sqrt(((point - actual) ** 2).mean(axis=1)[ok] / scale[1][ok])
+    return {"mase": round(float(mase.mean()), 4), "rmsse": round(float(rmsse.mean()), 4),
+            "series": int(ok.sum())}
+
+
+def run_restock(panel, actual: np.ndarray, scale: tuple, h: int, criterion: str) -> dict:
+    from restock.forecast import forecast_panel
+    from restock.forecast.quantiles import coverage
+
+    start = time.perf_counter()
+    result = forecast_panel(panel, h, criterion=criterion)
+    seconds = time.perf_counter() - start
+    out = scores(result.point, actual, scale) | {"seconds": round(seconds, 2)}
+    step_q = result.step_quantiles(QUANTILES)
+    total_q = result.demand_quantiles(float(h), QUANTILES)
+    out["calibration_per_period"] = [round(float(v), 3) for v in coverage(actual, step_q)]
+    out["calibration_total"] = [round(float(v), 3)
+                                for v in coverage(actual.sum(axis=1), total_q)]
+    out["models"] = pd.Series(result.model).value_counts().to_dict()
+    out["classes"] = pd.Series(result.demand_class).value_counts().to_dict()
+    return out
+
+
+def run_statsforecast(panel, actual: np.ndarray, scale: tuple, name: str) -> dict:
+    try:
+        from statsforecast import StatsForecast
+        from statsforecast.models import (ADIDA, TSB, AutoETS, CrostonClassic, CrostonSBA,
+                                          SimpleExponentialSmoothing)
+    except ImportError:
+        return {"skipped": "statsforecast is not installed (pip install -e '.[bench]')"}
+    _, _, h, sf_freq, season = SETS[name]
+    models = [CrostonClassic(), CrostonSBA(), TSB(alpha_d=0.1, alpha_p=0.1), ADIDA(),
+              SimpleExponentialSmoothing(alpha=0.1)]
+    out = _sf_run(StatsForecast, models, panel, actual, scale, h, sf_freq)
+    out.update(_sf_run(StatsForecast, [AutoETS(season_length=season)], panel, actual, scale, h,
+                       sf_freq))
+    out = {("SES" if k == "SimpleExponentialSmoothing" else k): v for k, v in out.items()}
+    return out
+
+
+def _sf_run(engine, models, panel, actual, scale, h, sf_freq) -> dict:
+    long = _long(panel)
+    start = time.perf_counter()
+    fc = engine(models=models, freq=sf_freq, n_jobs=1).forecast(df=long, h=h)
+    seconds = time.perf_counter() - start
+    fc = fc.set_index("unique_id").loc[panel.ids]
+    out = {}
+    for model in models:
+        column = repr(model) if repr(model) in fc.columns else model.alias
+        point = fc[column].to_numpy(float).reshape(len(panel.ids), h)
+        out[model.alias] = scores(point, actual, scale) | {
+            "seconds_all_models_in_call": round(seconds, 2)}
+    return out
+
+
+def _long(panel) -> pd.DataFrame:
+    observed = ~np.isnan(panel.values)
+    rows, cols = np.nonzero(observed)
+    return pd.DataFrame({"unique_id": panel.ids[rows], "ds": panel.dates[cols],
+                         "y": panel.values[rows, cols]})
+
+
+def run_set(name: str) -> dict:
+    panel, actual, scale = split(name)
+    h = SETS[name][2]
+    out = {"horizon": h, "freq": SETS[name][1], "series": len(panel.ids),
+           "unscaled": int((scale[0] == 0).sum() + np.isnan(scale[0]).sum())}
+    out["restock"] = {c: run_restock(panel, actual, scale, h, c) for c in CRITERIA}
+    out["statsforecast"] = run_statsforecast(panel, actual, scale, name)
+    _compare(out)
+    return out
+
+
+def _compare(out: dict) -> None:
+    sf = {k: v for k, v in out["statsforecast"].items() if isinstance(v, dict)}
+    if not sf:
+        return
+    ours = out["restock"]["auto"]
+    best_mase = min(sf, key=lambda k: sf[k]["mase"])
+    best_rmsse = min(sf, key=lambda k: sf[k]["rmsse"])
+    out["comparison"] = {
+        "best_statsforecast_by_mase": [best_mase, sf[best_mase]["mase"]],
+        "best_statsforecast_by_rmsse": [best_rmsse, sf[best_rmsse]["rmsse"]],
+        "restock_mase": ours["mase"], "restock_rmsse": ours["rmsse"],
+        "restock_no_worse_on_both": ours["mase"] <= sf[best_mase]["mase"]
+        and ours["rmsse"] <= sf[best_rmsse]["rmsse"]}
+
+
+def main(names: list[str] | None = None) -> dict:
+    if not (DATA / "sets").is_dir():
+        print(f"forecast_accuracy: skipped, no data sets at {DATA}")
+        return {}
+    result = {"sets": {}, "quantiles": list(QUANTILES), "default_criterion": "auto"}
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() and names else {"sets": {}}
+    for name in names or list(SETS):
+        result["sets"][name] = run_set(name)
+        print(f"forecast_accuracy {name}: {json.dumps(result['sets'][name].get('comparison'))}")
+    result["sets"] = previous.get("sets", {}) | result["sets"]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main(sys.argv[1:] or None)
