@@ -137,7 +137,8 @@ def inventree_world(plan, monkeypatch) -> Iterator[World]:
     monkeypatch.setenv("FAULTS_INVENTREE_TOKEN", TOKEN)
     emulator = InvenTreeEmulator(token=TOKEN).seed()
     with serve_asgi(emulator.app()) as backend:
-        proxy = FaultProxy(backend, plan, stall=0.6)
+        # Retry-After 0: an order here takes a dozen requests, each would wait a second.
+        proxy = FaultProxy(backend, plan, stall=0.6, retry_after="0")
         with proxy.running() as url:
             settings = InvenTreeOrderSink.Settings.model_validate(
                 {"url": url, "token": "${FAULTS_INVENTREE_TOKEN}", **HTTP})

@@ -101,10 +101,11 @@ class FaultProxy:
     answer closes the client's connection, so one request is one fault decision.
     """
 
-    def __init__(self, backend: str, plan: Plan, *, stall: float = 1.0, slow: float = 0.1) -> None:
+    def __init__(self, backend: str, plan: Plan, *, stall: float = 1.0, slow: float = 0.1,
+                 retry_after: str = "1") -> None:
         host, port = backend.removeprefix("http://").rstrip("/").split(":")
         self.backend = (host, int(port))
-        self.plan, self.stall, self.slow = plan, stall, slow
+        self.plan, self.stall, self.slow, self.retry_after = plan, stall, slow, retry_after
         self.log = FaultLog()
         self._lock = threading.Lock()
 
@@ -141,7 +142,7 @@ class FaultProxy:
 
     def _act(self, conn: socket.socket, fault: str, head: bytes, body: bytes) -> None:
         if fault in ("500", "503", "429"):
-            extra = b"Retry-After: 1\r\n" if fault == "429" else b""
+            extra = f"Retry-After: {self.retry_after}\r\n".encode() if fault == "429" else b""
             conn.sendall(b"HTTP/1.1 " + fault.encode() + b" Fault\r\nContent-Length: 5\r\n" +
                          extra + b"Connection: close\r\n\r\nfault")
             return conn.close()
