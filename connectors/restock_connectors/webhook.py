@@ -71,6 +71,13 @@ class WebhookOrderSettings(_WebhookOptions):
     lookup_url: HttpUrl | None = None       # GET; ``{key}`` is replaced by the idempotency key
     id_field: str = "id"                    # dotted path of the receiver's id in its answer
 
+    @model_validator(mode="after")
+    def _lookup_names_the_key(self) -> WebhookOrderSettings:
+        # without {key} every lookup asks the same URL: any order would look already sent
+        if self.lookup_url is not None and "{key}" not in self.lookup_url:
+            raise ValueError("lookup_url must contain {key}, where the idempotency key goes")
+        return self
+
 
 class WebhookOrderSink(OrderSink):
     """POSTs one JSON purchase order per supplier, exactly once per idempotency key."""

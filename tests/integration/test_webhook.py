@@ -189,3 +189,9 @@ def test_lookup_answered_200_with_broken_json_still_finds_the_order():
         with WebhookOrderSink(settings, ConnectorContext(org="acme")) as sink:
             found = sink.lookup("k1")
     assert found is not None and found.external_id is None      # 200 means it has the order
+
+
+def test_a_lookup_url_without_the_key_is_refused():
+    with pytest.raises(ValueError, match="lookup_url must contain {key}"):
+        WebhookOrderSink.Settings.model_validate({"url": "http://x/orders",
+                                                  "lookup_url": "http://x/orders/search"})
