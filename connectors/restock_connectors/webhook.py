@@ -17,12 +17,14 @@ Summary sink YAML::
 
 Each order is one POST (body: docs/order-webhook.schema.json) with an ``Idempotency-Key`` header;
 2xx means accepted, 409 means the receiver already has that key. ``lookup`` GETs ``lookup_url``
-with ``{key}`` filled in: 200 means it has the order, 404 means it has not.
+with ``{key}`` filled in: 200 means it has the order, 404 (or 200 with an empty JSON list, as
+a search endpoint answers) means it has not.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
+from typing import Any
 from urllib.parse import quote
 
 from pydantic import model_validator
@@ -94,34 +96,43 @@ class WebhookOrderSink(OrderSink):
         response = self.http.request("POST", self.settings.url, ok=(409,),
                                      json=order_payload(order, idempotency_key),
                                      headers={"Idempotency-Key": idempotency_key})
-        return SubmitResult(accepted=True, external_id=self._external_id(response),
+        return SubmitResult(accepted=True, external_id=self._id_in(self._body(response)),
                             duplicate=response.status_code == 409,
                             detail=f"HTTP {response.status_code}")
 
     def lookup(self, idempotency_key: str) -> SubmitResult | None:
+        """404, or 200 with an empty list (a search that found nothing): not there."""
         if not self.settings.lookup_url:
             raise ConnectorError(self.http.system, "cannot look orders up: set lookup_url")
         url = self.settings.lookup_url.replace("{key}", quote(idempotency_key, safe=""))
         response = self.http.request("GET", url, ok=(404,))
         if response.status_code == 404:
             return None
-        return SubmitResult(accepted=True, external_id=self._external_id(response),
-                            duplicate=True, detail="found by lookup")
+        body = self._body(response)
+        if isinstance(body, list):
+            if not body:
+                return None
+            body = body[0]
+        return SubmitResult(accepted=True, external_id=self._id_in(body), duplicate=True,
+                            detail="found by lookup")
 
-    def _external_id(self, response: Response) -> str | None:
-        """The receiver's id for the order, if its answer names one.
+    def _body(self, response: Response) -> Any:
+        """The answer as JSON, or None when it is empty or not JSON.
 
-        The status code is what accepts an order; an answer without a readable id (empty, not
-        JSON) must not turn a stored order into a failure, so it is logged and the id is None.
+        The status code is what accepts an order; an answer without a readable body must not
+        turn a stored order into a failure, so it is logged and passed over.
         """
         if not response.content.strip():
             return None
         try:
-            body = jsonlib.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+            return jsonlib.loads(response.content)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             log.warning("webhook_answer_not_json", system=self.http.system,
                         status=response.status_code)
             return None
+
+    def _id_in(self, body: Any) -> str | None:
+        """The receiver's id for the order, if its answer names one."""
         if not isinstance(body, dict):
             return None
         try:

@@ -195,3 +195,22 @@ def test_a_lookup_url_without_the_key_is_refused():
     with pytest.raises(ValueError, match="lookup_url must contain {key}"):
         WebhookOrderSink.Settings.model_validate({"url": "http://x/orders",
                                                   "lookup_url": "http://x/orders/search"})
+
+
+def test_lookup_through_a_search_endpoint_that_answers_lists():
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def search(request: Request):
+        key = request.query_params["idempotency_key"]
+        return JSONResponse([{"id": 77, "key": key}] if key == "k-known" else [])
+
+    with serve_asgi(Starlette(routes=[Route("/orders", search)])) as url:
+        settings = WebhookOrderSink.Settings.model_validate({
+            "url": f"{url}/orders", "lookup_url": f"{url}/orders?idempotency_key={{key}}"})
+        with WebhookOrderSink(settings, ConnectorContext(org="acme")) as sink:
+            assert sink.lookup("k-unknown") is None
+            found = sink.lookup("k-known")
+    assert found is not None and found.external_id == "77"
