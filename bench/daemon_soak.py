@@ -25,7 +25,7 @@ import threading
 import time
 from array import array
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class StandInCycle:
 
     def seen(self) -> Counter[tuple[str, datetime]]:
         """How often each (org, slot) ran."""
-        return Counter((org, datetime.fromtimestamp(epoch, timezone.utc))
+        return Counter((org, datetime.fromtimestamp(epoch, UTC))
                        for org, epochs in self.slots.items() for epoch in epochs)
 
     def __call__(self, config: Any, *, store: Any, clock: Any, stop: Any = None) -> Any:
@@ -56,7 +56,7 @@ class StandInCycle:
         store.runs.start(config.org, run_id, Mode.AUTO, slot)
         time.sleep(self.work_seconds)
         summary = RunSummary(org=config.org, run_id=run_id, status=RunStatus.OK, mode=Mode.AUTO,
-                             started_at=slot, finished_at=datetime.now(timezone.utc),
+                             started_at=slot, finished_at=datetime.now(UTC),
                              currency="EUR")
         store.runs.finish(summary)
         with self._lock:
@@ -147,7 +147,7 @@ def soak(orgs: int, minutes: float, every: int, work_ms: float, state_url: str |
         daemon = Daemon(settings, runner=cycle, store=store, ledger=ledger)
         sampler = Sampler(url, db_path)
         before = sampler.sample(0.0)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         began = time.monotonic()
         daemon.start()
         end, final = began + minutes * 60, before
@@ -155,7 +155,7 @@ def soak(orgs: int, minutes: float, every: int, work_ms: float, state_url: str |
             time.sleep(min(sample_seconds, max(end - now, 0)))
             daemon.reload()                       # what the service loop does between samples
             final = sampler.sample(time.monotonic() - began)
-        stopped_at = datetime.now(timezone.utc)
+        stopped_at = datetime.now(UTC)
         clean = daemon.stop(timeout=60)
         claims = ledger.claims()
         stored_runs = _stored_runs(store)

@@ -12,7 +12,7 @@ field is therefore translated to day names before APScheduler sees it.
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -71,4 +71,4 @@ def _day(token: str) -> int:
 def next_fire(expression: str, tz: str, now: datetime) -> datetime | None:
     """The first time at or after ``now`` (aware) that the schedule fires, in UTC."""
     fire = cron_trigger(expression, tz).get_next_fire_time(None, now)
-    return fire.astimezone(timezone.utc) if fire is not None else None
+    return fire.astimezone(UTC) if fire is not None else None

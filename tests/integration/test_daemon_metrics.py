@@ -12,13 +12,13 @@ import pytest
 
 pytest.importorskip("restock.cycle", reason="the cycle (restock.cycle.run_org) is not installed")
 
-from restock.cycle import run_org  # noqa: E402
-from restock.daemon import Daemon, SlotLedger  # noqa: E402
-from restock.daemon.http import create_daemon_app  # noqa: E402
-from restock.settings import load_settings  # noqa: E402
-from restock.store import open_store  # noqa: E402
-from tests.support.daemon_kit import files_org, restock_cli  # noqa: E402
-from tests.support.loopback import serve_asgi  # noqa: E402
+from restock.cycle import run_org
+from restock.daemon import Daemon, SlotLedger
+from restock.daemon.http import create_daemon_app
+from restock.settings import load_settings
+from restock.store import open_store
+from tests.support.daemon_kit import files_org, restock_cli
+from tests.support.loopback import serve_asgi
 
 NEVER = "0 3 1 1 *"
 

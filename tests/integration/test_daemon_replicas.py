@@ -12,10 +12,15 @@ import pytest
 
 pytest.importorskip("restock.cycle", reason="the cycle (restock.cycle.run_org) is not installed")
 
-from restock.daemon.slots import SlotLedger  # noqa: E402
-from tests.conftest import PG_ADMIN_URL  # noqa: E402
-from tests.support.daemon_kit import (DaemonProcess, files_org, fresh_pg_database,  # noqa: E402
-                                      restock_cli, wait_until)
+from restock.daemon.slots import SlotLedger
+from tests.conftest import PG_ADMIN_URL
+from tests.support.daemon_kit import (
+    DaemonProcess,
+    files_org,
+    fresh_pg_database,
+    restock_cli,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 ORGS = ("north", "south", "west")

@@ -12,9 +12,8 @@ import pytest
 
 pytest.importorskip("restock.cycle", reason="the cycle (restock.cycle.run_org) is not installed")
 
-from restock.daemon.slots import SlotLedger  # noqa: E402
-from tests.support.daemon_kit import (DaemonProcess, files_org, restock_cli,  # noqa: E402
-                                      wait_until)
+from restock.daemon.slots import SlotLedger
+from tests.support.daemon_kit import DaemonProcess, files_org, restock_cli, wait_until
 
 pytestmark = pytest.mark.slow
 NEVER = "0 3 1 1 *"

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -42,7 +42,7 @@ class RecordingCycle:
         self.peak_parallel = 0
         self._lock = threading.Lock()
 
-    def __call__(self, config, *, store, clock) -> RunSummary:  # noqa: ANN001
+    def __call__(self, config, *, store, clock) -> RunSummary:
         with self._lock:
             self.calls.append((config.org, clock.now()))
             self.running.add(config.org)
@@ -55,7 +55,7 @@ class RecordingCycle:
                 raise RuntimeError(f"{config.org} exploded")
             return RunSummary(org=config.org, run_id=f"run-{len(self.calls)}",
                               status=RunStatus.OK, mode=Mode.AUTO, currency="EUR", spend=12.5,
-                              started_at=datetime.now(timezone.utc))
+                              started_at=datetime.now(UTC))
         finally:
             with self._lock:
                 self.running.discard(config.org)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,6 @@ from restock.errors import ConfigError
 from restock.schedule import cron_trigger, crontab_weekdays, next_fire
 from restock.settings import load_settings
 
-UTC = timezone.utc
 MONDAY = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 

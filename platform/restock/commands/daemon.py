@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -70,7 +70,7 @@ def _status_rows(settings: Any) -> tuple[list[dict], list[str]]:
         latest = ledger.latest()
     finally:
         ledger.close()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = []
     for org, cfg in sorted(configs.items()):
         last = latest.get(org) or {}

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobEvent
@@ -39,7 +39,7 @@ log = get_logger("restock.daemon")
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Daemon:
         self._active_cv = threading.Condition()
         self._runner_takes_stop = "stop" in inspect.signature(runner).parameters
         self.scheduler = BackgroundScheduler(
-            timezone=timezone.utc,
+            timezone=UTC,
             executors={"default": SlotExecutor(settings.max_parallel_orgs, clock,
                                                on_missed=self._missed)},
             job_defaults={"coalesce": True, "max_instances": 1,
@@ -126,7 +126,11 @@ class Daemon:
         with self._active_cv:
             claims = [claim for claim in self._active.values() if claim is not None]
         for claim in claims:
-            self.ledger.finish(claim, ABANDONED, detail="still running at the shutdown timeout")
+            try:
+                self.ledger.finish(claim, ABANDONED, detail="still running at the shutdown timeout")
+            except SQLAlchemyError as err:   # it stays "running": a replica can take it over
+                log.error("slot.store_unavailable", org=claim.org, slot=claim.slot,
+                          error=f"{type(err).__name__}: {str(err).splitlines()[0]}")
         log.warning("daemon.abandoned_runs", orgs=sorted(c.org for c in claims),
                     detail="the order ledger keeps them consistent; the next run reconciles")
 
@@ -309,4 +313,4 @@ def _same_schedule(key: Any, config: OrgConfig) -> bool:
 
 
 def _iso(when: datetime | None) -> str | None:
-    return when.astimezone(timezone.utc).isoformat() if when is not None else None
+    return when.astimezone(UTC).isoformat() if when is not None else None

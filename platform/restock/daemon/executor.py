@@ -15,8 +15,12 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from apscheduler.events import (EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED,
-                                JobExecutionEvent)
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MISSED,
+    JobExecutionEvent,
+)
 from apscheduler.executors.base import BaseExecutor
 
 _log = logging.getLogger("restock.daemon.executor")
@@ -33,7 +37,7 @@ class SlotExecutor(BaseExecutor):
         self._clock = clock
         self._on_missed = on_missed
 
-    def _do_submit_job(self, job, run_times):  # noqa: ANN001 - APScheduler's signature
+    def _do_submit_job(self, job, run_times):
         future = self._pool.submit(self._run, job, run_times)
         future.add_done_callback(lambda done: self._finished(job.id, done))
 
@@ -47,7 +51,7 @@ class SlotExecutor(BaseExecutor):
         else:
             self._run_job_success(job_id, future.result())
 
-    def _run(self, job, run_times: list[datetime]) -> list[JobExecutionEvent]:  # noqa: ANN001
+    def _run(self, job, run_times: list[datetime]) -> list[JobExecutionEvent]:
         events = []
         for run_time in run_times:
             if self._missed(job, run_time):
@@ -57,7 +61,7 @@ class SlotExecutor(BaseExecutor):
             events.append(self._call(job, run_time))
         return events
 
-    def _missed(self, job, run_time: datetime) -> bool:  # noqa: ANN001
+    def _missed(self, job, run_time: datetime) -> bool:
         if job.misfire_grace_time is None:
             return False
         late = self._clock() - run_time
@@ -68,7 +72,7 @@ class SlotExecutor(BaseExecutor):
             self._on_missed(job.id, run_time)
         return True
 
-    def _call(self, job, run_time: datetime) -> JobExecutionEvent:  # noqa: ANN001
+    def _call(self, job, run_time: datetime) -> JobExecutionEvent:
         try:
             value = job.func(*job.args, slot=run_time, **job.kwargs)
         except BaseException:  # noqa: BLE001 - reported as an event; the pool thread lives on

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -58,7 +58,7 @@ class Claim:
 
 def slot_key(when: datetime) -> str:
     """The stable name of a scheduled slot: its UTC instant, to the second."""
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _lock_key(org: str) -> int:
@@ -126,7 +126,7 @@ class SlotLedger:
 
     def claim(self, org: str, slot: str, kind: str) -> Claim | None:
         """Own (org, slot) or learn that another replica does (None). Call under org_lock."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         try:
             with self.engine.begin() as conn:
                 conn.execute(slot_claims.insert().values(
@@ -157,7 +157,7 @@ class SlotLedger:
     def finish(self, claim: Claim, status: str, *, run_id: str | None = None,
                detail: str | None = None) -> None:
         """Record how the claimed slot ended (a takeover's note stays unless ``detail`` is given)."""
-        values = {"status": status, "run_id": run_id, "finished_at": datetime.now(timezone.utc)}
+        values = {"status": status, "run_id": run_id, "finished_at": datetime.now(UTC)}
         if detail is not None:
             values["detail"] = detail
         with self.engine.begin() as conn:
