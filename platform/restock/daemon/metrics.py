@@ -50,7 +50,8 @@ class Metrics:
         r = self.registry
         self.runs = Counter("restock_runs", "Org runs by final status", ["org", "status"], registry=r)
         self.slots = Counter("restock_slots", "Scheduled or manual slots by what became of them "
-                             "(ran, claimed_elsewhere, busy, missed, stopping)",
+                             "(ran, claimed_elsewhere, busy, missed, stopping, "
+                             "store_unavailable)",
                              ["org", "outcome"], registry=r)
         self.duration = Histogram("restock_run_duration_seconds", "Wall time of one org run",
                                   ["org"], buckets=_DURATION_BUCKETS, registry=r)
