@@ -123,6 +123,23 @@ def _number(value: Any, what: str) -> float:
         raise ConnectorError(SYSTEM, f"{what}: not a number ({str(value)[:40]!r})") from None
 
 
+def _pack(supplier_part: dict[str, Any]) -> float:
+    """Units in one supplier pack: the server's number, else its text if that is a number.
+
+    Never a guessed 1: lines are sent in packs, so a wrong pack size multiplies the order.
+    """
+    value = supplier_part.get("pack_quantity_native")
+    if value is None:
+        value = supplier_part.get("pack_quantity")
+    if value is None or value == "":
+        return 1.0
+    pack = _number(value, f"supplier part {supplier_part.get('pk')} pack_quantity")
+    if not pack > 0:
+        raise ConnectorError(SYSTEM, f"supplier part {supplier_part.get('pk')} pack_quantity: "
+                             f"must be above 0 (got {pack:g})")
+    return pack
+
+
 # ---------------------------------------------------------------- source
 
 class InvenTreeSource(InventorySource):
@@ -182,8 +199,7 @@ class InvenTreeSource(InventorySource):
         return _frame(rows, OFFER_COLUMNS)
 
     def _offer_rows(self, sp: dict, sku: str, companies: dict, breaks: list[dict]) -> list[dict]:
-        pack = _number(sp.get("pack_quantity_native") or sp.get("pack_quantity") or 1,
-                       f"supplier part {sp['pk']} pack_quantity")
+        pack = _pack(sp)
         base = {"sku": sku, "supplier": companies.get(sp["supplier"], str(sp["supplier"])),
                 "lead_time_days": math.nan, "pack_size": pack, "supplier_sku": sp.get("SKU"),
                 "currency": None}
@@ -195,7 +211,7 @@ class InvenTreeSource(InventorySource):
                  "moq": first * pack, "currency": b.get("price_currency")} for b in breaks]
 
     def _open_lines(self, skus: dict) -> list[dict]:
-        packs = {sp["pk"]: (sp.get("part"), _number(sp.get("pack_quantity_native") or 1, "pack"))
+        packs = {sp["pk"]: (sp.get("part"), _pack(sp))
                  for sp in self.api.rows("company/part/")}
         companies = {pk: c.get("name", str(pk)) for pk, c in self.api.by_pk("company/").items()}
         found = []
@@ -313,23 +329,40 @@ class InvenTreeOrderSink(OrderSink):
         return None
 
     def submit(self, order: PurchaseOrder, idempotency_key: str) -> SubmitResult:
+        """Create (or finish) the PO carrying the key, its lines in packs, then place it.
+
+        Every line is matched to a supplier part and its pack size before anything is created,
+        so an order that cannot be placed leaves nothing half-made behind.
+        """
         self._check_key_fits(idempotency_key)
         existing = self.api.orders_by_key(idempotency_key)
-        po = existing[0] if existing else self._create(order, idempotency_key)
-        if po.get("status", PENDING) != PENDING:
+        if existing and existing[0].get("status", PENDING) != PENDING:
+            po = existing[0]
             return SubmitResult(accepted=True, external_id=po.get("reference"), duplicate=True,
                                 detail=f"already {po.get('status_text', 'placed')}")
-        supplier_parts = self._supplier_parts(po["supplier"])
+        supplier = existing[0]["supplier"] if existing else self._supplier_pk(order.supplier)
+        lines = self._plan_lines(order, supplier)
+        po = existing[0] if existing else self._create(order, idempotency_key, supplier)
         present = {line.get("part") for line in self.api.rows("order/po-line/", order=po["pk"])}
-        part_pks = self._part_pks_by_sku(order)
-        for line in order.lines:
-            sp = self._supplier_part_for(line, supplier_parts, part_pks)
+        for line, sp, pack in lines:
             if sp["pk"] not in present:
-                self._add_line(po, line, sp, order.currency)
+                self._add_line(po, line, sp, pack, order.currency)
+                present.add(sp["pk"])
         if self.settings.issue:
             self.http.request("POST", f"order/po/{po['pk']}/issue/", json={}, retry="unsent")
         return SubmitResult(accepted=True, external_id=po.get("reference"),
                             duplicate=bool(existing), detail="resumed" if existing else "created")
+
+    def _plan_lines(self, order: PurchaseOrder, supplier: int
+                    ) -> list[tuple[OrderLine, dict[str, Any], float]]:
+        """Each line with its supplier part and pack size; ConnectorError if one is unknown."""
+        supplier_parts = self._supplier_parts(supplier)
+        part_pks = self._part_pks_by_sku(order)
+        planned = []
+        for line in order.lines:
+            sp = self._supplier_part_for(line, supplier_parts, part_pks)
+            planned.append((line, sp, _pack(sp)))
+        return planned
 
     def _check_key_fits(self, key: str) -> None:
         if self.settings.key_field == "supplier_reference" and len(key) > SUPPLIER_REFERENCE_MAX:
@@ -337,8 +370,7 @@ class InvenTreeOrderSink(OrderSink):
                                  f"a PO's supplier_reference ({SUPPLIER_REFERENCE_MAX}); "
                                  "set key_field: description (a long org id makes long keys)")
 
-    def _create(self, order: PurchaseOrder, key: str) -> dict[str, Any]:
-        supplier = self._supplier_pk(order.supplier)
+    def _create(self, order: PurchaseOrder, key: str, supplier: int) -> dict[str, Any]:
         body: dict[str, Any] = {"supplier": supplier, "supplier_reference": "",
                                 "description": f"restock order {order.order_id} for {order.org}"}
         body[self.settings.key_field] = key if self.settings.key_field == "supplier_reference" \
@@ -380,8 +412,7 @@ class InvenTreeOrderSink(OrderSink):
                                  f"sku {line.sku!r} (supplier_sku {line.supplier_sku!r})")
         return match[0]
 
-    def _add_line(self, po: dict, line: OrderLine, sp: dict, currency: str) -> None:
-        pack = _number(sp.get("pack_quantity_native") or 1, f"supplier part {sp['pk']} pack")
+    def _add_line(self, po: dict, line: OrderLine, sp: dict, pack: float, currency: str) -> None:
         packs = max(1, math.ceil(round(line.quantity / pack, 9)))
         body: dict[str, Any] = {"order": po["pk"], "part": sp["pk"], "quantity": packs,
                                 "reference": line.sku, "merge_items": False,

@@ -190,6 +190,37 @@ def test_a_key_too_long_for_supplier_reference_is_refused_before_anything_is_mad
     assert again.duplicate and found is not None and found.external_id == first.external_id
 
 
+def test_pack_size_from_its_text_when_the_number_is_missing(inventree):
+    emulator, url = inventree
+    del emulator.tables["supplier_part"][0]["pack_quantity_native"]    # an older server
+    order = purchase_order()
+    with sink(url) as out:
+        out.submit(order, order.idempotency_key)
+    [po] = emulator.orders_with(order.idempotency_key)
+    assert {x["sku"]: x["quantity"] for x in emulator.lines_of(po["pk"])}["ACME-M3-8"] == 3
+
+
+@pytest.mark.parametrize("pack", ["1 box", "0"])
+def test_a_pack_size_that_is_not_a_positive_number_stops_the_order(inventree, pack):
+    emulator, url = inventree
+    emulator.tables["supplier_part"][0].update(pack_quantity=pack, pack_quantity_native=None)
+    order = purchase_order()
+    with sink(url) as out, pytest.raises(ConnectorError, match="supplier part 1 pack_quantity"):
+        out.submit(order, order.idempotency_key)
+    assert emulator.orders_with(order.idempotency_key) == []     # nothing half-made
+
+
+def test_a_line_without_a_supplier_part_stops_the_order_before_it_is_made(inventree):
+    emulator, url = inventree
+    order = purchase_order()
+    line = order.lines[0].model_copy(update={"sku": "GHOST", "supplier_sku": "NOPE-1"})
+    order = order.model_copy(update={"lines": [*order.lines, line]})
+    with sink(url) as out, pytest.raises(ConnectorError, match="no supplier part of "
+                                                               "'Acme Components' for sku 'GHOST'"):
+        out.submit(order, order.idempotency_key)
+    assert emulator.orders_with(order.idempotency_key) == []
+
+
 def test_explicit_prices_are_per_pack(inventree):
     emulator, url = inventree
     order = purchase_order()
