@@ -106,8 +106,9 @@ class PanelForecast:
 
 def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
              date_col: str = "date", value_col: str = "quantity",
-             end: pd.Timestamp | None = None) -> Panel:
-    """Tidy rows → dense panel. Rules (each counted in ``Panel.notes``):
+             end: pd.Timestamp | None = None, start: pd.Timestamp | None = None) -> Panel:
+    """Tidy rows → dense panel from ``start`` (default: the first date) to ``end`` (default: the
+    last date). Rules (each counted in ``Panel.notes``):
 
     missing periods inside a series and missing or non-finite quantities are zero demand;
     negative quantities (returns) count as zero demand; several rows in one period (duplicate or
@@ -127,9 +128,9 @@ def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
     if len(history) == 0:
         return Panel(ids=np.array([], dtype=str), dates=pd.DatetimeIndex([]),
                      values=np.zeros((0, 0)), freq=freq, notes=notes)
-    start = period.min()
+    first = period.min() if start is None else min(period.min(), pd.Timestamp(start))
     last = period.max() if end is None else max(period.max(), pd.Timestamp(end))
-    grid = pd.period_range(start, last, freq=_FREQ_OFFSETS[freq][0]).start_time
+    grid = pd.period_range(first, last, freq=_FREQ_OFFSETS[freq][0]).start_time
     col = grid.get_indexer(period)
     values = np.zeros((len(ids), len(grid)))
     np.add.at(values, (codes, col), np.clip(np.nan_to_num(quantity, nan=0.0), 0.0, None))

@@ -1,0 +1,129 @@
+"""`restock forecast INPUT ...` in process: formats, chunked streaming, bad input as one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from restock.cli import main
+from restock.forecast.io import Columns, NotGrouped, groups
+from restock.forecast.run import Options, forecast_file
+
+
+def _history(series: int = 12, days: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-01-01", periods=days, freq="D")
+    rows = []
+    for i in range(series):
+        rate = rng.uniform(0.1, 20)
+        quantity = rng.poisson(rate, days) * (rng.random(days) < rng.uniform(0.2, 1))
+        first = int(rng.integers(0, days // 2))
+        rows.append(pd.DataFrame({"item_id": f"sku-{i:03d}", "date": dates[first:],
+                                  "quantity": quantity[first:]}))
+    frame = pd.concat(rows, ignore_index=True)
+    return frame[frame["quantity"] > 0]        # exports often leave out zero days
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return path
+
+
+def test_carparts_forecasts_every_series(shared_data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "f.csv"
+    source = shared_data / "sets" / "carparts.csv.gz"
+    code = main(["forecast", str(source), "--horizon", "12", "--freq", "M", "--out", str(out)])
+    assert code == 0
+    table = pd.read_csv(out, dtype={"item_id": str})
+    assert list(table.columns) == ["item_id", "step", "date", "forecast", "model", "q0.5",
+                                   "q0.9", "q0.95"]
+    ids = pd.read_csv(source, usecols=["item_id"], dtype=str)["item_id"].unique()
+    assert set(table["item_id"]) == set(ids) and len(table) == 12 * len(ids)
+    assert (table[["forecast", "q0.5", "q0.9", "q0.95"]] >= 0).all().all()
+    assert table["date"].min() == "2002-04-01" and table["date"].max() == "2003-03-01"
+    assert "series × 12 periods" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
+def test_every_format_gives_the_same_forecast(tmp_path: Path, suffix: str) -> None:
+    history = _history()
+    reference = tmp_path / "ref.csv"
+    assert main(["forecast", str(_write(history, tmp_path / "h.csv")), "--horizon", "14",
+                 "--out", str(reference)]) == 0
+    out = tmp_path / "out.csv"
+    assert main(["forecast", str(_write(history, tmp_path / f"h{suffix}")), "--horizon", "14",
+                 "--out", str(out)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(reference))
+
+
+def test_streaming_in_small_groups_matches_reading_whole(tmp_path: Path) -> None:
+    path = _write(_history(series=9), tmp_path / "h.csv")
+    whole, streamed = tmp_path / "whole.csv", tmp_path / "streamed.csv"
+    forecast_file(path, whole, Options(horizon=7, max_series=10_000))
+    summary = forecast_file(path, streamed, Options(horizon=7, max_series=2, chunk_rows=37))
+    assert summary.streamed and summary.series == 9
+    pd.testing.assert_frame_equal(pd.read_csv(streamed), pd.read_csv(whole))
+
+
+def test_rows_out_of_order_fall_back_to_reading_whole(tmp_path: Path) -> None:
+    history = _history(series=5).sample(frac=1.0, random_state=1)
+    path = _write(history, tmp_path / "shuffled.csv")
+    with pytest.raises(NotGrouped):
+        list(groups(path, Columns(), max_series=2, chunk_rows=50))
+    summary = forecast_file(path, tmp_path / "f.csv", Options(horizon=3, chunk_rows=50))
+    assert not summary.streamed and summary.series == 5
+    assert len(pd.read_csv(tmp_path / "f.csv")) == 15
+
+
+def test_odd_series_are_forecast_by_rule(tmp_path: Path, capsys) -> None:
+    rows = [("zeros", "2024-01-01", 0), ("zeros", "2024-02-01", 0), ("one", "2024-03-01", 5),
+            ("neg", "2024-01-01", 4), ("neg", "2024-01-02", -3), ("neg", "2024-01-03", ""),
+            ("neg", "2024-01-03", 2), ("neg", "2024-01-09 08:30", 6)]
+    path = tmp_path / "odd.csv"
+    pd.DataFrame(rows, columns=["item_id", "date", "quantity"]).to_csv(path, index=False)
+    assert main(["forecast", str(path), "--horizon", "5", "--out", str(tmp_path / "f.csv"),
+                 "--quantiles", "0.8"]) == 0
+    table = pd.read_csv(tmp_path / "f.csv")
+    assert set(table["item_id"]) == {"zeros", "one", "neg"}
+    values = table[["forecast", "q0.8"]].to_numpy(float)
+    assert np.isfinite(values).all() and (values >= 0).all()
+    err = capsys.readouterr().err
+    assert "negative quantities 1" in err and "missing quantities 1" in err
+    assert "dates moved to period start 1" in err
+
+
+@pytest.mark.parametrize(("content", "args", "message"), [
+    (None, [], "no such file"),
+    ("item,date,qty\na,2024-01-01,1\n", [], "missing column(s) item_id, quantity"),
+    ("item_id,date,quantity\na,2024-01-01,1\na,2024-13-45,2\n", [],
+     ":3: date '2024-13-45' is not a date"),
+    ("item_id,date,quantity\na,2024-01-01,1\na,2024-01-02,lots\n", [],
+     ":3: quantity 'lots' is not a number"),
+    ("item_id,date,quantity\na,2024-01-01,1\n", ["--freq", "Q"], "'Q' is not a frequency"),
+    ("item_id,date,quantity\na,2024-01-01,1\n", ["--quantiles", "0.5,1.5"],
+     "--quantiles: 1.5 is not strictly between 0 and 1"),
+    ("item_id,date,quantity\n", [], "the file has no rows"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys, content, args,
+                                          message: str) -> None:
+    path = tmp_path / "in.csv"
+    if content is not None:
+        path.write_text(content)
+    out = tmp_path / "f.csv"
+    assert main(["forecast", str(path), "--horizon", "3", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and err.startswith("restock: ")
+    assert not out.exists() and not (tmp_path / "f.csv.part").exists()
+
+
+def test_a_corrupt_gzip_is_one_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "in.csv.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert main(["forecast", str(path), "--horizon", "3", "--out", str(tmp_path / "f.csv")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
