@@ -26,6 +26,7 @@ _COMMAND_MODULES: list[str] = [
     "restock.commands.orders",
     "restock.commands.runs",
     "restock.commands.backtest",
+    "restock.commands.forecast",
 ]
 
 
