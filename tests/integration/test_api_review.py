@@ -404,3 +404,34 @@ def test_restock_serve_refuses_a_bad_address_in_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "restock: --addr: must be HOST:PORT, like 127.0.0.1:8787 " \
                             "(got 'localhost')\n"
+
+
+def test_an_approval_too_late_is_refused_and_never_sent(site):
+    from datetime import UTC, datetime, timedelta
+
+    from restock.domain import PurchaseOrder
+
+    order = site.store.ledger.get(site.run.held_ids[0]).order
+    late = PurchaseOrder.model_validate({**order.model_dump(), "order_id": "late-1",
+                                         "idempotency_key": "restock-acme-late-1"})
+    site.store.ledger.record(late, slot="late", run_id=site.run.summary.run_id,
+                             status=OrderStatus.HELD,
+                             expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    answer = site.api("alice").post("/api/orders/late-1/approve")
+    assert answer.status_code == 409 and "expired" in answer.json()["error"]
+    assert site.store.ledger.get("late-1").status == OrderStatus.EXPIRED
+    assert site.receiver.orders == {}
+
+
+def test_when_the_order_sink_is_down_the_page_says_approved_not_sent_yet(site):
+    run_id, order_id = site.run.summary.run_id, site.run.held_ids[0]
+    site.receiver.fail_next = [503] * 50
+    answer = _approve_form(site.client("alice"), run_id, order_id)
+    assert answer.status_code == 200
+    entry = site.store.ledger.get(order_id)
+    assert entry.status == OrderStatus.SUBMITTING and site.receiver.orders == {}
+    assert (f"Order {order_id} (supplier-1) is now submitting: the order sink did not confirm "
+            "it; the next run asks the downstream system and sends it only if it is not "
+            "there.") in answer.text
+    assert "order webhook unavailable: POST /orders: HTTP 503" in answer.text
+    assert f'data-order-status="{order_id}">submitting<' in answer.text

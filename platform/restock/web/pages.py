@@ -168,8 +168,8 @@ def run_page(request: Request, user: User) -> Response:
     return _run_view(request, user)
 
 
-def _run_view(request: Request, user: User, *, status: int = 200, problem: str | None = None
-              ) -> Response:
+def _run_view(request: Request, user: User, *, status: int = 200, problem: str | None = None,
+              decided: str | None = None) -> Response:
     store = review(request).store
     summary = _summary(request, user)
     previous = store.runs.summary(summary.previous_run_id) if summary.previous_run_id else \
@@ -180,7 +180,7 @@ def _run_view(request: Request, user: User, *, status: int = 200, problem: str |
     context = report_context(live, previous=previous, max_charts=0)
     return page(request, "run.html.j2", status, user=user, **context,
                 approver=user.may(summary.org, Role.APPROVER), problem=problem,
-                notice=_notice(request, store), editable_lines=_MAX_EDITABLE_LINES)
+                notice=_notice(store, decided or request.query_params.get("order")), editable_lines=_MAX_EDITABLE_LINES)
 
 
 def _summary(request: Request, user: User):
@@ -192,18 +192,24 @@ def _summary(request: Request, user: User):
     return summary
 
 
-def _notice(request: Request, store: Any) -> str | None:
-    order_id = request.query_params.get("order")
+def _notice(store: Any, order_id: str | None) -> str | None:
     entry = store.ledger.find(order_id) if order_id else None
     if entry is None:
         return None
     text = f"Order {entry.order_id} ({entry.supplier}) is now {entry.status}"
     if entry.external_id:
         text += f" — the downstream system has it as {entry.external_id}"
-    elif entry.status == OrderStatus.APPROVED:
-        text += f", not sent yet ({entry.detail or 'the order sink did not take it'}); " \
-                "the next run sends it"
+    elif entry.status in _NOT_SENT:
+        text += _NOT_SENT[entry.status] + (f" ({entry.detail})" if entry.detail else "")
     return text + "."
+
+
+_NOT_SENT = {
+    OrderStatus.APPROVED: ", not sent yet: the next run sends it",
+    OrderStatus.SUBMITTING: ": the order sink did not confirm it; the next run asks the "
+                            "downstream system and sends it only if it is not there",
+    OrderStatus.FAILED: ": the downstream system refused it",
+}
 
 
 @_guarded
@@ -266,16 +272,19 @@ def _decide(request: Request, user: User, form: dict[str, str]) -> Response:
     back = _safe_next(form.get("back") or f"/runs/{entry.run_id}")
     request.path_params["run_id"] = entry.run_id
     try:
-        _apply(rv, user, entry, action, form)
+        problem = _apply(rv, user, entry, action, form)
     except RestockError as err:
         code = 409 if isinstance(err, LedgerConflict) else 400
         return _run_view(request, user, status=code, problem=f"{order_id}: {err}")
+    if problem:     # decided, but not sent: say why now, the ledger has no room for it
+        return _run_view(request, user, problem=f"{order_id}: {problem}", decided=order_id)
     base = request.scope.get("root_path", "")
     return RedirectResponse(f"{base}{back}?order={quote(order_id)}"
                             f"#order-{quote(order_id)}", status_code=303)
 
 
-def _apply(rv: Any, user: User, entry: Any, action: str, form: dict[str, str]) -> None:
+def _apply(rv: Any, user: User, entry: Any, action: str, form: dict[str, str]) -> str | None:
+    """Carry out the decision; returns what went wrong sending an approved order, if anything."""
     config = rv.org_config(entry.org)
     actor = f"{user.name} (review page)"
     if action not in ("approve", "reject"):
@@ -284,14 +293,13 @@ def _apply(rv: Any, user: User, entry: Any, action: str, form: dict[str, str]) -
         approval.reject(rv.store, config, entry.order_id, actor=actor,
                         reason=str(form.get("reason", "")))
         log.info("review.rejected", org=entry.org, order=entry.order_id, user=user.name)
-        return
+        return None
     decision = approval.approve(rv.store, config, entry.order_id, actor=actor,
                                 quantities=form_quantities(form, entry.order),
                                 comment=str(form.get("comment") or "").strip() or None)
-    # Approved but not sent (the sink is down) is not a failure of the decision: the run page
-    # says so with the order's status and the sink's answer, and the next run sends it.
     log.info("review.approved", org=entry.org, order=entry.order_id, user=user.name,
              sent=decision.sent, problem=decision.problem)
+    return decision.problem
 
 
 def form_quantities(form: Any, order: Any) -> dict[str, float]:
