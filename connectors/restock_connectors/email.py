@@ -106,6 +106,12 @@ class EmailSummarySink(SummarySink):
             if 400 <= err.smtp_code < 500:
                 raise ConnectorUnavailable(self.system, f"SMTP {err.smtp_code}") from None
             raise ConnectorError(self.system, f"SMTP {err.smtp_code}") from None
+        except smtplib.SMTPNotSupportedError:
+            raise ConnectorError(self.system, "the server does not offer STARTTLS "
+                                 "(port 465 wants security: tls)") from None
+        except ssl.SSLCertVerificationError:     # retrying cannot fix it
+            raise ConnectorError(self.system, "TLS certificate not trusted "
+                                 "(set ca_file to the CA that signed it)") from None
         except (OSError, smtplib.SMTPException) as err:
             raise ConnectorUnavailable(self.system, err.__class__.__name__) from None
 

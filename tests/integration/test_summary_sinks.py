@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from restock.connectors import ConnectorContext
-from restock.errors import ConnectorUnavailable, CredentialsRejected
+from restock.errors import ConnectorError, ConnectorUnavailable, CredentialsRejected
 from restock_connectors.email import EmailSummarySink
 from restock_connectors.slack import SlackSummarySink
 from tests.support.loopback import serve_asgi
@@ -153,9 +153,18 @@ def test_email_refuses_an_untrusted_certificate(tls, monkeypatch, tmp_path):
     other_file = tmp_path / "other.pem"
     other.cert_pem.write_to_path(str(other_file))
     with serve_smtp(server_ctx, "restock", SMTP_PASSWORD) as (port, mailbox), \
-            pytest.raises(ConnectorUnavailable, match="SSLCertVerificationError"):
+            pytest.raises(ConnectorError, match=r"email \(127.0.0.1\): TLS certificate not "
+                                                r"trusted \(set ca_file"):
         email_sink(port, str(other_file), monkeypatch).post(run_summary())
     assert mailbox.messages == []
+
+
+def test_email_starttls_where_the_server_has_none_says_what_to_change(tls, monkeypatch):
+    server_ctx, ca_file = tls
+    with serve_smtp(server_ctx, "restock", SMTP_PASSWORD, offer_starttls=False) as (port, box), \
+            pytest.raises(ConnectorError, match="does not offer STARTTLS"):
+        email_sink(port, ca_file, monkeypatch).post(run_summary())
+    assert box.messages == []
 
 
 def test_email_server_down_is_retriable(tls, monkeypatch):
@@ -176,7 +185,6 @@ def test_email_over_implicit_tls(tls, monkeypatch):
 
 
 def test_email_temporary_refusal_is_retriable_and_permanent_is_not(tls, monkeypatch):
-    from restock.errors import ConnectorError
     server_ctx, ca_file = tls
     with serve_smtp(server_ctx, "restock", SMTP_PASSWORD) as (port, mailbox):
         mailbox.refuse_with[:] = ["451 4.3.0 try again later", "554 5.7.1 rejected as spam"]

@@ -30,9 +30,11 @@ class Mailbox:
 
 
 @contextmanager
-def serve_smtp(tls: ssl.SSLContext, username: str, password: str, *,
-               implicit_tls: bool = False) -> Iterator[tuple[int, Mailbox]]:
-    """STARTTLS required before AUTH (or TLS from the first byte); yields (port, mailbox)."""
+def serve_smtp(tls: ssl.SSLContext, username: str, password: str, *, implicit_tls: bool = False,
+               offer_starttls: bool = True) -> Iterator[tuple[int, Mailbox]]:
+    """STARTTLS required before AUTH (or TLS from the first byte, or no TLS at all when
+    ``offer_starttls`` is false); yields (port, mailbox)."""
+    starttls = offer_starttls and not implicit_tls
     mailbox = Mailbox()
 
     def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -44,9 +46,9 @@ def serve_smtp(tls: ssl.SSLContext, username: str, password: str, *,
     sock.bind(("127.0.0.1", 0))
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(loop.create_server(
-        lambda: SMTP(mailbox, tls_context=None if implicit_tls else tls,
-                     require_starttls=not implicit_tls, authenticator=authenticator,
-                     auth_require_tls=not implicit_tls, hostname="restock-test"),
+        lambda: SMTP(mailbox, tls_context=tls if starttls else None,
+                     require_starttls=starttls, authenticator=authenticator,
+                     auth_require_tls=starttls, hostname="restock-test"),
         sock=sock, ssl=tls if implicit_tls else None))
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
