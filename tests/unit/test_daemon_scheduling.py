@@ -267,6 +267,21 @@ def _replicas_run_every_slot_once(clock, orgs_dir, harness, url: str) -> None:
     expected = sorted((org, at_(6, m)) for org in ("a", "b", "c") for m in range(4))
     assert ran == expected                                   # each slot exactly once
     assert {c["status"] for org in "abc" for c in one.ledger.claims(org)} == {"ok"}
+    outcomes = _slot_outcomes(one) + _slot_outcomes(two)
+    for org in "abc":               # the loser of each slot says why it did not run it
+        assert (outcomes[(org, "ran")], outcomes[(org, "claimed_elsewhere")]) == (4.0, 4.0)
+        assert outcomes[(org, "busy")] == 0
+
+
+def _slot_outcomes(h: Harness):
+    from collections import Counter
+
+    found = Counter()
+    for metric in h.daemon.metrics.slots.collect():
+        for sample in metric.samples:
+            if sample.name == "restock_slots_total":
+                found[(sample.labels["org"], sample.labels["outcome"])] += sample.value
+    return found
 
 
 def test_two_replicas_on_sqlite_run_every_slot_once(clock, orgs_dir, harness, tmp_path):

@@ -26,7 +26,7 @@ from restock.config import OrgConfig
 from restock.daemon.executor import SlotExecutor
 from restock.daemon.metrics import Metrics
 from restock.daemon.reload import Changes, OrgFiles
-from restock.daemon.slots import ABANDONED, Claim, SlotLedger, slot_key
+from restock.daemon.slots import ABANDONED, HELD, RUNNING_HERE, Claim, SlotLedger, slot_key
 from restock.domain import RunSummary
 from restock.errors import ConfigError
 from restock.log import bind_run, get_logger
@@ -36,6 +36,7 @@ from restock.settings import Settings
 Runner = Callable[..., RunSummary]
 Clock = Callable[[], datetime]
 log = get_logger("restock.daemon")
+CLAIM_WAIT_SECONDS = 1.0
 
 
 def utc_now() -> datetime:
@@ -225,18 +226,30 @@ class Daemon:
         if config is None:
             return self._skipped(org, key, kind, "unknown_org")
         try:
-            with self.ledger.org_lock(org) as held:
-                if not held:
-                    return self._skipped(org, key, kind, "busy")
-                claim = self.ledger.claim(org, key, kind)
-                if claim is None:
-                    return self._skipped(org, key, kind, "claimed_elsewhere")
-                self._claimed((org, key), claim)
-                return self._run_and_record(config, claim, slot, kind)
+            with self.ledger.org_lock(org) as lock:
+                if lock == HELD:
+                    claim = self.ledger.claim(org, key, kind)
+                    if claim is None:
+                        return self._skipped(org, key, kind, "claimed_elsewhere")
+                    self._claimed((org, key), claim)
+                    return self._run_and_record(config, claim, slot, kind)
+            return self._skipped(org, key, kind, self._lock_refused(org, key, kind, lock))
         except SQLAlchemyError as err:   # the database is down: this slot is lost, say so
             log.error("slot.store_unavailable", org=org, slot=key,
                       error=f"{type(err).__name__}: {str(err).splitlines()[0]}")
             return self._skipped(org, key, kind, "store_unavailable")
+
+    def _lock_refused(self, org: str, key: str, kind: str, lock: str) -> str:
+        """Why the org's lock was taken: another replica runs this very slot (it claims the slot
+        right after locking, hence the short wait), or a run of the org is still going."""
+        if kind != "scheduled" or lock == RUNNING_HERE:
+            return "busy"
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        while not self.ledger.is_claimed(org, key):
+            if time.monotonic() > deadline:
+                return "busy"
+            time.sleep(0.05)
+        return "claimed_elsewhere"
 
     def _run_and_record(self, config: OrgConfig, claim: Claim, slot: datetime,
                         kind: str) -> SlotOutcome:

@@ -44,6 +44,7 @@ slot_claims = sa.Table(
 RUNNING = "running"
 ABANDONED = "abandoned"     # the daemon stopped at its shutdown timeout with this run in flight
 _UNFINISHED = (RUNNING, ABANDONED)
+HELD, RUNNING_HERE, ELSEWHERE = "held", "running_here", "elsewhere"     # org_lock's answers
 
 
 @dataclass(frozen=True)
@@ -92,18 +93,19 @@ class SlotLedger:
         self.engine.dispose()
 
     @contextmanager
-    def org_lock(self, org: str) -> Iterator[bool]:
-        """Try to hold the org's run lock for the block; yields False when someone else has it."""
+    def org_lock(self, org: str) -> Iterator[str]:
+        """Try to hold the org's run lock for the block; yields HELD, or who has it instead:
+        RUNNING_HERE (a run in this process) or ELSEWHERE (another replica)."""
         local = self._local_lock(org)
         if not local.acquire(blocking=False):
-            yield False
+            yield RUNNING_HERE
             return
         try:
             if not self.is_postgres:
-                yield True
+                yield HELD
                 return
             with self._advisory(org) as held:
-                yield held
+                yield HELD if held else ELSEWHERE
         finally:
             local.release()
 
@@ -135,6 +137,13 @@ class SlotLedger:
             return Claim(org, slot, self.replica)
         except IntegrityError:
             return self._take_over_if_orphaned(org, slot)
+
+    def is_claimed(self, org: str, slot: str) -> bool:
+        """Whether some replica has claimed (org, slot)."""
+        query = sa.select(slot_claims.c.org).where(slot_claims.c.org == org,
+                                                   slot_claims.c.slot == slot)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def _take_over_if_orphaned(self, org: str, slot: str) -> Claim | None:
         # Only PostgreSQL can tell a dead owner (its advisory lock vanished) from a live one;
