@@ -116,6 +116,14 @@ def _check_base_url(url: str) -> str:
     return url
 
 
+def _plain_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        if "${" in value or value.startswith("file:"):
+            raise ValueError(f"{name}: headers are sent as written, secrets are not resolved "
+                             "there; use auth: {kind: api_key, header: " + name + ", key: ...}")
+    return headers
+
+
 class HttpOptions(ConnectorSettings):
     """HTTP keys a connector's settings share (everything but the URL)."""
 
@@ -124,7 +132,7 @@ class HttpOptions(ConnectorSettings):
     auth: AuthSettings | None = None
     insecure: bool = False                 # true: do not verify TLS certificates (warned)
     ca_file: str | None = None             # PEM bundle of a private CA to trust instead
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Annotated[dict[str, str], AfterValidator(_plain_headers)] = Field(default_factory=dict)
     max_response_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
     max_pages: Annotated[int, Field(ge=1)] = 1000
 

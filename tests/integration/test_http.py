@@ -503,3 +503,12 @@ def test_a_create_without_key_is_retried_only_when_surely_unsent():
         with pytest.raises(ConnectorUnavailable, match=r"HTTP 500 \(after 1 attempt\)"):
             http.request("POST", "/orders", json={}, retry="unsent")
         assert http.request("POST", "/orders", json={}, retry="unsent").status_code == 201
+
+
+def test_a_secret_reference_in_headers_points_to_api_key_auth():
+    with pytest.raises(ValidationError, match="X-Api-Key: headers are sent as written.*"
+                                              "kind: api_key, header: X-Api-Key"):
+        HttpSettings.model_validate({"base_url": "http://x",
+                                     "headers": {"X-Api-Key": "${ERP_KEY}"}})
+    assert HttpSettings.model_validate({"base_url": "http://x", "headers": {
+        "X-Tenant": "acme"}}).headers == {"X-Tenant": "acme"}
