@@ -484,3 +484,10 @@ def test_a_provider_of_the_wrong_kind_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match=r"unknown summary sink connector 'nothing' "
                                           r"\(available: .*webhook"):
         registry.connector_class("nothing", "summary_sink")
+
+
+@pytest.mark.parametrize("name, role", CASES, ids=[f"{n}-{r}" for n, r in CASES])
+def test_connector_classes_say_what_they_are(name, role):
+    cls = available(role)[name]
+    assert cls.name == name, f"{cls.__name__}.name is {cls.name!r}, registered as {name!r}"
+    assert (cls.__doc__ or "").strip(), f"{cls.__name__} needs a docstring saying what it is for"
