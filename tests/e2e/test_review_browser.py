@@ -62,7 +62,7 @@ def site(tmp_path):
         write_access(tmp_path)
         with open_store(f"sqlite:///{tmp_path / 'state.sqlite'}") as store:
             summary = run_org(config, store=store)
-            assert len(summary.held) >= 2, f"the cycle held too little: {summary.errors}"
+            assert len(summary.held) >= 3, f"the cycle held too little: {summary.errors}"
             with serve_asgi(create_app(store=store, config_dir=tmp_path)) as url:
                 yield url, store, summary, receiver
 
@@ -99,13 +99,31 @@ def test_planner_logs_in_approves_and_rejects_held_orders(browser, site):
     form = browser.find_element(By.CSS_SELECTOR, f'[data-actions="{second.order_id}"] form.reject')
     form.find_element(By.NAME, "reason").send_keys("supplier is closing for inventory")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(browser, 15).until(ready.presence_of_element_located((By.ID, "notice")))
-    assert _status(browser, second.order_id) == "rejected"
+    _wait_for_status(browser, second.order_id, "rejected")
     assert store.ledger.get(second.order_id).status == OrderStatus.REJECTED
     assert len(receiver.orders) == 1                       # a rejected order never goes out
     events = store.ledger.events(second.order_id)
     assert events[-1].actor == "alice (review page)"
     assert events[-1].comment == "supplier is closing for inventory"
+
+    third = summary.held[2]
+    line = third.lines[0]
+    actions = browser.find_element(By.CSS_SELECTOR, f'[data-actions="{third.order_id}"]')
+    actions.find_element(By.TAG_NAME, "summary").click()          # "Edit quantities"
+    field = actions.find_element(By.NAME, f"qty:{line.sku}")
+    field.clear()
+    field.send_keys(str(int(line.quantity) + 5))
+    actions.find_element(By.NAME, "comment").send_keys("a few more for the open house")
+    actions.find_element(By.CSS_SELECTOR, f'[data-approve="{third.order_id}"]').click()
+    WebDriverWait(browser, 5).until(ready.alert_is_present()).accept()
+    _wait_for_status(browser, third.order_id, "submitted")
+    entry = store.ledger.get(third.order_id)
+    sent = {ln.sku: ln.quantity for ln in entry.order.lines}
+    assert sent[line.sku] == int(line.quantity) + 5
+    downstream = {ln["sku"]: ln["quantity"] for ln in receiver.orders[entry.key]["body"]["lines"]}
+    assert downstream == sent
+    approved = next(e for e in store.ledger.events(third.order_id) if e.to_status == "approved")
+    assert approved.changes == {line.sku: [line.quantity, float(int(line.quantity) + 5)]}
 
     browser.get(f"{url}/runs/{summary.run_id}/report")
     browser.find_element(By.ID, "glance")
@@ -137,6 +155,16 @@ def _status(browser, order_id: str) -> str:
     from selenium.webdriver.common.by import By
 
     return browser.find_element(By.CSS_SELECTOR, f'[data-order-status="{order_id}"]').text
+
+
+def _wait_for_status(browser, order_id: str, status: str) -> None:
+    """Until the page shows the order in ``status`` (the old page may still be there at first)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(NoSuchElementException,
+                                                          StaleElementReferenceException))
+    wait.until(lambda b: _status(b, order_id) == status)
 
 
 def _screenshot(browser, name: str) -> None:
