@@ -44,6 +44,7 @@ order_sink:
   lookup_url: "{receiver_url}/orders/{{key}}"
 policy: {{service_level: 0.95, review_period_days: 7, lead_time_days: 14}}
 guard: {{approval_expires_hours: 72}}
+forecast: {{statsmodels_seconds: 0}}
 """, encoding="utf-8")
     return path
 
