@@ -147,6 +147,11 @@ class ForecastCache:
             self._made[key] = forecast_panel(known, horizon, season_length=self.season_length)
         return self._made[key].demand_over(periods)
 
+    def made_before(self, t: int, periods: np.ndarray) -> list[int]:
+        """Decision periods before ``t`` that already have a forecast over ``periods``."""
+        horizon = int(math.ceil(float(np.max(periods, initial=1.0))))
+        return sorted(made for made, h in self._made if h == horizon and made < t)
+
 
 @dataclass
 class Decision:
@@ -165,20 +170,63 @@ Policy = Callable[[Decision], tuple[np.ndarray, np.ndarray]]
 
 # ---------------------------------------------------------------- policies
 
-def restock_policy(service_level: float, *, fill_rate: bool = False, **shape) -> Policy:
+def restock_policy(service_level: float, *, fill_rate: bool = False, calibrate: bool = True,
+                   **shape) -> Policy:
     """restock's rule: order up to forecast + safety stock over lead time + review, the safety
-    stock for a cycle service level or a fill rate (whole units for slow movers). ``shape``
-    passes ``distribution`` / ``discrete`` / ``slow_below`` on to ``stock_levels``."""
+    stock for a cycle service level or a fill rate (whole units for slow movers).
+
+    With ``calibrate`` the spread over lead time + review is learnt from the policy's own past
+    forecasts whose windows have closed (see :func:`horizon_spread`), not only scaled from one
+    period's error. ``shape`` passes ``distribution`` / ``discrete`` / ``slow_below`` on to
+    ``stock_levels``.
+    """
     level = check_level(service_level)
 
     def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
         horizon = state.items.lead + state.review
         mean, sd = state.forecasts.demand_over(state.t, horizon)
+        if calibrate:
+            sd = horizon_spread(state, horizon, sd)
         levels = stock_levels(mean / horizon, sd / np.sqrt(horizon), state.items.lead,
                               state.review, service_level=level, fill_rate=fill_rate, **shape)
         target = np.maximum(levels.order_up_to, 0.0)
         return target - 1e-9, target
     return decide
+
+
+PRIOR_WEIGHT = 4.0   # past windows an item needs before its own errors outweigh the pooled prior
+
+
+def horizon_spread(state: Decision, horizon: np.ndarray, model_sd: np.ndarray) -> np.ndarray:
+    """The sd of demand over lead time + review, learnt from forecast errors already known.
+
+    One period's error scaled by the square root of the horizon assumes independent errors; real
+    errors persist (a level missed one week is missed the next), so the spread over the horizon
+    is often wider. For every earlier forecast whose window has closed by ``t`` the realised
+    total is known: each item's root mean squared error over those windows is blended with a
+    prior — the model's sd scaled by the median ratio of realised to predicted error across
+    items — weighted by how many windows the item has.
+    """
+    values = np.nan_to_num(state.history)
+    cumulative = np.concatenate([np.zeros((len(values), 1)), np.cumsum(values, axis=1)], axis=1)
+    squared, count, predicted = (np.zeros(len(values)) for _ in range(3))
+    rows = np.arange(len(values))
+    for made in state.forecasts.made_before(state.t, horizon):
+        closed = made + horizon <= state.t
+        if not closed.any():
+            continue
+        mean, sd = state.forecasts.demand_over(made, horizon)
+        end = np.minimum(made + horizon, state.t).astype(int)
+        error = cumulative[rows, end] - cumulative[:, made] - mean
+        squared += np.where(closed, error**2, 0.0)
+        predicted += np.where(closed, sd**2, 0.0)
+        count += closed
+    with np.errstate(all="ignore"):
+        ratio = np.sqrt(squared / predicted)
+    usable = (count > 0) & np.isfinite(ratio) & (predicted > 0)
+    pooled = float(np.median(ratio[usable])) if usable.sum() >= 10 else 1.0
+    prior = (pooled * model_sd) ** 2
+    return np.sqrt((squared + PRIOR_WEIGHT * prior) / (count + PRIOR_WEIGHT))
 
 
 def min_max_policy(safety_periods: float) -> Policy:

@@ -187,3 +187,33 @@ def test_backtest_command_bad_input_is_one_line(tmp_path, capsys):
     assert main([*args[:-2], "--out", str(tmp_path / "r.json"), "--items",
                  str(tmp_path / "missing.csv")]) == 1
     assert "missing.csv: no such file" in capsys.readouterr().err
+
+
+class _StubForecasts:
+    """Forecasts that under-shoot: 5 per period with a claimed sd of 1, made every period."""
+
+    def demand_over(self, t, periods):
+        periods = np.asarray(periods, dtype=float)
+        return 5.0 * periods, np.sqrt(periods)
+
+    def made_before(self, t, periods):
+        return list(range(t))
+
+
+def test_horizon_spread_learns_the_error_of_closed_windows_only():
+    from restock.simulate import Items, horizon_spread
+
+    values = np.full((1, 40), 10.0)
+    setting = Items(ids=np.array(["A"]), lead=np.array([3.0]), unit_cost=np.ones(1),
+                    moq=np.zeros(1), pack=np.ones(1), order_cost=np.zeros(1),
+                    holding_cost=np.zeros(1), shortage_cost=np.zeros(1))
+    horizon = np.array([4.0])
+    state = Decision(t=40, history=values, items=setting, review=1,
+                     forecasts=_StubForecasts())
+    spread = horizon_spread(state, horizon, np.array([2.0]))
+    closed = 40 - 4 + 1   # windows made at 0..36 have ended by period 40
+    expected = np.sqrt((closed * 20.0**2 + 4 * 2.0**2) / (closed + 4))
+    assert spread == pytest.approx([expected])
+    early = Decision(t=3, history=values[:, :3], items=setting, review=1,
+                     forecasts=_StubForecasts())
+    assert horizon_spread(early, horizon, np.array([2.0])) == pytest.approx([2.0])

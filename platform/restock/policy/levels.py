@@ -19,6 +19,7 @@ from scipy import special, stats
 from restock.policy.loss import inverse_standard_normal_loss
 
 SLOW_MOVER_MEAN = 20.0   # below this mean protection demand, whole-unit distributions fit better
+MAX_DISPERSION = 5.0     # variance / mean above which a negative binomial's tail is not trusted
 _GRID_CELLS = 4_000_000  # cells of the (items × units) grid evaluated at once
 
 
@@ -36,7 +37,7 @@ class Levels:
 def stock_levels(rate, sd, lead_time, review_period, *, service_level=np.nan,
                  fill_rate=False, buffer_units=np.nan, cover_periods=np.nan,
                  lead_time_sd=0.0, discrete=True, distribution="normal",
-                 slow_below=SLOW_MOVER_MEAN) -> Levels:
+                 slow_below=SLOW_MOVER_MEAN, max_dispersion=MAX_DISPERSION) -> Levels:
     """Order-up-to levels ``S = mean + safety stock`` over lead time + review period.
 
     Arguments broadcast over items; all times are in the periods of ``rate`` (units per period)
@@ -45,7 +46,8 @@ def stock_levels(rate, sd, lead_time, review_period, *, service_level=np.nan,
     average demand), else ``service_level`` — a fill rate where ``fill_rate`` is true, otherwise a
     cycle service level. ``distribution`` is the shape of demand over the protection interval
     for service-level buffers: ``normal`` or ``gamma`` (skewed, never negative); with
-    ``discrete``, slow movers (mean below ``slow_below``) are counted in whole units.
+    ``discrete``, slow movers (mean below ``slow_below``, variance at most ``max_dispersion`` times
+    the mean) are counted in whole units.
     """
     rate, sd, lead, review, level, fill, units, cover, lead_sd = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (rate, sd, lead_time, review_period,
@@ -73,7 +75,10 @@ def stock_levels(rate, sd, lead_time, review_period, *, service_level=np.nan,
     rated = by_service_normal & fill
     safety[rated] = _fill_rate_safety(spread[rated], level[rated], rate[rated] * review[rated])
     if discrete:
-        slow = by_service & (mean > 0) & (mean < slow_below)
+        # Forecast errors far wider than Poisson mostly reflect a level that moved, not a
+        # heavy-tailed demand: a negative binomial that wide would stock for rare giants.
+        slow = by_service & (mean > 0) & (mean < slow_below) & \
+            (spread**2 <= max_dispersion * mean)
         whole, kind = discrete_levels(mean[slow], spread[slow] ** 2, level[slow], fill[slow],
                                       rate[slow] * review[slow])
         safety[slow], method[slow] = whole - mean[slow], kind
