@@ -8,7 +8,9 @@ Policies, all on the same replay (review every ``review`` periods, backorders):
 
 - restock: forecast (restock.forecast, re-run at every review on the history known then) and
   order up to expected demand over lead time + review + safety stock for a cycle service level
-  or a fill rate (restock.policy.stock_levels, whole units for slow movers);
+  or a fill rate (restock.policy.stock_levels, whole units for slow movers), the spread over
+  lead time + review learnt from its own closed forecast windows (``restock_cycle_without_
+  calibration``: the same with one period's error scaled by sqrt(L + R));
 - min/max: min = average demand x (lead time + k periods), max = min + average x review, for k
   swept over a range (a buyer's rule of thumb has no service target of its own);
 - SBA + normal: SBA forecast, safety stock z x sd of past demand x sqrt(L + R), z swept.
@@ -67,8 +69,14 @@ def pasta() -> dict:
 def evaluate(data: dict) -> dict:
     """Every policy on one data set; restock's targets compared at equal achieved service."""
     from restock.forecast import to_panel
-    from restock.simulate import (ForecastCache, check_history, min_max_policy,
-                                  restock_policy, sba_normal_policy, simulate)
+    from restock.simulate import (
+        ForecastCache,
+        check_history,
+        min_max_policy,
+        restock_policy,
+        sba_normal_policy,
+        simulate,
+    )
 
     tidy = check_history(data["history"])
     panel = to_panel(tidy, freq=data["freq"])
@@ -88,12 +96,14 @@ def evaluate(data: dict) -> dict:
     restock = {measure: [{"target": t, **(first if (t, measure) == (0.95, "cycle") else
                                           run(restock_policy(t, fill_rate=measure != "cycle")))}
                          for t in TARGETS] for measure in MEASURES}
+    uncalibrated = [{"target": t, **run(restock_policy(t, calibrate=False))} for t in TARGETS]
     min_max = [{"k": k, **run(min_max_policy(k))} for k in MIN_MAX_K]
     sba = [{"z_level": z, **run(sba_normal_policy(z))} for z in SBA_LEVELS]
-    return {"items": int(len(panel.ids)), "periods_measured": data["periods"],
+    return {"items": len(panel.ids), "periods_measured": data["periods"],
             "freq": data["freq"], "review_periods": data["review"],
             "seconds_forecasting": round(forecast_seconds, 1),
-            "restock": restock, "sba_normal_targets": _sba_at_targets(sba),
+            "restock": restock, "restock_cycle_without_calibration": uncalibrated,
+            "sba_normal_targets": _sba_at_targets(sba),
             "comparison": _compare(restock, min_max, sba),
             "baseline_sweeps": {"min_max": min_max, "sba_normal": sba}}
 

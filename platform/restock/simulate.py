@@ -138,7 +138,7 @@ class ForecastCache:
 
     def demand_over(self, t: int, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd of demand over ``periods`` after period ``t`` (known: periods < t)."""
-        horizon = int(math.ceil(float(np.max(periods, initial=1.0))))
+        horizon = math.ceil(float(np.max(periods, initial=1.0)))
         key = (t, horizon)
         if key not in self._made:
             start = 0 if self.window is None else max(0, t - self.window)
@@ -149,7 +149,7 @@ class ForecastCache:
 
     def made_before(self, t: int, periods: np.ndarray) -> list[int]:
         """Decision periods before ``t`` that already have a forecast over ``periods``."""
-        horizon = int(math.ceil(float(np.max(periods, initial=1.0))))
+        horizon = math.ceil(float(np.max(periods, initial=1.0)))
         return sorted(made for made, h in self._made if h == horizon and made < t)
 
 
@@ -384,7 +384,7 @@ class _Tally:
     """Sums over the measured periods, per item."""
 
     def __init__(self, n: int) -> None:
-        zeros = lambda: np.zeros(n)  # noqa: E731
+        zeros = lambda: np.zeros(n)
         self.demand, self.met, self.on_hand, self.orders = zeros(), zeros(), zeros(), zeros()
         self.stockout_periods, self.cycles, self.stockout_cycles = zeros(), zeros(), zeros()
         self.backlog = zeros()
@@ -450,6 +450,6 @@ def _totals(measured: pd.DataFrame, setting: Items) -> dict:
         "ordering_cost": float(measured["ordering_cost"].sum()),
         "shortage_cost": float(measured["shortage_cost"].sum()),
         "total_cost": float(measured["total_cost"].sum()),
-        "demand": demand, "item_count": int(len(measured)),
+        "demand": demand, "item_count": len(measured),
         "items_with_demand": int(active.sum()),
     }

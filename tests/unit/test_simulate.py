@@ -10,8 +10,7 @@ import pytest
 
 from restock.cli import main
 from restock.errors import ConfigError, DataError
-from restock.simulate import (Decision, min_max_policy, restock_policy, sba_normal_policy,
-                              simulate)
+from restock.simulate import Decision, min_max_policy, restock_policy, sba_normal_policy, simulate
 
 
 def history(demand: dict[str, list[float]], start="2024-01-01", freq="W-MON") -> pd.DataFrame:

@@ -36,8 +36,14 @@ def backtest(
     """Replay HISTORY period by period (forecast, order, receive, serve) and report service,
     stock and cost per item and in total."""
     from restock.forecast import to_panel
-    from restock.simulate import (ForecastCache, check_history, check_items, check_level,
-                                  restock_policy, simulate)
+    from restock.simulate import (
+        ForecastCache,
+        check_history,
+        check_items,
+        check_level,
+        restock_policy,
+        simulate,
+    )
 
     level = _option(check_level, service_level, "--service-level")
     if freq not in ("D", "W", "M"):

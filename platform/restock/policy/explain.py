@@ -6,6 +6,7 @@ and the org's currency so a report can rebuild the sentence or cross-check it.
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 
 import pandas as pd
@@ -167,8 +168,7 @@ def no_offer(row: dict, offers: pd.DataFrame) -> Reason:
 def invalid_item(row: dict) -> Reason:
     """An item row with an unusable number (NaN demand, negative on order...)."""
     bad = [c for c in ("on_hand", "allocated", "on_order", "backorders", "demand_rate",
-                       "demand_sd") if not (row[c] == row[c]) or (c != "on_hand" and row[c] < 0)
-           or abs(row[c]) == float("inf")]
+                       "demand_sd") if not math.isfinite(row[c]) or (c != "on_hand" and row[c] < 0)]
     return Reason(code="invalid_item", message=f"item sku={row['sku']} not planned: "
                   f"{', '.join(bad)} must be a finite number"
                   f"{'' if bad == ['on_hand'] else ' >= 0'}", data={"fields": bad})

@@ -14,8 +14,12 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-from restock.policy.loss import (inverse_standard_normal_loss, normal_loss, normal_second_loss,
-                                 poisson_loss)
+from restock.policy.loss import (
+    inverse_standard_normal_loss,
+    normal_loss,
+    normal_second_loss,
+    poisson_loss,
+)
 
 
 def _positive(**values: float) -> None:
@@ -129,7 +133,7 @@ def rq_optimal_r_for_q(order_quantity, holding_cost, stockout_cost, demand_mean,
     mu, sigma = _lead_time_demand(demand_mean, demand_sd, lead_time)
     h, p, q = holding_cost, stockout_cost, order_quantity
     best, _ = newsvendor_normal(h, p, mu, sigma)
-    gap = lambda r: _g(r, h, p, mu, sigma) - _g(r + q, h, p, mu, sigma)  # noqa: E731
+    gap = lambda r: _g(r, h, p, mu, sigma) - _g(r + q, h, p, mu, sigma)
     return optimize.brentq(gap, best - q - 10 * sigma - 1, best, xtol=1e-12, rtol=1e-15)
 
 

@@ -31,8 +31,8 @@ import pandas as pd
 from restock.config import Guard, Policy
 from restock.domain import OrderLine, Reason, SkippedLine
 from restock.policy import explain
-from restock.policy.explain import records
 from restock.policy.budget import apply_budget
+from restock.policy.explain import records
 from restock.policy.guard import holds_for
 from restock.policy.inputs import item_settings, prepare_items, prepare_offers
 from restock.policy.levels import stock_levels

@@ -21,8 +21,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize, stats
 
-from restock.policy.loss import (discrete_cdf, discrete_loss, inverse_standard_normal_loss,
-                                 normal_loss)
+from restock.policy.loss import (
+    discrete_cdf,
+    discrete_loss,
+    inverse_standard_normal_loss,
+    normal_loss,
+)
 
 
 def _check_level(level, name: str):

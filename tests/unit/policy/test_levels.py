@@ -47,7 +47,7 @@ def test_gamma_levels_are_gamma_quantiles_or_meet_the_fill_rate():
 
 def test_gamma_loss_matches_numeric_expectation():
     for shape, scale, x in ((0.25, 40.0, 107.2), (3.0, 2.0, 5.0)):
-        expected = stats.gamma(shape, scale=scale).expect(lambda d: d - x, lb=x)
+        expected = stats.gamma(shape, scale=scale).expect(lambda d, x=x: d - x, lb=x)
         assert gamma_loss(x, shape, scale) == pytest.approx(expected, rel=1e-7)
 
 

@@ -14,16 +14,17 @@ from restock.policy import plan
 
 
 def item(sku="A", **values):
-    row = dict(sku=sku, category="parts", description=f"item {sku}", on_hand=30.0,
-               allocated=0.0, on_order=0.0, backorders=0.0, demand_rate=180 / 28,
-               demand_sd=3.0)
+    row = {"sku": sku, "category": "parts", "description": f"item {sku}", "on_hand": 30.0,
+           "allocated": 0.0, "on_order": 0.0, "backorders": 0.0, "demand_rate": 180 / 28,
+           "demand_sd": 3.0}
     row.update(values)
     return row
 
 
 def offer(sku="A", supplier="north", **values):
-    row = dict(sku=sku, supplier=supplier, unit_price=2.0, lead_time_days=21.0, moq=0.0,
-               pack_size=1.0, min_qty=0.0, supplier_sku=f"{supplier}-{sku}", currency="EUR")
+    row = {"sku": sku, "supplier": supplier, "unit_price": 2.0, "lead_time_days": 21.0,
+           "moq": 0.0, "pack_size": 1.0, "min_qty": 0.0, "supplier_sku": f"{supplier}-{sku}",
+           "currency": "EUR"}
     row.update(values)
     return row
 

@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from restock.policy import (discrete_level, discrete_loss, inverse_standard_normal_loss,
-                            normal_loss, poisson_loss, protection_demand, safety_stock_fill_rate,
-                            standard_normal_loss)
+from restock.policy import (
+    discrete_level,
+    discrete_loss,
+    inverse_standard_normal_loss,
+    normal_loss,
+    poisson_loss,
+    protection_demand,
+    safety_stock_fill_rate,
+    standard_normal_loss,
+)
 
 
 def test_lead_time_variability_adds_mean_squared_times_lead_time_variance():
