@@ -75,6 +75,8 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
     """
     items, problems = prepare_items(items)
     offers, offer_problems = prepare_offers(offers, currency)
+    if items.empty:
+        return Plan(problems=problems + offer_problems, budget=policy.budget)
     items["position"] = (items["on_hand"] + items["on_order"] - items["backorders"]
                          - items["allocated"])
     settings = item_settings(items, policy)

@@ -88,3 +88,10 @@ def test_an_item_with_an_unusable_number_is_skipped_naming_the_field(field, valu
     skip = next(s for s in result.skipped if s.sku == "A")
     assert skip.reasons[-1].code == "invalid_item" and field in skip.reasons[-1].message
     assert result.problems[0].data["field"] == field
+
+
+def test_an_empty_catalogue_or_no_offers_plans_nothing_and_says_why():
+    empty = plan(pd.DataFrame([item()]).iloc[:0], pd.DataFrame([offer()]), Policy())
+    assert (empty.lines, empty.skipped, empty.holds) == ([], [], {})
+    bare = plan(pd.DataFrame([item()]), pd.DataFrame([offer()]).iloc[:0], Policy())
+    assert [codes(s.reasons)[-1] for s in bare.skipped] == ["no_offer"]
