@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 
 from restock.domain import OrderLine, PurchaseOrder, RunSummary, SkippedLine, StockoutRisk
 
-# Reasons whose content explain_line already says with numbers.
-_NUMBER_CODES = frozenset({"forecast", "safety_stock", "position"})
+# Reasons explain_line already says with its own numbers (forecast, safety stock, stock, packs),
+# or that do not explain the quantity (which offer won: the order's supplier and price say it).
+# Everything else (MOQ, price break, cap, late arrival, budget cut...) is added in words.
+_NUMBER_CODES = frozenset({"forecast", "safety_stock", "position", "inventory_position",
+                           "order_up_to", "rounded_to_pack", "offer"})
 
 
 def fmt_qty(value: float | None) -> str:
