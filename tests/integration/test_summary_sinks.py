@@ -219,3 +219,26 @@ def test_email_addresses_are_checked_when_loaded():
     with pytest.raises(ValueError, match="'planning' is not an email address"):
         EmailSummarySink.Settings.model_validate({"host": "h", "from_addr": "a@b.example",
                                                   "to": ["ok@b.example", "planning"]})
+
+
+@pytest.fixture
+def restore_logging():
+    """Undo restock's production logging set up by a test (the test defaults come back)."""
+    import logging
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers, root.level = handlers, level
+    structlog.reset_defaults()
+
+
+def test_slack_url_never_reaches_the_process_log(chat, monkeypatch, capsys, restore_logging):
+    from restock.log import configure
+    url, received, answers = chat
+    configure(json=True, level="INFO")       # here: it writes to the stream capsys reads
+    answers[:] = [500]                       # one retry: the retry event is logged too
+    with slack(url, monkeypatch) as sink:
+        sink.post(run_summary())
+    err = capsys.readouterr().err
+    assert len(received) == 2 and "HTTP Request: POST" in err        # httpx did log the calls
+    assert "hookSecret1234567" not in err and "http_retry" in err

@@ -55,6 +55,16 @@ def serve_smtp(tls: ssl.SSLContext, username: str, password: str, *, implicit_tl
     try:
         yield sock.getsockname()[1], mailbox
     finally:
-        loop.call_soon_threadsafe(server.close)
+        asyncio.run_coroutine_threadsafe(_shut(server), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        loop.close()
+
+
+async def _shut(server: asyncio.Server) -> None:
+    """Close the listener and end the sessions still open, so no task is left pending."""
+    server.close()
+    sessions = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in sessions:
+        task.cancel()
+    await asyncio.gather(*sessions, return_exceptions=True)
