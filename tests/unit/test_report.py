@@ -219,3 +219,16 @@ def test_an_empty_run_reads_plainly():
     assert "Nothing was ordered." in html and "Nothing waits for approval." in html
     assert "No item is projected to run out." in html
     assert "Nothing was ordered." in render_markdown(summary)
+
+
+def test_planner_reasons_the_numbers_already_say_are_not_repeated():
+    line = issue_line(reasons=[
+        Reason(code="inventory_position", message="inventory position 30 = on hand 30 + ..."),
+        Reason(code="order_up_to", message="order up to 275.6, 245.6 below it"),
+        Reason(code="offer", message="acme at 2.5 per unit, 21 days: cheapest offer"),
+        Reason(code="rounded_to_pack", message="ordered 240 = 2 packs of 120"),
+        Reason(code="raised_to_price_break", message="raised to the supplier's price break")])
+    assert explain_line(line) == (
+        "ordered 240 = 2 packs of 120: forecast 180 over 21 days lead time + 7 days review, "
+        "safety stock 95 for 95% service, on hand 30, on order 0; raised to the supplier's "
+        "price break")
