@@ -12,7 +12,7 @@ field is therefore translated to day names before APScheduler sees it.
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -29,7 +29,29 @@ def cron_trigger(expression: str, tz: str = "UTC") -> CronTrigger:
     names = ("second", *_FIELDS) if len(fields) == 6 else _FIELDS
     values = dict(zip(names, fields, strict=True))
     values["day_of_week"] = crontab_weekdays(values["day_of_week"])
-    return CronTrigger(**values, timezone=zoneinfo.ZoneInfo(tz))
+    trigger = OncePerWallTimeTrigger(**values, timezone=zoneinfo.ZoneInfo(tz))
+    trigger.hourly = values["hour"].startswith("*")
+    return trigger
+
+
+class OncePerWallTimeTrigger(CronTrigger):
+    """A cron trigger that, like crontab, runs a fixed-hour job once when clocks go back.
+
+    When daylight saving time ends, the wall times of one hour happen twice; "30 2 * * *" would
+    otherwise run twice that night. Schedules with a wildcard hour keep both occurrences: every
+    real hour is still a new hour for them.
+    """
+
+    __slots__ = ("hourly",)
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None,
+                           now: datetime) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        while fire is not None and not self.hourly and _second_occurrence(fire):
+            # Step on in UTC: local wall-clock arithmetic would drop the fold and go back.
+            later = fire.astimezone(UTC) + timedelta(microseconds=1)
+            fire = super().get_next_fire_time(previous_fire_time, later)
+        return fire
 
 
 def crontab_weekdays(field: str) -> str:
@@ -66,6 +88,13 @@ def _day(token: str) -> int:
     if token[:3] in _DAY_NAMES and len(token) == 3:
         return _DAY_NAMES.index(token)
     raise ValueError(f"weekday {token!r} is not 0-7 or a day name like mon")
+
+
+def _second_occurrence(fire: datetime) -> bool:
+    """Whether ``fire`` (aware, in its zone) is the repeat of a wall time clocks went back over."""
+    if fire.fold == 1:
+        return fire.replace(fold=0).utcoffset() != fire.utcoffset()
+    return False
 
 
 def next_fire(expression: str, tz: str, now: datetime) -> datetime | None:

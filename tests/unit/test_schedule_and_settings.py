@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -117,3 +117,31 @@ def test_trigger_token_can_come_from_a_secret_file(settings_env, monkeypatch):
     with pytest.raises(ConfigError, match="environment RESTOCK_TRIGGER_TOKEN: cannot read the "
                                           "secret file /nonexistent/token"):
         load_settings(config_dir=settings_env)
+
+
+def _fires(expression: str, tz: str, start: datetime, count: int) -> list[datetime]:
+    fires, when = [], start
+    for _ in range(count):
+        when = next_fire(expression, tz, when)
+        fires.append(when)
+        when = when + timedelta(seconds=1)
+    return fires
+
+
+def test_a_fixed_hour_runs_once_when_clocks_go_back():
+    # Berlin, 25 Oct 2026: 03:00 CEST becomes 02:00 CET, so 02:30 happens twice.
+    fires = _fires("30 2 * * *", "Europe/Berlin", datetime(2026, 10, 24, 12, tzinfo=UTC), 3)
+    assert [f.isoformat() for f in fires] == ["2026-10-25T00:30:00+00:00",
+                                              "2026-10-26T01:30:00+00:00",
+                                              "2026-10-27T01:30:00+00:00"]
+
+
+def test_a_wildcard_hour_keeps_every_real_hour_when_clocks_go_back():
+    fires = _fires("30 * * * *", "Europe/Berlin", datetime(2026, 10, 24, 23, 45, tzinfo=UTC), 3)
+    assert [f.strftime("%H:%M") for f in fires] == ["00:30", "01:30", "02:30"]   # UTC
+
+
+def test_a_time_skipped_when_clocks_go_forward_still_runs_that_day():
+    # Berlin, 29 Mar 2026: 02:00 CET becomes 03:00 CEST; 02:30 does not exist that day.
+    fires = _fires("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12, tzinfo=UTC), 2)
+    assert [f.date().isoformat() for f in fires] == ["2026-03-29", "2026-03-30"]
