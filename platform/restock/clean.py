@@ -143,6 +143,7 @@ class _Cleaner:
         rows = _Rows("offers", frame)
         self._org_rule(rows)
         self._unknown_sku_rule(rows, known)
+        rows.required_text("supplier")
         rows.numeric("unit_price", minimum=0.0, strict=True, what="price")
         rows.numeric("pack_size", minimum=0.0, strict=True, what="pack size")
         rows.numeric("moq", minimum=0.0, what="MOQ")
@@ -277,6 +278,13 @@ class _Rows:
         self.flag(below, what + " {:g} " + f"{word} {minimum:g}", values)
         self.df[column] = values
 
+    def required_text(self, column: str) -> None:
+        """Strip a text column; flag blank cells (an order needs a supplier to go to)."""
+        text = self.df[column].astype("string").str.strip().fillna("")
+        blank = text.eq("").to_numpy(bool)
+        self.df[column] = text.astype(object).where(~blank, None)
+        self.flag(blank, f"missing {column}")
+
     def dates(self, column: str, *, latest: pd.Timestamp) -> None:
         """Parse dates; flag unparsable ones and any after ``latest``."""
         raw = self.df[column]
@@ -345,7 +353,9 @@ class _Rows:
 def _show(column: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(column):
         return column.dt.strftime("%Y-%m-%d").fillna("?")
-    return column.astype(str).str.slice(0, 40)
+    # pandas 3 keeps a missing cell missing through astype(str); a record's place must be text.
+    shown = column.astype(object).where(column.notna(), "?")
+    return shown.astype(str).str.slice(0, 40)
 
 
 def _to_datetime(raw: pd.Series) -> pd.Series:
