@@ -78,6 +78,7 @@ def render_chart(item: ChartItem, as_of: date, history: pd.DataFrame | None,
     fig.subplots_adjust(left=0.09, right=0.98, top=1 - 0.28 / height, bottom=0.45 / height,
                         hspace=0.6)
     axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
+    forecast = _within_cover(forecast, item.line, as_of)
     _demand_panel(axes[0], as_of, history, forecast)
     if item.line is not None:
         _stock_panel(axes[1], item.line, as_of, forecast)
@@ -87,12 +88,25 @@ def render_chart(item: ChartItem, as_of: date, history: pd.DataFrame | None,
     return _inline(buffer.getvalue(), prefix=re.sub(r"[^A-Za-z0-9_-]", "_", item.sku) + "-")
 
 
+def _within_cover(forecast: pd.DataFrame | None, line: OrderLine | None,
+                  as_of: date) -> pd.DataFrame | None:
+    """The forecast over the days this order covers (lead time + review), not the whole run's
+    longest horizon."""
+    if forecast is None or forecast.empty:
+        return forecast
+    days = line.lead_time_days + (line.review_period_days or 0) if line is not None else 28
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=max(days, 7))
+    return forecast[pd.to_datetime(forecast["date"]) <= end]
+
+
 def _demand_panel(ax, as_of: date, history: pd.DataFrame | None,
                   forecast: pd.DataFrame | None) -> None:
     start = pd.Timestamp(as_of) - pd.Timedelta(days=_HISTORY_DAYS)
     if history is not None and not history.empty:
         daily = history.assign(date=pd.to_datetime(history["date"]))
         daily = daily[daily["date"] >= start].groupby("date")["quantity"].sum()
+        # History lists days with use only: a day without one is a zero, not a gap to bridge.
+        daily = daily.reindex(pd.date_range(start, pd.Timestamp(as_of)), fill_value=0)
         ax.fill_between(daily.index.to_numpy(), daily.to_numpy(), step="mid", color="#8da0b6",
                         lw=0, label="history")
     if forecast is not None and not forecast.empty:
@@ -125,8 +139,9 @@ def _stock_panel(ax, line: OrderLine, as_of: date, forecast: pd.DataFrame | None
     ax.axhline(0, color="#333", lw=0.6)
     arrives = pd.Timestamp(as_of) + timedelta(days=arrival)
     ax.axvline(arrives, color="#2e7d32", lw=0.8, ls=":")
-    ax.annotate("order arrives", (arrives, ax.get_ylim()[1]), fontsize=7, color="#2e7d32",
-                va="top", ha="left", xytext=(3, -2), textcoords="offset points")
+    # At the bottom: the legend sits at the top left.
+    ax.annotate("order arrives", (arrives, ax.get_ylim()[0]), fontsize=7, color="#2e7d32",
+                va="bottom", ha="left", xytext=(3, 2), textcoords="offset points")
     ax.set_ylabel("units", fontsize=8)
     _style(ax, "Projected stock")
 
@@ -149,6 +164,7 @@ def _style(ax, title: str) -> None:
     locator = AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    ax.xaxis.get_offset_text().set_fontsize(7)
 
 
 def _inline(svg: str, prefix: str) -> str:
