@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from restock.forecast.fast import NonZero
 
 ADI_CUT, CV2_CUT = 1.32, 0.49
 MIN_OBSERVATIONS = 3
@@ -50,19 +49,23 @@ class Classes:
         return np.isin(self.label, ("smooth", "erratic"))
 
 
-def classify(y: np.ndarray, start: np.ndarray, nz: NonZero, *, freq: str = "D",
-             min_history: int = 8, dead_after: int | None = None) -> Classes:
+def classify(y: np.ndarray, start: np.ndarray, *, freq: str = "D", min_history: int = 8,
+             dead_after: int | None = None) -> Classes:
     """Classify every row of a backfilled panel (see restock.forecast.fast.backfill)."""
     t = y.shape[1]
     observed = np.maximum(t - start, 0)
-    demands = nz.counts
+    # The backfilled prefix repeats the first value ``start`` times: take it back out of the
+    # whole-row sums rather than mask every row.
+    first, prefix = y[:, 0] if t else np.zeros(len(y)), np.minimum(start, t)
+    positive = y > 0
+    demands = np.count_nonzero(positive, axis=1) - prefix * (first > 0)
     with np.errstate(all="ignore"):
         adi = np.where(demands > 0, observed / np.maximum(demands, 1), np.inf)
-        size_mean = nz.sizes.sum(axis=1) / demands
-        size_var = (nz.sizes ** 2).sum(axis=1) / demands - size_mean ** 2
+        size_mean = (y.sum(axis=1) - prefix * first) / demands
+        size_var = (np.einsum("ij,ij->i", y, y) - prefix * first ** 2) / demands - size_mean ** 2
         cv2 = np.where(demands > 0, np.maximum(size_var, 0.0) / size_mean ** 2, np.nan)
-    last = nz.at(nz.positions.astype(np.float64), demands)
-    idle = np.where(demands > 0, t - 1 - np.nan_to_num(last), observed).astype(np.int64)
+    last = t - 1 - positive[:, ::-1].argmax(axis=1)
+    idle = np.where(demands > 0, t - 1 - last, observed).astype(np.int64)
     limit = np.maximum(4 * np.where(np.isfinite(adi), adi, 0), HALF_YEAR.get(freq, 182)) \
         if dead_after is None else np.full(len(y), dead_after)
     label = np.where(adi < ADI_CUT, np.where(cv2 < CV2_CUT, "smooth", "erratic"),

@@ -37,14 +37,15 @@ def backfill(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     NaN after a series' start (a gap) counts as zero demand; a row with no observation at all
     gets start = t and zeros.
     """
-    values = np.asarray(values, dtype=np.float64)
-    n, t = values.shape
-    observed = ~np.isnan(values)
+    y = np.array(values, dtype=np.float64)
+    n, t = y.shape
+    missing = np.isnan(y)
+    observed = ~missing
     start = np.where(observed.any(axis=1), observed.argmax(axis=1), t)
-    y = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    y[missing] = 0.0
     first = y[np.arange(n), np.minimum(start, max(t - 1, 0))] if t else np.zeros(n)
-    before = np.arange(t)[None, :] < start[:, None]
-    y[before] = np.broadcast_to(first[:, None], (n, t))[before]
+    for row in np.flatnonzero(start > 0):    # usually few rows start late
+        y[row, :start[row]] = first[row]
     return y, start
 
 
@@ -83,6 +84,13 @@ class NonZero:
     intervals: np.ndarray  # (n, k) periods since the previous one (the first: since start, + 1)
     positions: np.ndarray  # (n, k) period index of the i-th non-zero demand
     counts: np.ndarray     # (n,) number of non-zero demands
+
+    def rows(self, index: np.ndarray) -> NonZero:
+        """The same for a subset of the rows (trimmed to their longest)."""
+        counts = self.counts[index]
+        k = int(counts.max()) if len(counts) else 0
+        return NonZero(sizes=self.sizes[index, :k], intervals=self.intervals[index, :k],
+                       positions=self.positions[index, :k], counts=counts)
 
     def count_before(self, end: int) -> np.ndarray:
         """How many non-zero demands each row has in periods [0, end)."""
@@ -247,6 +255,55 @@ def _aggregate_forecast(csum: np.ndarray, start: np.ndarray, end: int, k: int,
     for j in range(1, sums.shape[1]):
         level = alpha * sums[:, j] + (1.0 - alpha) * level
     return level / k
+
+
+def aggregate_weights(t: int, ends: Sequence[int], level: int,
+                      alphas: Sequence[float]) -> np.ndarray:
+    """(t, len(ends) * len(alphas)) weights: ``y @ w`` is SES over ``level``-period bucket sums
+    ending at each end (oldest incomplete bucket dropped), divided by ``level``."""
+    out = np.zeros((t, len(ends) * len(alphas)))
+    for i, end in enumerate(ends):
+        buckets = end // level
+        if buckets < 1:
+            continue
+        first = end - buckets * level
+        age = buckets - 1 - (np.arange(first, end) - first) // level
+        for k, alpha in enumerate(alphas):
+            weight = alpha * (1.0 - alpha) ** age
+            weight[age == buckets - 1] = (1.0 - alpha) ** (buckets - 1)
+            out[first:end, i * len(alphas) + k] = weight / level
+    return out
+
+
+def adida_imapa(y: np.ndarray, start: np.ndarray, nz: NonZero, ends: Sequence[int],
+                grid: Sequence[float] = ADIDA_ALPHA_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """ADIDA and IMAPA as of every end, fast: (n, ends) each.
+
+    The bucket size k comes from the mean interval over the whole history and each series'
+    alpha from ``grid`` by squared one-step error on its final buckets (IMAPA's levels share
+    it); the smoothing is then linear, one matrix product per k. Periods before a series' start
+    hold its first value (the backfill), where statsforecast's ADIDA (``adida(exact=True)``)
+    starts the buckets at the first observation.
+    """
+    t = y.shape[1]
+    interval, counts = _mean_interval(nz, start, t)
+    k_all = np.where(counts > 0, np.round(np.nan_to_num(interval, nan=1.0)), 1)
+    k_all = np.clip(k_all, 1, max(min(ends), 1)).astype(np.int64)
+    adida_out, imapa_out = np.zeros((len(y), len(ends))), np.zeros((len(y), len(ends)))
+    levels_w: list[np.ndarray] = []                   # weights of aggregation levels 1, 2, ...
+    total = np.zeros((t, len(ends) * len(grid)))      # their running sum, for IMAPA
+    for k in np.unique(k_all[counts > 0]):
+        while len(levels_w) < k:
+            levels_w.append(aggregate_weights(t, ends, len(levels_w) + 1, grid))
+            total += levels_w[-1]
+        rows = np.flatnonzero((k_all == k) & (counts > 0))
+        buckets = t // k
+        sums = y[rows, t - buckets * k:].reshape(len(rows), buckets, k).sum(axis=2)
+        pick = np.searchsorted(grid, grid_alpha(sums, grid))
+        for weights, out in ((levels_w[k - 1], adida_out), (total / k, imapa_out)):
+            levels = (y[rows] @ weights).reshape(len(rows), len(ends), len(grid))
+            out[rows] = levels[np.arange(len(rows)), :, pick]
+    return adida_out, imapa_out
 
 
 def seasonal_naive(y: np.ndarray, ends: Sequence[int], season: int, horizon: int) -> np.ndarray:

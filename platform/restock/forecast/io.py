@@ -95,7 +95,7 @@ def _parquet_chunks(path: Path, wanted: list[str],
     _check_columns(path, file.schema_arrow.names, wanted)
     row = 1
     for batch in file.iter_batches(batch_size=chunk_rows, columns=wanted):
-        frame = batch.to_pandas()
+        frame = batch.to_pandas(date_as_object=False)
         frame[ROW] = np.arange(row, row + len(frame))
         yield frame
         row += len(frame)

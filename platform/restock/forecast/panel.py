@@ -22,7 +22,7 @@ from restock.forecast.select import ORIGINS, Backtest, Choice, candidates, choos
 
 _FREQ_OFFSETS = {"D": "D", "W": "W-MON", "M": "MS"}
 SEASON = {"D": 7, "W": 52, "M": 12}
-CALIBRATION_SAMPLE = 5000
+CALIBRATION_SAMPLE = 1000
 DEAD_CONFIDENCE = 0.5
 DEFAULT_QUANTILES = (0.5, 0.9, 0.95)
 
@@ -84,10 +84,18 @@ class PanelForecast:
 
     def step_quantiles(self, qs: Sequence[float]) -> np.ndarray:
         """(n, h, len(qs)) quantiles of each single period's demand."""
-        var = np.repeat((np.nan_to_num(self.sigma) ** 2)[:, None], self.point.shape[1], axis=1)
-        counts = np.repeat(self.counts[:, None], self.point.shape[1], axis=1) \
-            if len(self.counts) == len(self.ids) else False
-        return demand_quantiles(self.point, var, qs, counts)
+        n, h = self.point.shape
+        var = np.nan_to_num(self.sigma) ** 2
+        counts = self.counts if len(self.counts) == n else np.zeros(n, dtype=bool)
+        out = np.empty((n, h, len(qs)))
+        # Most paths are flat: their quantiles are worked out once per series, not per step.
+        flat = (self.point == self.point[:, :1]).all(axis=1) if h else np.ones(n, dtype=bool)
+        out[flat] = demand_quantiles(self.point[flat, :1], var[flat, None], qs,
+                                     counts[flat, None])
+        rest = ~flat
+        out[rest] = demand_quantiles(self.point[rest], np.repeat(var[rest, None], h, axis=1),
+                                     qs, np.repeat(counts[rest, None], h, axis=1))
+        return out
 
     def catalog(self) -> pd.DataFrame:
         """One row per series: what was chosen, with which parameters and backtest error."""
@@ -122,23 +130,30 @@ def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
                         f"{id_col}, {date_col}, {value_col}", record="columns")
     raw_dates = _dates(history[date_col])
     quantity = _quantities(history[value_col])
-    period = raw_dates.dt.to_period(_FREQ_OFFSETS[freq][0]).dt.start_time
-    codes, ids = pd.factorize(history[id_col].astype(str), sort=True)
-    notes = _notes(codes, raw_dates, period, quantity, freq)
+    period = _period_start(raw_dates, freq)
+    codes, uniques = pd.factorize(history[id_col], sort=True)
+    ids = np.asarray(uniques).astype(str)
     if len(history) == 0:
-        return Panel(ids=np.array([], dtype=str), dates=pd.DatetimeIndex([]),
-                     values=np.zeros((0, 0)), freq=freq, notes=notes)
+        return Panel(ids=ids, dates=pd.DatetimeIndex([]), values=np.zeros((0, 0)), freq=freq,
+                     notes=_notes(np.zeros(0), raw_dates, period, quantity, freq, None, None))
     first = period.min() if start is None else min(period.min(), pd.Timestamp(start))
     last = period.max() if end is None else max(period.max(), pd.Timestamp(end))
     grid = pd.period_range(first, last, freq=_FREQ_OFFSETS[freq][0]).start_time
-    col = grid.get_indexer(period)
-    values = np.zeros((len(ids), len(grid)))
-    np.add.at(values, (codes, col), np.clip(np.nan_to_num(quantity, nan=0.0), 0.0, None))
-    first = np.full(len(ids), len(grid))
-    np.minimum.at(first, codes, col)
-    values[np.arange(len(grid))[None, :] < first[:, None]] = np.nan
-    return Panel(ids=np.asarray(ids, dtype=str), dates=pd.DatetimeIndex(grid), values=values,
-                 freq=freq, notes=notes)
+    cell = codes * len(grid) + grid.get_indexer(period)
+    size = len(ids) * len(grid)
+    clean = np.clip(np.nan_to_num(quantity, nan=0.0), 0.0, None)
+    values = np.bincount(cell, weights=clean, minlength=size).reshape(len(ids), len(grid))
+    rows_in = np.bincount(cell, minlength=size).reshape(len(ids), len(grid))
+    starts = (rows_in > 0).argmax(axis=1)
+    values[np.arange(len(grid))[None, :] < starts[:, None]] = np.nan
+    notes = _notes(codes, raw_dates, period, quantity, freq, rows_in, grid)
+    return Panel(ids=ids, dates=pd.DatetimeIndex(grid), values=values, freq=freq, notes=notes)
+
+
+def _period_start(dates: pd.Series, freq: str) -> pd.Series:
+    if freq == "D":
+        return dates.dt.normalize()
+    return dates.dt.to_period(_FREQ_OFFSETS[freq][0]).dt.start_time
 
 
 def _dates(column: pd.Series) -> pd.Series:
@@ -158,7 +173,9 @@ def _dates(column: pd.Series) -> pd.Series:
 
 def _quantities(column: pd.Series) -> np.ndarray:
     numbers = pd.to_numeric(column, errors="coerce")
-    bad = numbers.isna() & column.notna() & (column.astype(str).str.strip() != "")
+    bad = numbers.isna() & column.notna()
+    if bad.any():   # blank text is a missing quantity; anything else is not a number
+        bad &= column.astype(str).str.strip() != ""
     if bad.any():
         where = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"quantity {column.iloc[where]!r} is not a number",
@@ -168,30 +185,35 @@ def _quantities(column: pd.Series) -> np.ndarray:
 
 
 def _notes(codes: np.ndarray, dates: pd.Series, period: pd.Series, quantity: np.ndarray,
-           freq: str) -> dict:
-    keys = pd.DataFrame({"c": codes, "d": dates.to_numpy(), "p": period.to_numpy()})
+           freq: str, rows_in: np.ndarray | None, grid: pd.DatetimeIndex | None) -> dict:
+    merged = int((rows_in - 1).clip(min=0).sum()) if rows_in is not None else 0
     notes = {
-        "rows": int(len(codes)),
+        "rows": int(len(dates)),
         "missing_quantities": int(np.isnan(quantity).sum()),
         "negative_quantities": int((quantity < 0).sum()),
-        "duplicate_dates": int(keys.duplicated(["c", "d"]).sum()),
-        "rows_merged_into_a_period": int(keys.duplicated(["c", "p"]).sum()),
+        "duplicate_dates": _duplicates(codes, dates) if merged else 0,
+        "rows_merged_into_a_period": merged,
         "dates_moved_to_period_start": int((dates != period).sum()),
     }
-    hint = _frequency_hint(dates, freq)
-    if hint:
-        notes["frequency_warning"] = hint
+    if rows_in is not None:
+        hint = _frequency_hint(grid[(rows_in > 0).any(axis=0)], freq, dates)
+        if hint:
+            notes["frequency_warning"] = hint
     return notes
 
 
-def _frequency_hint(dates: pd.Series, freq: str) -> str | None:
+def _duplicates(codes: np.ndarray, dates: pd.Series) -> int:
+    keys = pd.DataFrame({"c": codes, "d": dates.to_numpy()})
+    return int(keys.duplicated().sum())
+
+
+def _frequency_hint(used: pd.DatetimeIndex, freq: str, dates: pd.Series) -> str | None:
     """A warning when the dates look coarser than ``freq`` (monthly data read as daily...)."""
-    distinct = pd.DatetimeIndex(dates.unique())
-    if len(distinct) < 3:
+    if len(used) < 3 or freq == "M":
         return None
-    if freq in ("D", "W") and (distinct.day == 1).all():
+    if (dates.dt.day == 1).all():
         return f"every date is a month start: monthly data read with freq {freq}? (use M)"
-    if freq == "D" and distinct.day_of_week.nunique() == 1:
+    if freq == "D" and used.day_of_week.nunique() == 1:
         return "every date is the same weekday: weekly data read with freq D? (use W)"
     return None
 
@@ -200,7 +222,7 @@ def _frequency_hint(dates: pd.Series, freq: str) -> str | None:
 
 def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = None,
                    time_budget_seconds: float = 0.0, criterion: str = "auto",
-                   combine: int = 1,
+                   combine: int = 1, calibrate: bool = True,
                    chunk_size: int = 20_000, min_history: int | None = None,
                    high_value: np.ndarray | None = None) -> PanelForecast:
     """Classify every series, choose its model by rolling-origin backtest and forecast it.
@@ -217,7 +239,7 @@ def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = No
     history_needed = max(min_history or 0, fast_min_history(plan))
     parts = [_forecast_chunk(panel.values[lo:lo + chunk_size], horizon, season, plan,
                              panel.freq, history_needed, criterion, combine,
-                             calibrate=lo == 0)
+                             calibrate=calibrate and lo == 0)
              for lo in range(0, max(n, 1), chunk_size)] if n else []
     result = _assemble(panel, horizon, parts)
     if time_budget_seconds > 0 and n:
@@ -252,13 +274,12 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
                     min_history: int, criterion: str, combine: int,
                     calibrate: bool) -> _Chunk:
     y, start = fast.backfill(values)
-    nz = fast.nonzero(y, start)
-    classes = classify(y, start, nz, freq=freq, min_history=min_history)
+    classes = classify(y, start, freq=freq, min_history=min_history)
     n = len(y)
     out = _Chunk(point=np.zeros((n, horizon)), model=np.full(n, "Zero", dtype=object),
                  params=[{} for _ in range(n)], mase=np.full(n, np.nan),
                  rmsse=np.full(n, np.nan), sigma=np.zeros(n), confidence=np.zeros(n),
-                 classes=classes, counts=_whole_units(values), calibration={})
+                 classes=classes, counts=_whole_units(y), calibration={})
     _simple(out, y, start, classes, horizon)
     for group in (classes.regular, classes.sporadic):
         rows = np.flatnonzero(group)
@@ -283,7 +304,7 @@ def _criterion(criterion: str, sporadic: bool) -> str:
 
 def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int, season: int,
                   *, sporadic: bool, criterion: str, combine: int, keep: bool) -> Choice:
-    nz = fast.nonzero(y, start)
+    nz = fast.nonzero(y, start) if sporadic else None
     pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season)
     return choose(y, start, plan, pool, horizon, criterion=criterion, combine=combine,
                   keep_backtest=keep)
@@ -292,14 +313,16 @@ def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int
 def _simple(out: _Chunk, y: np.ndarray, start: np.ndarray, classes: Classes,
             horizon: int) -> None:
     """new and too-short series: the mean so far; dead ones: zero."""
-    short = np.isin(classes.label, ("new", "too_short"))
-    observed = np.maximum(classes.observed, 1)
-    real = np.arange(y.shape[1])[None, :] >= start[:, None]
-    mean = np.where(real, y, 0.0).sum(axis=1) / observed
-    var = (np.where(real, y - mean[:, None], 0.0) ** 2).sum(axis=1) / observed
-    out.point[short] = mean[short, None]
+    short = np.flatnonzero(np.isin(classes.label, ("new", "too_short")))
+    observed = np.maximum(classes.observed[short], 1)
+    ys = y[short]
+    real = np.arange(y.shape[1])[None, :] >= start[short, None]
+    mean = np.where(real, ys, 0.0).sum(axis=1) / observed
+    var = (np.where(real, ys - mean[:, None], 0.0) ** 2).sum(axis=1) / observed
+    out.point[short] = mean[:, None]
     out.model[short] = "Mean"
-    out.sigma[short] = np.sqrt(np.maximum(var[short], mean[short]))
+    out.sigma[short] = np.sqrt(np.maximum(var, mean))
+    short = np.isin(np.arange(len(y)), short)
     out.params = [{"periods": int(classes.observed[i])} if short[i] else {}
                   for i in range(len(y))]
     out.confidence[classes.label == "dead"] = DEAD_CONFIDENCE
@@ -317,9 +340,9 @@ def _store(out: _Chunk, rows: np.ndarray, choice: Choice) -> None:
         out.confidence[rows] = np.nan_to_num(share / (1.0 + choice.rmsse), nan=0.0)
 
 
-def _whole_units(values: np.ndarray) -> np.ndarray:
-    finite = np.nan_to_num(values, nan=0.0)
-    return (finite == np.round(finite)).all(axis=1)
+def _whole_units(y: np.ndarray) -> np.ndarray:
+    recent = y[:, -366:]        # whole units lately is what the quantiles are for
+    return (np.floor(recent) == recent).all(axis=1)
 
 
 def _assemble(panel: Panel, horizon: int, parts: list[_Chunk]) -> PanelForecast:

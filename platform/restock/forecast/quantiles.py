@@ -13,39 +13,94 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
+
+
+EXACT_COUNT_MEAN = 50.0     # count quantiles up to this mean by summing the pmf; above, gamma
+EXACT_GAMMA_SHAPE = 0.5     # gamma quantiles below this shape exactly; above, Wilson-Hilferty
+MAX_COUNT_STEPS = 2000
 
 
 def demand_quantiles(mean: np.ndarray, var: np.ndarray, qs: Sequence[float],
                      counts: np.ndarray | bool = False) -> np.ndarray:
-    """(n, len(qs)) quantiles of demand with these means and variances, never negative."""
-    mean = np.maximum(np.nan_to_num(np.asarray(mean, dtype=float)), 0.0)
-    var = np.maximum(np.nan_to_num(np.asarray(var, dtype=float)), 0.0)
-    counts = np.broadcast_to(np.asarray(counts, dtype=bool), mean.shape)
-    out = np.repeat(mean[..., None], len(qs), axis=-1)
-    for k, q in enumerate(qs):
+    """(..., len(qs)) quantiles of demand with these means and variances, never negative."""
+    for q in qs:
         if not 0.0 < q < 1.0:
             raise ValueError(f"quantile {q} is not strictly between 0 and 1")
-        out[..., k] = np.where(counts, _count_quantile(mean, var, q), _gamma_quantile(mean, var, q))
-    return np.maximum(np.nan_to_num(out), 0.0)
+    mean = np.maximum(np.nan_to_num(np.asarray(mean, dtype=float)), 0.0)
+    var = np.maximum(np.nan_to_num(np.asarray(var, dtype=float)), 0.0)
+    counts = np.broadcast_to(np.asarray(counts, dtype=bool), mean.shape).ravel()
+    shape = mean.shape
+    mean, var = mean.ravel(), np.broadcast_to(var, shape).ravel()
+    out = np.empty((len(mean), len(qs)))
+    out[~counts] = _gamma_quantiles(mean[~counts], var[~counts], qs)
+    out[counts] = _count_quantiles(mean[counts], var[counts], qs)
+    return np.maximum(np.nan_to_num(out), 0.0).reshape(*shape, len(qs))
 
 
-def _gamma_quantile(mean: np.ndarray, var: np.ndarray, q: float) -> np.ndarray:
+def _gamma_quantiles(mean: np.ndarray, var: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Gamma with this mean and variance (a point mass at the mean when either is 0)."""
+    out = np.repeat(mean[:, None], len(qs), axis=1)
     spread = (mean > 0) & (var > 0)
-    with np.errstate(all="ignore"):
-        shape = np.where(spread, mean ** 2 / np.where(var > 0, var, 1.0), 1.0)
-        scale = np.where(spread, var / np.where(mean > 0, mean, 1.0), 0.0)
-        return np.where(spread, special.gammaincinv(shape, q) * scale, mean)
+    k = mean[spread] ** 2 / var[spread]
+    theta = var[spread] / mean[spread]
+    exact = k < EXACT_GAMMA_SHAPE
+    values = np.empty((len(k), len(qs)))
+    for i, q in enumerate(qs):
+        values[:, i] = _wilson_hilferty(k, q) * theta
+        values[exact, i] = special.gammaincinv(k[exact], q) * theta[exact]
+    out[spread] = values
+    return out
 
 
-def _count_quantile(mean: np.ndarray, var: np.ndarray, q: float) -> np.ndarray:
+def _wilson_hilferty(k: np.ndarray, q: float) -> np.ndarray:
+    # The cube root of a gamma variable is close to normal (Wilson & Hilferty 1931).
+    z = special.ndtri(q)
+    base = 1.0 - 1.0 / (9.0 * k) + z / (3.0 * np.sqrt(k))
+    return k * np.maximum(base, 0.0) ** 3
+
+
+def _count_quantiles(mean: np.ndarray, var: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Negative binomial (Poisson when var <= mean): exact up to EXACT_COUNT_MEAN."""
+    out = np.zeros((len(mean), len(qs)))
+    big = mean > EXACT_COUNT_MEAN
+    if big.any():   # large counts: gamma, then the nearest whole unit
+        out[big] = np.floor(_gamma_quantiles(mean[big], np.maximum(var[big], mean[big]), qs)
+                            + 0.5)
+    small = np.flatnonzero(~big & (mean > 0))
+    if len(small):
+        out[small] = _count_exact(mean[small], var[small], qs)
+    return out
+
+
+def _count_exact(mean: np.ndarray, var: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """Smallest k with P(X <= k) >= q, summing the pmf up by its recursion."""
     over = var > mean * (1.0 + 1e-9)
+    p = np.where(over, mean / np.where(over, var, 1.0), 1.0)
+    r = np.where(over, mean * p / np.where(over, 1.0 - p, 1.0), 0.0)
     with np.errstate(all="ignore"):
-        r = np.where(over, mean ** 2 / np.where(over, var - mean, 1.0), 1.0)
-        p = np.where(over, mean / np.where(var > 0, var, 1.0), 0.5)
-        negbin = stats.nbinom.ppf(q, r, p)
-        poisson = stats.poisson.ppf(q, np.where(mean > 0, mean, 1.0))
-    return np.where(mean > 0, np.where(over, negbin, poisson), 0.0)
+        pmf = np.where(over, np.exp(r * np.log(p)), np.exp(-mean))
+    cdf = pmf.copy()
+    out = np.full((len(mean), len(qs)), -1.0)
+    active = np.arange(len(mean))
+    for k in range(MAX_COUNT_STEPS):
+        for i, q in enumerate(qs):
+            hit = (out[active, i] < 0) & (cdf[active] >= q - 1e-12)
+            out[active[hit], i] = k
+        active = active[(out[active] < 0).any(axis=1)]
+        if not len(active):
+            break
+        a = active
+        pmf[a] = np.where(over[a], pmf[a] * (k + r[a]) / (k + 1) * (1.0 - p[a]),
+                          pmf[a] * mean[a] / (k + 1))
+        cdf[a] += pmf[a]
+    left = out < 0      # a tail too long to sum: the gamma approximation
+    if left.any():
+        rows = np.flatnonzero(left.any(axis=1))
+        approx = np.floor(_gamma_quantiles(mean[rows], np.maximum(var[rows], mean[rows]), qs)
+                          + 0.5)
+        out[rows] = np.where(left[rows], approx, out[rows])
+    return out
 
 
 def coverage(actual: np.ndarray, quantiles: np.ndarray, valid: np.ndarray | None = None

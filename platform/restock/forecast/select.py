@@ -20,7 +20,7 @@ import numpy as np
 from restock.forecast import fast
 
 ORIGINS = 3
-MAX_ORIGINS = 10
+MAX_ORIGINS = 6
 MIN_TRAIN = 4
 CRITERIA = ("auto", "rmsse", "mase", "both")
 
@@ -31,6 +31,7 @@ TSB_ALPHA_P = (0.02, 0.05, 0.1, 0.2)
 HOLT_PARAMS = ((0.1, 0.1, 0.9), (0.1, 0.1, 0.98), (0.3, 0.1, 0.9), (0.3, 0.1, 0.98))
 SEASON_LEVEL_CYCLES = (1, 2, 4, 8)
 SEASON_INDEX_CYCLES = 26
+SEASON_TEST_PERIODS = 366
 
 
 @dataclass
@@ -100,13 +101,15 @@ def scales(y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     diff = np.diff(y, axis=1)
     count = np.maximum(y.shape[1] - start - 1, 1)
-    mae, mse = np.abs(diff).sum(axis=1) / count, (diff ** 2).sum(axis=1) / count
-    level = np.abs(y).sum(axis=1) / np.maximum(y.shape[1] - start, 1)
+    mse = np.einsum("ij,ij->i", diff, diff) / count
+    mae = np.abs(diff, out=diff).sum(axis=1) / count
+    level = (y.sum(axis=1) - np.minimum(start, y.shape[1]) * y[:, 0]) / \
+        np.maximum(y.shape[1] - start, 1)
     fallback = np.where(level > 0, level, 1.0)
     return np.where(mae > 0, mae, fallback), np.where(mse > 0, mse, fallback ** 2)
 
 
-def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero, plan: Backtest, *,
+def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero | None, plan: Backtest, *,
                sporadic: bool, season: int | None) -> list[Candidate]:
     """The families that fit a group of series (regular or sporadic demand), as of every end."""
     ends = plan.all_ends
@@ -129,8 +132,8 @@ def _sporadic(y: np.ndarray, start: np.ndarray, nz: fast.NonZero,
     tsb = fast.tsb(y, nz, ends, TSB_ALPHA_D, TSB_ALPHA_P)
     out += [Candidate("TSB", {"alpha_d": ad, "alpha_p": ap}, tsb[:, :, i, k])
             for i, ad in enumerate(TSB_ALPHA_D) for k, ap in enumerate(TSB_ALPHA_P)]
-    out.append(Candidate("ADIDA", {}, fast.adida(y, start, nz, ends)))
-    out.append(Candidate("IMAPA", {}, fast.adida(y, start, nz, ends, imapa=True)))
+    adida, imapa = fast.adida_imapa(y, start, nz, ends)
+    out += [Candidate("ADIDA", {}, adida), Candidate("IMAPA", {}, imapa)]
     return out
 
 
@@ -180,6 +183,8 @@ def seasonal(y: np.ndarray, start: np.ndarray, season: int) -> np.ndarray:
     A season found by chance in a short or sporadic history makes the backtest pick seasonal
     naive for noise, so seasonal models are offered only where the season shows.
     """
+    recent = max(y.shape[1] - SEASON_TEST_PERIODS, 0)     # the last few years are enough
+    y, start = y[:, recent:], np.maximum(start - recent, 0)
     real = np.arange(y.shape[1])[None, :] >= start[:, None]
     count = np.maximum(real.sum(axis=1), 1)
     mean = np.where(real, y, 0.0).sum(axis=1) / count
@@ -206,8 +211,16 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     origins = valid.sum(axis=1)
     scale1, scale2 = scales(y, start)
     mae, mse = np.full((n, len(pool)), np.nan), np.full((n, len(pool)), np.nan)
+    sums = actual.sum(axis=2), (actual ** 2).sum(axis=2)
+    need_mae = criterion != "rmsse"
     for c, cand in enumerate(pool):
-        mae[:, c], mse[:, c] = _errors(cand.paths(plan.horizon)[:, :e_bt], actual, valid)
+        if cand.expand is None and not need_mae:
+            mse[:, c] = _flat_mse(cand.states[:, :e_bt], sums, plan.horizon, valid)
+        elif cand.expand is None:
+            level = np.maximum(cand.states[:, :e_bt, None], 0.0)
+            mae[:, c], mse[:, c] = _errors(level, actual, valid)
+        else:
+            mae[:, c], mse[:, c] = _errors(cand.paths(plan.horizon)[:, :e_bt], actual, valid)
         if cand.allowed is not None:
             mae[~cand.allowed, c] = mse[~cand.allowed, c] = np.nan
     prior = np.array([cand.prior for cand in pool])
@@ -232,6 +245,15 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     return Choice(point=point, model=np.array(names, dtype=object), params=params,
                   mase=chosen_mae / scale1, rmsse=np.sqrt(chosen_mse / scale2), mse=chosen_mse,
                   origins=origins, backtest=kept[0], actual=kept[1], valid=kept[2])
+
+
+def _flat_mse(level: np.ndarray, sums: tuple[np.ndarray, np.ndarray], horizon: int,
+              valid: np.ndarray) -> np.ndarray:
+    """Mean squared error of flat forecasts from the windows' sums (no per-step pass)."""
+    level = np.maximum(level, 0.0)
+    per_origin = (sums[1] - 2.0 * level * sums[0]) / horizon + level ** 2
+    with np.errstate(all="ignore"):
+        return (per_origin * valid).sum(axis=1) / valid.sum(axis=1)
 
 
 def _errors(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray
