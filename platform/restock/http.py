@@ -443,13 +443,23 @@ class HttpClient:
 
     def paginate(self, url: str, pagination: Pagination, params: dict[str, Any] | None = None
                  ) -> Iterator[Any]:
-        """Every item of a list endpoint, page by page; ConnectorError past ``max_pages``."""
+        """Every item of a list endpoint, page by page.
+
+        ConnectorError past ``max_pages``, or at once when a page repeats the one before (an API
+        that ignores the paging parameter would otherwise be read ``max_pages`` times).
+        """
         pages = _PAGERS[pagination.kind](self, url, pagination, dict(params or {}))
+        previous: list[Any] = []
         for number, items in enumerate(pages, start=1):
             if number > self.settings.max_pages:
                 raise ConnectorError(self.system, f"GET {self.path(url)}: more than "
                                      f"{self.settings.max_pages} pages; the list never ends "
                                      "(raise max_pages if it is really that long)")
+            if items and items == previous:
+                raise ConnectorError(self.system, f"GET {self.path(url)}: page {number} repeats "
+                                     f"page {number - 1}; the API ignores the {pagination.kind} "
+                                     "paging parameters (check pagination)")
+            previous = items
             yield from items
 
 

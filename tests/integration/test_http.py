@@ -145,14 +145,19 @@ def _app(state: dict) -> Starlette:
         return Response(b"[" * 200_000 + b"]" * 200_000, media_type="application/json")
 
     async def endless_full(request: Request):
-        # always a full page, never a total: offset and page-number paging cannot see an end
-        counted("endless_full")
-        return JSONResponse({"items": [0] * 5}, headers={"Link": '</endless_full>; rel="next"'})
+        # always a new full page, never a total: offset and page-number paging cannot see an end
+        n = counted("endless_full")
+        return JSONResponse({"items": [n] * 5}, headers={"Link": '</endless_full>; rel="next"'})
+
+    async def same_page(request: Request):
+        counted("same_page")                        # paging parameters ignored
+        return JSONResponse({"items": [1, 2, 3], "next": "again"},
+                            headers={"Link": '</same_page>; rel="next"'})
 
     routes = [Route(f"/{f.__name__}", f, methods=["GET", "POST"]) for f in (
         ok, flaky, always500, rate_limited, slow, dribble, malformed, huge, declared_huge, bearer,
         apikey, basic, token, protected, offset, paged, cursor, linked, endless,
-        endless_full, moved, bad_gzip, deep)]
+        endless_full, moved, bad_gzip, deep, same_page)]
     return Starlette(routes=routes)
 
 
@@ -370,6 +375,16 @@ def test_every_paging_kind_stops_at_the_page_cap(server, kind):
     with make(url, max_pages=7) as http, pytest.raises(ConnectorError, match="more than 7 pages"):
         list(http.paginate("/endless_full", Pagination(kind=kind, items="items", page_size=5)))
     assert state["endless_full"] == 8          # the page past the cap is read, never a ninth
+
+
+@pytest.mark.parametrize("kind", ["offset", "page", "cursor", "link"])
+def test_an_api_that_ignores_paging_is_caught_on_the_second_page(server, kind):
+    url, state = server
+    state.pop("same_page", None)
+    with make(url) as http, pytest.raises(ConnectorError, match=f"page 2 repeats page 1; the API "
+                                                                f"ignores the {kind} paging"):
+        list(http.paginate("/same_page", Pagination(kind=kind, items="items", page_size=3)))
+    assert state["same_page"] == 2
 
 
 def test_missing_items_field_names_it(server):
