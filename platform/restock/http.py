@@ -14,9 +14,9 @@ What it guarantees:
 - connect/read timeouts and a total deadline per request (a server dribbling bytes cannot hang a run);
 - retries with exponential backoff and jitter on connection errors, timeouts, 429 and 5xx, honouring
   ``Retry-After``, never waiting longer than ``retries.max_wait`` in total;
-- TLS verification, against certifi's CA bundle (or ``SSL_CERT_FILE``) or a private bundle (``ca_file``), off only
-  with ``insecure: true`` (logged as a warning on every client built); an untrusted certificate
-  is a :class:`ConnectorError` at once (retrying cannot fix it);
+- TLS verification against certifi's CA bundle (or ``SSL_CERT_FILE``) or a private bundle
+  (``ca_file``), off only with ``insecure: true`` (logged as a warning on every client built);
+  an untrusted certificate is a :class:`ConnectorError` at once (retrying cannot fix it);
 - bearer, API-key header, basic and OAuth2 client-credentials auth (token cached until it expires);
 - answers read as a stream and refused past ``max_response_bytes``;
 - pagination by offset/limit, page number, cursor (or next URL) and ``Link`` header, capped;
