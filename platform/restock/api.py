@@ -33,6 +33,7 @@ from restock.web import pages
 from restock.web.access import Role, User
 from restock.web.service import (
     NotAllowed,
+    NotFound,
     Review,
     current_user,
     entry_json,
@@ -93,8 +94,8 @@ def _api(handler, *, json_body: bool = False):
             result = await run_in_threadpool(handler, request, user, *([body] if json_body else []))
         except NotAllowed as err:
             return JSONResponse({"error": str(err)}, status_code=403)
-        except LookupError as err:
-            return JSONResponse({"error": str(err.args[0])}, status_code=404)
+        except NotFound as err:
+            return JSONResponse({"error": str(err)}, status_code=404)
         except LedgerConflict as err:
             return JSONResponse({"error": str(err)}, status_code=409)
         except RestockError as err:
@@ -141,7 +142,7 @@ def _summary(request: Request, user: User):
     run_id = request.path_params["run_id"]
     summary = review(request).store.runs.summary(run_id)
     if summary is None:
-        raise LookupError(f"no finished run {run_id!r}")
+        raise NotFound(f"no finished run {run_id!r}")
     require(user, summary.org)
     return summary
 
@@ -156,7 +157,7 @@ def report(request: Request, user: User) -> Response:
 
     fmt = request.path_params["fmt"]
     if fmt not in ("md", "html"):
-        raise LookupError(f"no report format {fmt!r} (md or html)")
+        raise NotFound(f"no report format {fmt!r} (md or html)")
     summary = _summary(request, user)
     if fmt == "md":
         return PlainTextResponse(render_markdown(summary), media_type="text/markdown")
@@ -182,7 +183,7 @@ def _entry(request: Request, user: User, role: Role = Role.VIEWER):
     order_id = request.path_params["order_id"]
     entry = review(request).store.ledger.find(order_id)
     if entry is None:
-        raise LookupError(f"no order {order_id!r}")
+        raise NotFound(f"no order {order_id!r}")
     require(user, entry.org, role)
     return entry
 
@@ -198,7 +199,7 @@ def order(request: Request, user: User) -> dict[str, Any]:
 def decide(request: Request, user: User, body: dict[str, Any]) -> dict[str, Any]:
     action = request.path_params["action"]
     if action not in ("approve", "reject"):
-        raise LookupError(f"no action {action!r} (approve or reject)")
+        raise NotFound(f"no action {action!r} (approve or reject)")
     entry = _entry(request, user, Role.APPROVER)
     rv = review(request)
     config, actor = rv.org_config(entry.org), f"{user.name} (API)"

@@ -26,6 +26,7 @@ from restock.web.access import SESSION_SECONDS, Role, User, csrf_ok, csrf_token,
 from restock.web.service import (
     SESSION_COOKIE,
     NotAllowed,
+    NotFound,
     current_user,
     live_summary,
     log,
@@ -80,14 +81,10 @@ def _guarded(handler):
         except NotAllowed as err:
             return page(request, "error.html.j2", 403, user=user, title="Not allowed",
                         message=str(err))
-        except _NotFound as err:
+        except NotFound as err:
             return page(request, "error.html.j2", 404, user=user, title="Not found",
                         message=str(err))
     return wrapped
-
-
-class _NotFound(RestockError):
-    pass
 
 
 # ---------------------------------------------------------------- login
@@ -187,7 +184,7 @@ def _summary(request: Request, user: User):
     run_id = request.path_params["run_id"]
     summary = review(request).store.runs.summary(run_id)
     if summary is None:
-        raise _NotFound(f"no finished run {run_id!r}")
+        raise NotFound(f"no finished run {run_id!r}")
     require(user, summary.org)
     return summary
 
@@ -227,7 +224,7 @@ def order_page(request: Request, user: User) -> Response:
     store = review(request).store
     entry = store.ledger.find(request.path_params["order_id"])
     if entry is None:
-        raise _NotFound(f"no order {request.path_params['order_id']!r}")
+        raise NotFound(f"no order {request.path_params['order_id']!r}")
     require(user, entry.org)
     return page(request, "order.html.j2", user=user, entry=entry,
                 events=store.ledger.events(entry.order_id))

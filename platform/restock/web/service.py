@@ -25,6 +25,10 @@ class NotAllowed(RestockError):
     """The user has no (or too small a) role in the org."""
 
 
+class NotFound(RestockError):
+    """No such run, order or format (for this user: an org they cannot see does not exist)."""
+
+
 @dataclass
 class Review:
     """The review service's state: one store, one config folder, the access file (re-read
