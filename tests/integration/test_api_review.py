@@ -435,3 +435,18 @@ def test_when_the_order_sink_is_down_the_page_says_approved_not_sent_yet(site):
             "there.") in answer.text
     assert "order webhook unavailable: POST /orders: HTTP 503" in answer.text
     assert f'data-order-status="{order_id}">submitting<' in answer.text
+
+
+def test_an_orgs_own_role_wins_over_the_star(tmp_path):
+    from restock.web.access import Role
+
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "t").write_text("a-long-enough-token\n")
+    (tmp_path / "access.yaml").write_text(
+        "users:\n  amy:\n    token: file:secrets/t\n"
+        "    orgs: {'*': approver, beta: viewer}\n")
+    amy = load_access(tmp_path).by_token("a-long-enough-token")
+    assert amy is not None and amy.sees_every_org()
+    assert amy.may("acme", Role.APPROVER) and amy.role("beta") == Role.VIEWER
+    assert not amy.may("beta", Role.APPROVER)
+    assert load_access(tmp_path).by_token("a-long-enough-tokeN") is None
