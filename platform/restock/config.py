@@ -11,6 +11,7 @@ load into a ``SecretStr``. Every resolved value is remembered so logs can redact
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import math
 import os
 import re
@@ -40,6 +41,9 @@ _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _secret_values: set[str] = set()
 _base_dir: contextvars.ContextVar[Path] = contextvars.ContextVar("restock_config_dir",
                                                                   default=Path("."))
+# Digests of the secrets resolved while one org file loads (never the values themselves).
+_loading_secrets: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "restock_loading_secrets", default=None)
 
 
 class SecretProblem(ValueError):
@@ -81,6 +85,9 @@ def resolve_secret(reference: str, base_dir: Path | None = None) -> SecretStr:
                          "file:/run/secrets/name, never the secret itself")
     if len(value) >= 4:   # redacting 1-3 characters would garble every log line
         _secret_values.add(value)
+    collecting = _loading_secrets.get()
+    if collecting is not None:
+        collecting.add(hashlib.sha256(value.encode()).hexdigest())
     return SecretStr(value)
 
 
@@ -279,6 +286,7 @@ class OrgConfig(Strict):
     # Filled by the loader, not by YAML:
     source_file: str | None = Field(default=None, exclude=True)
     connector_settings: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    secret_digests: frozenset[str] = Field(default_factory=frozenset, exclude=True)
 
 
 # ---------------------------------------------------------------- loading with line numbers
@@ -297,6 +305,8 @@ def load_org(path: str | Path) -> OrgConfig:
         raise ConfigError("the file must be a mapping of settings", file=shown, line=1)
     data.setdefault("org", path.stem)
     token = _base_dir.set(path.parent.resolve())
+    digests: set[str] = set()
+    collecting = _loading_secrets.set(digests)
     try:
         config = OrgConfig.model_validate(data)
         settings = _validate_connectors(config)
@@ -307,7 +317,9 @@ def load_org(path: str | Path) -> OrgConfig:
                         field=err.field) from None
     finally:
         _base_dir.reset(token)
-    return config.model_copy(update={"source_file": str(path), "connector_settings": settings})
+        _loading_secrets.reset(collecting)
+    return config.model_copy(update={"source_file": str(path), "connector_settings": settings,
+                                     "secret_digests": frozenset(digests)})
 
 
 def load_orgs(directory: str | Path) -> tuple[dict[str, OrgConfig], list[ConfigError]]:
@@ -326,7 +338,34 @@ def load_orgs(directory: str | Path) -> tuple[dict[str, OrgConfig], list[ConfigE
                                       file=_display_path(path), field="org"))
             continue
         configs[config.org] = config
+    errors += _refuse_shared_secrets(configs)
     return configs, errors
+
+
+def _refuse_shared_secrets(configs: dict[str, OrgConfig]) -> list[ConfigError]:
+    """Orgs whose files resolve the same secret are refused, each naming the other.
+
+    Each org's tokens are for its own connectors only; a shared one is most often an org file
+    copied without changing its token, which would send one org's orders with another's key.
+    Removes the refused orgs from ``configs``.
+    """
+    owners: dict[str, set[str]] = {}
+    for org, config in configs.items():
+        for digest in config.secret_digests:
+            owners.setdefault(digest, set()).add(org)
+    sharing: dict[str, set[str]] = {}
+    for orgs in owners.values():
+        for org in orgs if len(orgs) > 1 else ():
+            sharing.setdefault(org, set()).update(orgs - {org})
+    errors = []
+    for org, others in sorted(sharing.items()):
+        config = configs.pop(org)
+        names = ", ".join(repr(o) for o in sorted(others))
+        shown = _display_path(Path(config.source_file)) if config.source_file else None
+        errors.append(ConfigError(f"uses the same secret as org {names}: each org's tokens are "
+                                  "used only by its own connectors (give it its own secret)",
+                                  file=shown))
+    return errors
 
 
 def org_files(directory: str | Path) -> list[Path]:
