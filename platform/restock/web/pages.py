@@ -35,8 +35,8 @@ from restock.web.service import (
 )
 
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
-_MAX_EDITABLE_LINES = 300
-_MAX_FORM_BYTES = 1 << 20   # a bigger held order is edited with `restock approve --quantity`
+_MAX_EDITABLE_LINES = 300   # a bigger held order is edited with `restock approve --quantity`
+_MAX_FORM_BYTES = 1 << 20
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +51,7 @@ def environment() -> Environment:
 
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A rendered page, with the session's CSRF token for its forms; never cached."""
     user = context.pop("user", None)
     session = request.cookies.get(SESSION_COOKIE)
     csrf = csrf_token(user, session) if user is not None and session else ""
@@ -71,7 +72,7 @@ def _login_redirect(request: Request) -> Response:
 
 
 def _guarded(handler):
-    """Pages need a logged-in user; a missing role is a 403 page, a user mistake a 400 page."""
+    """Pages need a logged-in user; a missing role is a 403 page, a missing thing a 404 page."""
     def wrapped(request: Request) -> Response:
         user = current_user(request)
         if user is None:
