@@ -450,3 +450,27 @@ def test_an_orgs_own_role_wins_over_the_star(tmp_path):
     assert amy.may("acme", Role.APPROVER) and amy.role("beta") == Role.VIEWER
     assert not amy.may("beta", Role.APPROVER)
     assert load_access(tmp_path).by_token("a-long-enough-tokeN") is None
+
+
+@pytest.mark.slow
+def test_a_real_daemon_process_serves_the_review_page(tmp_path):
+    from tests.support.daemon_kit import DaemonProcess
+
+    folder = tmp_path / "config"
+    write_org(folder, "http://127.0.0.1:9", tmp_path / "warehouse")
+    write_access(folder)
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    with open_store(url) as store:
+        seed_run(store, make_summary(6))
+    daemon = DaemonProcess(folder, url, tmp_path / "daemon.log")
+    try:
+        base = daemon.wait_ready()
+        client = httpx.Client(base_url=base, timeout=10)
+        assert client.get("/healthz").text == "ok\n"
+        login = client.post("/login", data={"token": TOKENS["vic"], "next": "/runs/run-0001"})
+        assert login.status_code == 303 and login.headers["location"] == "/runs/run-0001"
+        page = client.get("/runs/run-0001")
+        assert page.status_code == 200 and 'id="glance"' in page.text
+    finally:
+        assert daemon.signal() == 0
+    assert TOKENS["vic"] not in daemon.output()
