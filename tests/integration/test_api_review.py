@@ -4,6 +4,7 @@ sessions and CSRF, decisions through restock.approval, and the daemon's mount.""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from structlog.testing import capture_logs
 
@@ -272,7 +274,11 @@ def test_run_page_shows_the_headline_and_every_order_with_its_ledger_status(site
 def test_reports_json_markdown_and_the_standalone_file(site):
     run_id = site.run.summary.run_id
     api = site.api("vic")
-    assert api.get(f"/api/runs/{run_id}").json()["run_id"] == run_id
+    summary = api.get(f"/api/runs/{run_id}").json()
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "summary-schema.json")
+                        .read_text())
+    jsonschema.validate(summary, schema)
+    assert summary["run_id"] == run_id and summary["schema_version"] == schema["x-schema-version"]
     markdown = api.get(f"/api/runs/{run_id}/report.md")
     assert markdown.headers["content-type"].startswith("text/markdown")
     assert markdown.text.startswith(f"# restock run {run_id}")
