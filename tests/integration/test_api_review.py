@@ -107,6 +107,8 @@ def test_login_sets_a_strict_http_only_cookie_and_never_logs_the_token(site):
     assert [e["event"] for e in logs] == ["review.login_refused", "review.login"]
     assert not any(TOKENS["alice"] in str(e) or "wrong-token" in str(e) for e in logs)
     assert client.get("/orgs/acme").status_code == 200
+    assert client.post("/logout").headers["location"] == "/login"
+    assert client.get("/orgs/acme").status_code == 303
 
 
 def test_login_only_redirects_within_the_site(site):
