@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def main(names: list[str]) -> int:
-    found = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent))
+    found = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
                    if not m.name.startswith("_"))
     failed = 0
     for name in names or found:
