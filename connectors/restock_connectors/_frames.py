@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import pandas as pd
@@ -41,8 +42,38 @@ def conform(frame: pd.DataFrame, dataset: str, system: str) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = DEFAULTS[column]
     if dataset == "history" and not frame.empty:
-        frame["date"] = pd.to_datetime(frame["date"], errors="coerce").dt.date
+        frame["date"] = _dates(frame["date"], system)
     return frame[list(COLUMNS[dataset])].reset_index(drop=True)
+
+
+def _dates(values: pd.Series, system: str) -> pd.Series:
+    """Calendar dates from ISO text, date objects, yyyymmdd numbers or Unix times.
+
+    Numbers are never read as pandas' default nanoseconds, which would put every day in 1970.
+    Text that is not a date becomes NaT, and the cleaning step quarantines that record.
+    """
+    if not _all_numbers(values):
+        return pd.to_datetime(values, errors="coerce").dt.date
+    stamps = pd.to_numeric(values)
+    largest = stamps.abs().max()
+    if 1e7 <= largest < 1e8:              # 20261102, as legacy ERPs store days
+        text = stamps.map(lambda n: "" if pd.isna(n) else str(int(n)))
+        return pd.to_datetime(text, format="%Y%m%d", errors="coerce").dt.date
+    if 1e8 <= largest < 1e11:             # Unix seconds (1973-5138)
+        return pd.to_datetime(stamps, unit="s", utc=True).dt.date
+    if 1e11 <= largest < 1e14:            # the same span in milliseconds
+        return pd.to_datetime(stamps, unit="ms", utc=True).dt.date
+    raise ConnectorError(system, f"history: dates are numbers ({largest:g}) that are neither "
+                         "yyyymmdd nor Unix seconds or milliseconds")
+
+
+def _all_numbers(values: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    return bool(values.map(lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)
+                           or v is None).all()) and values.notna().any()
 
 
 def empty(dataset: str) -> pd.DataFrame:

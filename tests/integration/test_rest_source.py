@@ -45,8 +45,11 @@ def _app(state: dict) -> Starlette:
         return JSONResponse([{"item": "SKU1", "warehouse": "W1", "booked_at": f"2026-11-0{d}",
                               "qty": d} for d in (1, 2, 3)])
 
+    async def epoch(request: Request):
+        return JSONResponse(state["epoch"])
+
     return Starlette(routes=[Route("/api/items", items), Route("/api/stock", stock),
-                             Route("/api/movements", movements)])
+                             Route("/api/movements", movements), Route("/api/epoch", epoch)])
 
 
 @pytest.fixture
@@ -138,7 +141,7 @@ def test_since_and_org_reach_the_history_query(wms):
 
 def test_link_and_page_number_paging_through_the_source(monkeypatch):
     monkeypatch.setenv("WMS_TOKEN", TOKEN)
-    rows = [{"code": f"S{i}", "wh": "W", "n": i} for i in range(7)]
+    rows = [{"code": f"S{i}", "wh": "W", "n": i, "day": f"2026-11-0{i + 1}"} for i in range(7)]
 
     async def linked(request: Request):
         at = int(request.query_params.get("at", "0"))
@@ -160,9 +163,35 @@ def test_link_and_page_number_paging_through_the_source(monkeypatch):
             "fields": {"sku": "code", "location": "wh", "on_hand": "n"}}
         cfg["endpoints"]["history"] = {"path": "/paged", "pagination": {
             "kind": "page", "items": "rows", "page_param": "p", "size_param": "size"},
-            "fields": {"sku": "code", "location": "wh", "date": "n", "quantity": "n"}}
+            "fields": {"sku": "code", "location": "wh", "date": "day", "quantity": "n"}}
         cfg.pop("auth")
         with source(cfg) as src:
             snap = src.pull(Scope())
     assert list(snap.catalog["sku"]) == [f"S{i}" for i in range(7)]
     assert list(snap.positions["on_hand"]) == list(range(7))
+
+
+@pytest.mark.parametrize("stamps, unit", [
+    ([1_793_577_600, 1_793_664_000], "seconds"),          # 2026-11-02 and 2026-11-03, UTC
+    ([1_793_577_600_000, 1_793_664_000_000], "milliseconds"),
+    ([20261102, 20261103], "yyyymmdd"),
+])
+def test_history_dates_as_numbers(wms, stamps, unit):
+    url, state = wms
+    cfg = config(url)
+    cfg["endpoints"]["history"] = {"path": "/epoch", "fields": {
+        "sku": "item", "location": "wh", "date": "at", "quantity": "n"}}
+    state["epoch"] = [{"item": "SKU1", "wh": "W1", "at": at, "n": 1} for at in stamps]
+    with source(cfg) as src:
+        snap = src.pull(Scope())
+    assert list(snap.history["date"]) == [date(2026, 11, 2), date(2026, 11, 3)], unit
+
+
+def test_history_dates_as_small_numbers_are_refused(wms):
+    url, state = wms
+    cfg = config(url)
+    cfg["endpoints"]["history"] = {"path": "/epoch", "fields": {
+        "sku": "item", "location": "wh", "date": "at", "quantity": "n"}}
+    state["epoch"] = [{"item": "SKU1", "wh": "W1", "at": 45962, "n": 1}]   # a spreadsheet's
+    with source(cfg) as src, pytest.raises(ConnectorError, match="neither yyyymmdd nor Unix"):
+        src.pull(Scope())

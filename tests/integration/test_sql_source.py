@@ -183,3 +183,13 @@ def test_a_missing_sqlite_file_is_named_and_never_created(tmp_path):
             pytest.raises(ConnectorError, match=r"SQLite database .*no-such.db does not exist"):
         src.pull(Scope())
     assert not (tmp_path / "no-such.db").exists()
+
+
+def test_legacy_yyyymmdd_dates_are_days_not_nanoseconds(database):
+    url, prefix, folder = database
+    queries = {**_queries(prefix), "history": f"SELECT item_no AS sku, wh AS location, "
+                                              f"20261102 AS date, qty AS quantity "
+                                              f"FROM {prefix}usage"}
+    with source(url, queries, folder) as src:
+        snap = src.pull(Scope())
+    assert set(snap.history["date"]) == {date(2026, 11, 2)}
