@@ -22,7 +22,8 @@ by golden-section search on the one-step squared error.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy.signal import lfilter
@@ -49,7 +50,7 @@ def backfill(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return y, start
 
 
-def ses_weights(t: int, ends: Sequence[int], alphas: Sequence[float]) -> np.ndarray:
+def _ses_weights(t: int, ends: Sequence[int], alphas: Sequence[float]) -> np.ndarray:
     """(t, len(ends) * len(alphas)) weights: ``y @ w`` is the SES level after ``y[:, :end]``."""
     j = np.arange(t)
     cols = np.zeros((t, len(ends) * len(alphas)))
@@ -84,6 +85,7 @@ class NonZero:
     intervals: np.ndarray  # (n, k) periods since the previous one (the first: since start, + 1)
     positions: np.ndarray  # (n, k) period index of the i-th non-zero demand
     counts: np.ndarray     # (n,) number of non-zero demands
+    _counts: dict = field(default_factory=dict, repr=False)   # count_before, by end
 
     def rows(self, index: np.ndarray) -> NonZero:
         """The same for a subset of the rows (trimmed to their longest)."""
@@ -94,7 +96,13 @@ class NonZero:
 
     def count_before(self, end: int) -> np.ndarray:
         """How many non-zero demands each row has in periods [0, end)."""
-        return (self.positions < end).sum(axis=1) - (self.positions < 0).sum(axis=1)
+        if end not in self._counts:
+            self._counts[end] = (self.positions < end).sum(axis=1) - self.counts_padding
+        return self._counts[end]
+
+    @property
+    def counts_padding(self) -> np.ndarray:
+        return self.positions.shape[1] - self.counts
 
     def at(self, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """``values[row, count - 1]`` (the state after the last demand counted), NaN when none."""
@@ -257,7 +265,7 @@ def _aggregate_forecast(csum: np.ndarray, start: np.ndarray, end: int, k: int,
     return level / k
 
 
-def aggregate_weights(t: int, ends: Sequence[int], level: int,
+def _aggregate_weights(t: int, ends: Sequence[int], level: int,
                       alphas: Sequence[float]) -> np.ndarray:
     """(t, len(ends) * len(alphas)) weights: ``y @ w`` is SES over ``level``-period bucket sums
     ending at each end (oldest incomplete bucket dropped), divided by ``level``."""
@@ -333,7 +341,7 @@ def seasonal_index(profile: np.ndarray, shrink: float = 0.0) -> np.ndarray:
     return (1.0 - shrink) * index + shrink
 
 
-def holt_weights(t: int, ends: Sequence[int], alpha: float, beta: float,
+def _holt_weights(t: int, ends: Sequence[int], alpha: float, beta: float,
                  phi: float) -> np.ndarray:
     """(t, 2 * len(ends)) weights: ``y @ w`` gives (level, trend) of damped Holt after each end.
 
@@ -368,3 +376,24 @@ def holt(y: np.ndarray, ends: Sequence[int], params: Sequence[tuple[float, float
         for i in range(len(ends)):
             out[:, i, p, :] = state[:, 2 * i, None] + damp[None, :] * state[:, 2 * i + 1, None]
     return out
+
+
+def _cached(build):
+    """The weight builders depend only on their (hashable) arguments: build each matrix once
+    per process, not once per chunk."""
+    @lru_cache(maxsize=512)
+    def cached(*args):
+        out = build(*args)
+        out.flags.writeable = False
+        return out
+
+    def call(t, ends, *rest):
+        return cached(int(t), tuple(int(e) for e in ends),
+                      *(tuple(r) if isinstance(r, (list, tuple)) else r for r in rest))
+    call.__doc__ = build.__doc__
+    return call
+
+
+ses_weights = _cached(_ses_weights)
+holt_weights = _cached(_holt_weights)
+aggregate_weights = _cached(_aggregate_weights)

@@ -223,7 +223,7 @@ def _frequency_hint(used: pd.DatetimeIndex, freq: str, dates: pd.Series) -> str 
 def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = None,
                    time_budget_seconds: float = 0.0, criterion: str = "auto",
                    combine: int = 1, calibrate: bool = True,
-                   chunk_size: int = 20_000, min_history: int | None = None,
+                   chunk_size: int = 2_000, min_history: int | None = None,
                    high_value: np.ndarray | None = None) -> PanelForecast:
     """Classify every series, choose its model by rolling-origin backtest and forecast it.
 

@@ -238,8 +238,12 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
             point[mine] += share[mine, None] * cand.paths(horizon)[mine, -1]
             backtest[mine] += share[mine, None, None] * cand.paths(plan.horizon)[mine, :e_bt]
     chosen_mae, chosen_mse = _errors(backtest, actual, valid)
-    names = [_name(pool, order[i], used[i]) for i in range(n)]
-    params = [_params(pool, order[i], used[i]) for i in range(n)]
+    if order.shape[1] == 1:
+        names = list(np.array([c.name for c in pool], dtype=object)[order[:, 0]])
+        params = [dict(pool[c].params) for c in order[:, 0]]
+    else:
+        names = [_name(pool, order[i], used[i]) for i in range(n)]
+        params = [_params(pool, order[i], used[i]) for i in range(n)]
     empty = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)), np.zeros((0, 0), dtype=bool))
     kept = (backtest, actual, valid) if keep_backtest else empty
     return Choice(point=point, model=np.array(names, dtype=object), params=params,
@@ -260,10 +264,12 @@ def _errors(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
     """Mean absolute and mean squared error over the valid origins (NaN when none)."""
     err = paths - actual
-    origins = valid.sum(axis=1)
+    origins = valid.sum(axis=1) * actual.shape[2]
+    squared = np.einsum("ijk,ijk->ij", err, err)
+    absolute = np.abs(err, out=err).sum(axis=2)
     with np.errstate(all="ignore"):
-        return ((np.abs(err).mean(axis=2) * valid).sum(axis=1) / origins,
-                ((err ** 2).mean(axis=2) * valid).sum(axis=1) / origins)
+        return ((absolute * valid).sum(axis=1) / origins,
+                (squared * valid).sum(axis=1) / origins)
 
 
 def _name(pool: list[Candidate], order: np.ndarray, used: np.ndarray) -> str:
