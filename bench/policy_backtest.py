@@ -36,8 +36,8 @@ RESULTS = Path(__file__).parent / "results" / "policy_backtest.json"
 DATA = Path(os.environ.get("RESTOCK_SHARED_DATA",
                            Path(__file__).resolve().parents[2] / "shared" / "data")) / "sets"
 TARGETS = (0.90, 0.95, 0.98)
-MIN_MAX_K = (0.0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-SBA_LEVELS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+MIN_MAX_K = (0.0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+SBA_LEVELS = (0.55, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 MEASURES = {"cycle": "cycle_service_level", "fill_rate": "fill_rate"}
 
 
