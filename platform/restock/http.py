@@ -51,7 +51,7 @@ from restock.log import get_logger
 
 log = get_logger("restock.http")
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 3600.0
 
 

@@ -527,3 +527,27 @@ def test_a_secret_reference_in_headers_points_to_api_key_auth():
                                      "headers": {"X-Api-Key": "${ERP_KEY}"}})
     assert HttpSettings.model_validate({"base_url": "http://x", "headers": {
         "X-Tenant": "acme"}}).headers == {"X-Tenant": "acme"}
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_statuses_that_may_pass_are_retried(status):
+    answers = iter([status, 200])
+    settings = HttpSettings.model_validate({"base_url": "http://erp.test", "retries": FAST})
+    transport = httpx.MockTransport(lambda request: httpx.Response(next(answers), json={}))
+    with client(settings, "testsys", transport=transport, sleep=lambda s: None) as http:
+        assert http.get_json("/x") == {}
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_statuses_that_will_not_pass_are_not_retried(status):
+    seen: list[int] = []
+
+    def handler(request):
+        seen.append(status)
+        return httpx.Response(status, json={"detail": "no"})
+
+    settings = HttpSettings.model_validate({"base_url": "http://erp.test", "retries": FAST})
+    with client(settings, "testsys", transport=httpx.MockTransport(handler)) as http, \
+            pytest.raises(ConnectorError, match=f"GET /x answered HTTP {status}"):
+        http.get_json("/x")
+    assert len(seen) == 1
