@@ -188,7 +188,13 @@ class _HeaderAuth(httpx.Auth):
 # process: a daemon running an org every few minutes asks the identity provider once per token
 # lifetime, not once per run.
 _TOKENS: dict[tuple[str, ...], tuple[str, float]] = {}
-_TOKENS_LOCK = threading.Lock()
+_TOKEN_LOCKS: dict[tuple[str, ...], threading.Lock] = {}
+_TOKENS_LOCK = threading.Lock()          # guards the two dicts; one lock per key guards a fetch
+
+
+def _token_lock(key: tuple[str, ...]) -> threading.Lock:
+    with _TOKENS_LOCK:
+        return _TOKEN_LOCKS.setdefault(key, threading.Lock())
 
 
 class _OAuth2Auth(httpx.Auth):
@@ -212,7 +218,7 @@ class _OAuth2Auth(httpx.Auth):
             yield request
 
     def _current(self) -> str:
-        with _TOKENS_LOCK:
+        with _token_lock(self._key):       # one fetch per key at a time; other systems go on
             token, expires = _TOKENS.get(self._key, ("", 0.0))
             if not token or time.monotonic() >= expires:
                 token, lifetime = self._fetch()
@@ -220,7 +226,7 @@ class _OAuth2Auth(httpx.Auth):
             return token
 
     def _forget(self, token: str) -> None:
-        with _TOKENS_LOCK:
+        with _token_lock(self._key):
             if _TOKENS.get(self._key, ("",))[0] == token:   # another thread may have renewed it
                 del _TOKENS[self._key]
 
