@@ -551,3 +551,20 @@ def test_statuses_that_will_not_pass_are_not_retried(status):
             pytest.raises(ConnectorError, match=f"GET /x answered HTTP {status}"):
         http.get_json("/x")
     assert len(seen) == 1
+
+
+def test_oauth2_clients_in_threads_share_one_token(server, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+    url, state = server
+    monkeypatch.setenv("T_GOOD", TOKEN)
+    state.update(tokens=0, expires_in=3600)
+    auth = {"kind": "oauth2_client_credentials", "token_url": f"{url}/token",
+            "client_id": "restock", "client_secret": "${T_GOOD}", "scope": "threads"}
+
+    def run(_: int) -> dict:
+        with make(url, auth=auth) as http:
+            return http.get_json("/protected")
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert list(pool.map(run, range(12))) == [{"ok": True}] * 12
+    assert state["tokens"] == 1
