@@ -151,7 +151,7 @@ def _plannable(snap: Snapshot) -> bool:
     return bool(skus - set(cleaned.blocked_skus))
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=30)     # each example forecasts and plans: keep it brisk
 @given(snap=snapshots())
 def test_planning_never_orders_a_negative_nan_or_infinite_quantity(snap, store, config):
     # Nothing left to plan is a known crash (test_nothing_to_plan below), kept apart so that this

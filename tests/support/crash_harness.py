@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,8 @@ def _run(command: dict[str, Any]) -> dict[str, Any]:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             _child(command)
-        except BaseException:  # noqa: BLE001 - the child reports by exit code only
+        except BaseException:  # noqa: BLE001 - the child reports by exit code (and its log)
+            traceback.print_exc()
             code = 3
         os._exit(code)
     deadline = time.monotonic() + (command.get("kill_after") or 1e9)
