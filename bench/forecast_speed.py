@@ -61,13 +61,12 @@ def write_panel(path: Path, n: int) -> dict:
             keep = values > 0
             keep[:, 0] = True
             r, c = np.nonzero(keep)
-            ids = np.char.add("s", np.char.zfill((lo + r).astype(str), 7))
-            table = pa.table({"item_id": pa.array(ids).dictionary_encode(),
+            names = pa.array([f"s{i:07d}" for i in range(lo, lo + len(values))])
+            ids = pa.DictionaryArray.from_arrays(pa.array(r.astype(np.int32)), names)
+            table = pa.table({"item_id": ids.cast(pa.string()),
                               "date": pa.array((epoch + c).astype(np.int32), pa.date32()),
                               "quantity": pa.array(values[r, c])})
-            writer.write_table(table.cast(pa.schema([("item_id", pa.string()),
-                                                     ("date", pa.date32()),
-                                                     ("quantity", pa.float32())])))
+            writer.write_table(table)
             rows += len(r)
     return {"rows": rows, "bytes": path.stat().st_size,
             "write_seconds": round(time.perf_counter() - start, 1)}
@@ -80,7 +79,7 @@ def restock_worker(path: str, n: int) -> dict:
 
     span = (np.datetime64("2024-01-01"), np.datetime64("2024-01-01") + DAYS - 1)
     done, models = 0, {}
-    for frame in groups(Path(path), Columns(), max_series=20_000, chunk_rows=4_000_000):
+    for frame in groups(Path(path), Columns(), max_series=10_000, chunk_rows=1_000_000):
         panel = to_panel(frame, freq="D", start=span[0], end=span[1])
         result = forecast_panel(panel, HORIZON, calibrate=False)
         assert (result.point >= 0).all() and np.isfinite(result.point).all()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from restock.errors import DataError
 
@@ -74,8 +75,8 @@ def _csv_chunks(path: Path, wanted: list[str], columns: Columns,
                 chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
     header = pd.read_csv(path, nrows=0).columns
     _check_columns(path, header, wanted)
-    reader = pd.read_csv(path, usecols=wanted, chunksize=chunk_rows, dtype={columns.id: str},
-                         keep_default_na=True)
+    reader = pd.read_csv(path, usecols=wanted, chunksize=chunk_rows,
+                         dtype={columns.id: "category"}, keep_default_na=True)
     row = 1
     for frame in reader:
         frame[ROW] = np.arange(row, row + len(frame))
@@ -83,22 +84,26 @@ def _csv_chunks(path: Path, wanted: list[str], columns: Columns,
         row += len(frame)
 
 
-def _parquet_chunks(path: Path, wanted: list[str],
-                    chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
-    import pyarrow.parquet as pq
-
-    try:
-        file = pq.ParquetFile(path)
-    except Exception as err:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
-        raise DataError(f"not a readable Parquet file: {_first_line(err)}",
-                        record=str(path)) from None
-    _check_columns(path, file.schema_arrow.names, wanted)
+def _parquet_chunks(path: Path, wanted: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    file = _open_parquet(path, wanted)
     row = 1
     for batch in file.iter_batches(batch_size=chunk_rows, columns=wanted):
         frame = batch.to_pandas(date_as_object=False)
         frame[ROW] = np.arange(row, row + len(frame))
         yield frame
         row += len(frame)
+
+
+def _open_parquet(path: Path, wanted: list[str]):
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path, read_dictionary=[wanted[0]] if len(wanted) > 1 else None)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+        raise DataError(f"not a readable Parquet file: {_first_line(err)}",
+                        record=str(path)) from None
+    _check_columns(path, file.schema_arrow.names, wanted)
+    return file
 
 
 def _check_columns(path: Path, header, wanted: list[str]) -> None:
@@ -138,7 +143,8 @@ def located(err: DataError, path: Path, frame: pd.DataFrame) -> DataError:
     match = re.fullmatch(r"row (\d+)", err.record or "")
     if not match:
         return DataError(err.message, record=str(path))
-    row = int(frame[ROW].iloc[int(match.group(1)) - 1])
+    index = int(match.group(1)) - 1
+    row = int(frame[ROW].iloc[index]) if ROW in frame else frame.attrs["first_row"] + index
     place = f"{path}:{row + 1}" if not is_parquet(Path(path)) else f"{path} row {row}"
     return DataError(err.message, record=place)
 
@@ -149,6 +155,9 @@ def groups(path: Path, columns: Columns, max_series: int = 20_000,
 
     Raises NotGrouped as soon as a series' rows turn out to be split across the file.
     """
+    if is_parquet(Path(path)):
+        yield from _parquet_groups(Path(path), columns, max_series, chunk_rows)
+        return
     stream = _Stream(columns=columns, max_series=max_series)
     pending: list[pd.DataFrame] = []
     pending_series = 0
@@ -166,21 +175,87 @@ def groups(path: Path, columns: Columns, max_series: int = 20_000,
         yield pd.concat(pending, ignore_index=True)
 
 
+def _parquet_groups(path: Path, columns: Columns, max_series: int,
+                    chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """groups() for Parquet, on Arrow batches: one conversion to pandas per group."""
+    import pyarrow as pa
+
+    file = _open_parquet(path, columns.names)
+    pending: list = []
+    seen, done, current, row, first_row = 0, set(), None, 1, 1
+    for batch in file.iter_batches(batch_size=chunk_rows, columns=columns.names):
+        batch_row, row = row, row + len(batch)
+        starts, names = _runs(batch.column(0))
+        fresh = names[1:] if names and names[0] == current else names
+        if len(set(fresh)) != len(fresh) or done.intersection(fresh):
+            raise NotGrouped("the rows of a series are not together in the file")
+        done.update(names[:-1])
+        if current is not None and names and names[0] != current:
+            done.add(current)
+        current = names[-1] if names else current
+        seen += len(fresh)
+        if seen > max_series and len(starts) > 1 and starts[-1] > 0:
+            pending.append(batch.slice(0, starts[-1]))
+            yield _to_frame(pending, first_row)
+            pending, seen = [batch.slice(starts[-1])], 1
+            first_row = batch_row + int(starts[-1])
+        else:
+            pending.append(batch)
+    if pending:
+        yield _to_frame(pending, first_row)
+
+
+def _runs(ids) -> tuple[np.ndarray, list[str]]:
+    """Where each run of equal ids starts in a batch column, and the run's id."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(ids.type):
+        ids = pc.dictionary_encode(ids)
+    codes = ids.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    if not len(codes):
+        return np.zeros(0, dtype=np.int64), []
+    starts = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])
+    first = codes[starts]
+    names = ids.dictionary.take(pa.array(np.maximum(first, 0))).to_pylist()
+    return starts, [str(n) if c >= 0 else "" for n, c in zip(names, first, strict=True)]
+
+
+def _to_frame(batches: list, first_row: int) -> pd.DataFrame:
+    import pyarrow as pa
+
+    frame = pa.Table.from_batches(batches).to_pandas(date_as_object=False)
+    frame.attrs["first_row"] = first_row      # the rows of a group are contiguous in the file
+    return frame
+
+
 def _complete(stream: _Stream, frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Rows of the series that end inside this chunk; the last series waits for the next."""
+    name = stream.columns.id
+    frame[name] = _categorical(frame[name])
     if stream.held is not None and len(stream.held):
-        frame = pd.concat([stream.held, frame], ignore_index=True)
-    ids = frame[stream.columns.id].astype(str).to_numpy()
-    if not len(ids):
+        ids = union_categoricals([stream.held[name].array, frame[name].array])
+        frame = pd.concat([stream.held.drop(columns=name), frame.drop(columns=name)],
+                          ignore_index=True)
+        frame[name] = ids
+    if not len(frame):
         return frame, 0
-    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-    runs = ids[np.concatenate([[0], change])]
+    codes = frame[name].cat.codes.to_numpy()
+    change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    runs = np.asarray(frame[name].cat.categories.astype(str))[
+        codes[np.concatenate([[0], change])]]
     if len(set(runs)) != len(runs) or stream.done.intersection(runs):
         raise NotGrouped("the rows of a series are not together in the file")
     cut = change[-1] if len(change) else 0
     stream.held = frame.iloc[cut:]
     stream.done.update(runs[:-1])
     return frame.iloc[:cut], len(runs) - 1
+
+
+def _categorical(column: pd.Series) -> pd.Series:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column
+    return column.astype(str).astype("category")
 
 
 def read_all(path: Path, columns: Columns, chunk_rows: int = 1_000_000) -> pd.DataFrame:

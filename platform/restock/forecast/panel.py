@@ -131,17 +131,17 @@ def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
     raw_dates = _dates(history[date_col])
     quantity = _quantities(history[value_col])
     period = _period_start(raw_dates, freq)
-    codes, uniques = pd.factorize(history[id_col], sort=True)
-    ids = np.asarray(uniques).astype(str)
+    codes, ids = _item_codes(history[id_col])
     if len(history) == 0:
         return Panel(ids=ids, dates=pd.DatetimeIndex([]), values=np.zeros((0, 0)), freq=freq,
                      notes=_notes(np.zeros(0), raw_dates, period, quantity, freq, None, None))
-    first = period.min() if start is None else min(period.min(), pd.Timestamp(start))
-    last = period.max() if end is None else max(period.max(), pd.Timestamp(end))
+    first, last = pd.Timestamp(period.min()), pd.Timestamp(period.max())
+    first = first if start is None else min(first, pd.Timestamp(start))
+    last = last if end is None else max(last, pd.Timestamp(end))
     grid = pd.period_range(first, last, freq=_FREQ_OFFSETS[freq][0]).start_time
-    cell = codes * len(grid) + grid.get_indexer(period)
+    cell = codes * len(grid) + _grid_index(period, grid[0], freq)
     size = len(ids) * len(grid)
-    clean = np.clip(np.nan_to_num(quantity, nan=0.0), 0.0, None)
+    clean = np.fmax(quantity, 0.0)                    # NaN and negative → 0
     values = np.bincount(cell, weights=clean, minlength=size).reshape(len(ids), len(grid))
     rows_in = np.bincount(cell, minlength=size).reshape(len(ids), len(grid))
     starts = (rows_in > 0).argmax(axis=1)
@@ -150,28 +150,71 @@ def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
     return Panel(ids=ids, dates=pd.DatetimeIndex(grid), values=values, freq=freq, notes=notes)
 
 
-def _period_start(dates: pd.Series, freq: str) -> pd.Series:
-    if freq == "D":
-        return dates.dt.normalize()
-    return dates.dt.to_period(_FREQ_OFFSETS[freq][0]).dt.start_time
+def _item_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(code per row, ids in sorted order); a missing id is a DataError naming the row."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        names = np.asarray(column.cat.categories.astype(str))
+        raw = column.cat.codes.to_numpy()
+    else:
+        raw, names = pd.factorize(column)
+        names = np.asarray(names).astype(str)
+    if (raw < 0).any():
+        where = int(np.flatnonzero(raw < 0)[0])
+        raise DataError("the item id is missing", record=f"row {where + 1}")
+    used = np.unique(raw)
+    order = np.argsort(names[used], kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[used[order]] = np.arange(len(used))
+    return rank[raw], names[used[order]]
 
 
-def _dates(column: pd.Series) -> pd.Series:
-    parsed = pd.to_datetime(column, errors="coerce")
-    bad = parsed.isna()
-    if bad.any():   # the format was inferred from the first rows; parse the odd ones alone
-        parsed = parsed.astype("datetime64[ns]")
-        parsed[bad] = pd.to_datetime(column[bad], errors="coerce", format="mixed")
-        bad = parsed.isna()
+def _grid_index(period: np.ndarray, first: pd.Timestamp, freq: str) -> np.ndarray:
+    """Column of each period start on a grid beginning at ``first`` (arithmetic, no lookup)."""
+    if freq == "M":
+        months = period.astype("datetime64[M]").astype(np.int64)
+        return months - np.datetime64(first, "M").astype(np.int64)
+    days = period.astype("datetime64[D]").astype(np.int64) - \
+        np.datetime64(first, "D").astype(np.int64)
+    return days // (7 if freq == "W" else 1)
+
+
+def _period_start(dates: np.ndarray, freq: str) -> np.ndarray:
+    """Each date's period start (day; Monday of its week; first of its month) as datetime64[D]."""
+    days = dates.astype("datetime64[D]")
+    if freq == "M":
+        return days.astype("datetime64[M]").astype("datetime64[D]")
+    if freq == "W":   # 1970-01-01 was a Thursday: shift so that Monday is 0
+        number = days.astype(np.int64)
+        return (number - (number + 3) % 7).astype("datetime64[D]")
+    return days
+
+
+def _dates(column: pd.Series) -> np.ndarray:
+    """datetime64[ns] per row; an unreadable date is a DataError naming the row."""
+    if pd.api.types.is_datetime64_any_dtype(column) and \
+            getattr(column.dt, "tz", None) is None:
+        parsed = column.to_numpy(dtype="datetime64[ns]")
+        bad = np.isnat(parsed)
+    else:
+        series = pd.to_datetime(column, errors="coerce")
+        bad = series.isna().to_numpy()
+        if bad.any():   # the format was inferred from the first rows; parse the odd ones alone
+            series = series.astype("datetime64[ns]")
+            series[bad] = pd.to_datetime(column[bad], errors="coerce", format="mixed")
+            bad = series.isna().to_numpy()
+        if getattr(series.dt, "tz", None) is not None:
+            series = series.dt.tz_localize(None)
+        parsed = series.to_numpy(dtype="datetime64[ns]")
     if bad.any():
-        where = int(np.flatnonzero(bad.to_numpy())[0])
+        where = int(np.flatnonzero(bad)[0])
         raise DataError(f"date {column.iloc[where]!r} is not a date", record=f"row {where + 1}")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_localize(None)
     return parsed
 
 
 def _quantities(column: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.to_numpy(dtype=float, na_value=np.nan)
+        return np.where(np.isfinite(values), values, np.nan)
     numbers = pd.to_numeric(column, errors="coerce")
     bad = numbers.isna() & column.notna()
     if bad.any():   # blank text is a missing quantity; anything else is not a number
@@ -184,37 +227,42 @@ def _quantities(column: pd.Series) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def _notes(codes: np.ndarray, dates: pd.Series, period: pd.Series, quantity: np.ndarray,
+def _notes(codes: np.ndarray, dates: np.ndarray, period: np.ndarray, quantity: np.ndarray,
            freq: str, rows_in: np.ndarray | None, grid: pd.DatetimeIndex | None) -> dict:
-    merged = int((rows_in - 1).clip(min=0).sum()) if rows_in is not None else 0
+    merged = len(dates) - int(np.count_nonzero(rows_in)) if rows_in is not None else 0
     notes = {
         "rows": int(len(dates)),
         "missing_quantities": int(np.isnan(quantity).sum()),
         "negative_quantities": int((quantity < 0).sum()),
         "duplicate_dates": _duplicates(codes, dates) if merged else 0,
         "rows_merged_into_a_period": merged,
-        "dates_moved_to_period_start": int((dates != period).sum()),
+        "dates_moved_to_period_start": int((dates != period.astype(dates.dtype)).sum()),
     }
-    if rows_in is not None:
-        hint = _frequency_hint(grid[(rows_in > 0).any(axis=0)], freq, dates)
+    if rows_in is not None and len(dates):
+        days = period.astype(np.int64) if freq == "D" else \
+            dates.astype("datetime64[D]").astype(np.int64)
+        used = np.flatnonzero(np.bincount(days - days.min())) + days.min()
+        hint = _frequency_hint(used.astype("datetime64[D]"), freq, dates)
         if hint:
             notes["frequency_warning"] = hint
     return notes
 
 
-def _duplicates(codes: np.ndarray, dates: pd.Series) -> int:
-    keys = pd.DataFrame({"c": codes, "d": dates.to_numpy()})
+def _duplicates(codes: np.ndarray, dates: np.ndarray) -> int:
+    keys = pd.DataFrame({"c": codes, "d": dates})
     return int(keys.duplicated().sum())
 
 
-def _frequency_hint(used: pd.DatetimeIndex, freq: str, dates: pd.Series) -> str | None:
-    """A warning when the dates look coarser than ``freq`` (monthly data read as daily...)."""
-    if len(used) < 3 or freq == "M":
+def _frequency_hint(days: np.ndarray, freq: str, dates: np.ndarray) -> str | None:
+    """A warning when the dates (``days``: the distinct days used) look coarser than ``freq``."""
+    if len(days) < 3 or freq == "M":
         return None
-    if (dates.dt.day == 1).all():
+    if (days == days.astype("datetime64[M]").astype(days.dtype)).all():
         return f"every date is a month start: monthly data read with freq {freq}? (use M)"
-    if freq == "D" and used.day_of_week.nunique() == 1:
-        return "every date is the same weekday: weekly data read with freq D? (use W)"
+    if freq == "D":
+        weekday = (days.astype(np.int64) + 3) % 7
+        if (weekday == weekday[0]).all():
+            return "every date is the same weekday: weekly data read with freq D? (use W)"
     return None
 
 

@@ -62,8 +62,9 @@ def test_every_format_gives_the_same_forecast(tmp_path: Path, suffix: str) -> No
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(reference))
 
 
-def test_streaming_in_small_groups_matches_reading_whole(tmp_path: Path) -> None:
-    path = _write(_history(series=9), tmp_path / "h.csv")
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_streaming_in_small_groups_matches_reading_whole(tmp_path: Path, suffix: str) -> None:
+    path = _write(_history(series=9), tmp_path / f"h{suffix}")
     whole, streamed = tmp_path / "whole.csv", tmp_path / "streamed.csv"
     forecast_file(path, whole, Options(horizon=7, max_series=10_000))
     summary = forecast_file(path, streamed, Options(horizon=7, max_series=2, chunk_rows=37))
@@ -71,9 +72,10 @@ def test_streaming_in_small_groups_matches_reading_whole(tmp_path: Path) -> None
     pd.testing.assert_frame_equal(pd.read_csv(streamed), pd.read_csv(whole))
 
 
-def test_rows_out_of_order_fall_back_to_reading_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_rows_out_of_order_fall_back_to_reading_whole(tmp_path: Path, suffix: str) -> None:
     history = _history(series=5).sample(frac=1.0, random_state=1)
-    path = _write(history, tmp_path / "shuffled.csv")
+    path = _write(history, tmp_path / f"shuffled{suffix}")
     with pytest.raises(NotGrouped):
         list(groups(path, Columns(), max_series=2, chunk_rows=50))
     summary = forecast_file(path, tmp_path / "f.csv", Options(horizon=3, chunk_rows=50))
