@@ -142,7 +142,7 @@ def _forecast(config: OrgConfig, history: pd.DataFrame, items: pd.DataFrame,
     """Forecast every SKU's consumption; returns per-SKU arrays keyed by name."""
     freq = config.forecast.freq
     tidy = history.groupby(["sku", "date"], as_index=False)["quantity"].sum()
-    if tidy.empty:
+    if tidy.empty or items.empty:    # nothing plannable (every SKU blocked): no horizon either
         return {"ids": np.array([], dtype=str)}
     panel = to_panel(tidy, freq=freq, id_col="sku", end=pd.Timestamp(as_of - timedelta(days=1)))
     horizon_days = (items["lead_time_days"] + items["review_period_days"]).max()
