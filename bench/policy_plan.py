@@ -2,8 +2,9 @@
 
 Synthetic catalogue: a mix of fast and slow movers (a fifth under 20 units per protection
 interval, planned in whole units), two suppliers per SKU plus a price break on a third of them,
-packs, MOQs, a max bid and a budget that cuts. Target: <= 5 s. The arithmetic and building the
-order lines are timed apart.
+packs, MOQs, a max bid that rules out every offer of about a tenth of the SKUs, 2% of SKUs
+without any offer, and a budget that cuts a fifth of the spend. Target: <= 5 s. The plan is
+also timed without building the OrderLine objects (skipped lines and holds still built).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def catalogue(n: int, seed: int = 7, cover_days: tuple[float, float] = (0, 40)
                           lead_time_days=first["lead_time_days"] + 14)
     cut = first.iloc[: n // 3].assign(unit_price=first["unit_price"].iloc[: n // 3] * 0.85,
                                       min_qty=500.0)
-    return items, pd.concat([first, second, cut], ignore_index=True)
+    offers = pd.concat([first, second, cut], ignore_index=True)
+    return items, offers[~offers["sku"].isin(skus[::50])]   # 2% of SKUs have no offer
 
 
 def _best(fn, repeat: int = 2):
@@ -62,7 +64,7 @@ def timed_plan(items: pd.DataFrame, offers: pd.DataFrame, budget: float | None) 
     from restock.policy import plan
 
     plan_module = importlib.import_module("restock.policy.plan")
-    policy = Policy(review_period_days=7, max_bid={"default": 45}, budget=budget,
+    policy = Policy(review_period_days=7, max_bid={"default": 40}, budget=budget,
                     overrides={"categories": {"b": {"service_measure": "fill_rate"},
                                               "c": {"buffer": {"days_of_cover": 5}}}})
     total, result = _best(lambda: plan(items, offers, policy))
@@ -72,7 +74,7 @@ def timed_plan(items: pd.DataFrame, offers: pd.DataFrame, budget: float | None) 
         arithmetic, _ = _best(lambda: plan(items, offers, policy))
     finally:
         plan_module._order_line = original
-    return {"seconds_total": round(total, 3), "seconds_arithmetic": round(arithmetic, 3),
+    return {"seconds_total": round(total, 3), "seconds_without_order_line_objects": round(arithmetic, 3),
             "seconds_building_lines": round(max(total - arithmetic, 0.0), 3),
             "lines": len(result.lines), "skipped": len(result.skipped),
             "held": len(result.holds), "spend": round(result.spend, 2)}

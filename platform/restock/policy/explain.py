@@ -135,32 +135,31 @@ def budget_cut(row: dict, budget: float | None) -> Reason:
                         "expected_short": row["expected_short"]})
 
 
-def unusable(row: dict, offers_of: pd.DataFrame) -> Reason:
+def unusable(row: dict) -> Reason:
     """Why no offer of this SKU could be used: max bid, or a max quantity below the MOQ."""
-    under = offers_of[offers_of["under_bid"]]
-    if under.empty:
-        cheapest = float(offers_of["unit_price"].min())
+    if not row["any_under_bid"]:
+        cheapest = row["cheapest_price"]
         return Reason(code="max_bid", message=f"every offer is above the max bid of "
                       f"{num(row['max_bid'])} (cheapest {num(cheapest)}); "
                       f"{row['shortfall_risk']:.0%} risk of a stockout",
                       data={"max_bid": row["max_bid"], "cheapest_price": cheapest,
                             "expected_short": row["expected_short"]})
-    least = float(under[["moq_effective", "pack_size"]].max(axis=1).min())
+    least = row["smallest_order"]
     return Reason(code="moq_above_max_quantity", message=f"the maximum order quantity "
                   f"{num(row['max_quantity'])} is below the smallest order an offer allows "
                   f"({num(least)})", data={"max_quantity": row["max_quantity"],
                                            "smallest_order": least})
 
 
-def no_offer(row: dict, offers: pd.DataFrame) -> Reason:
-    """A need with no usable offer at all: none, all set aside as invalid, or another currency."""
-    own = offers[offers["sku"] == row["sku"]]
-    if own.empty:
+def no_offer(row: dict) -> Reason:
+    """A need with no usable offer at all: none, all set aside as invalid, or another currency
+    (``row`` carries the SKU's ``offers`` count and its valid offers' ``currencies``)."""
+    if not row["offers"]:
         return Reason(code="no_offer", message="no supplier offer for this SKU", data={})
-    if not own["valid"].any():
+    if not row["currencies"]:
         return Reason(code="invalid_offer", message="every offer for this SKU was set aside as "
-                      "invalid (see the plan's problems)", data={"offers": len(own)})
-    codes = sorted(set(own.loc[own["valid"], "currency"]))
+                      "invalid (see the plan's problems)", data={"offers": row["offers"]})
+    codes = row["currencies"]
     return Reason(code="currency", message=f"offers only in {', '.join(codes)}, not the org's "
                   f"currency", data={"currencies": codes})
 

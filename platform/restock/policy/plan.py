@@ -178,17 +178,32 @@ def _unusable_needs(items, settings, offers, rows, chosen) -> list[SkippedLine]:
     skipped = [_invalid_item(row) for row in items[~items["valid"]].to_dict("records")]
     missing = rows[~_member(rows["sku"], chosen["sku"])]
     fallback = _choose(missing, np.ones(len(missing), dtype=bool))
-    for row in fallback[fallback["need"] > 0].to_dict("records"):
-        offers_of = missing[missing["sku"] == row["sku"]]
-        skipped.append(_skipped(row, [explain.unusable(row, offers_of)]))
+    fallback = fallback[fallback["need"] > 0].merge(_offer_summary(missing), on="sku")
+    skipped += [_skipped(row, [explain.unusable(row)]) for row in records(fallback)]
     bare = items["valid"] & ~_member(items["sku"], rows["sku"])
     if bare.any():
         frame = pd.concat([items[list(_ITEM_FIELDS)], settings], axis=1)[bare]
         frame = _with_levels(frame, frame["default_lead_days"].to_numpy())
-        for row in frame[frame["need"] > 0].to_dict("records"):
-            row.update(lead=row["default_lead_days"], supplier=None, quantity=row["need"])
-            skipped.append(_skipped(row, [explain.no_offer(row, offers)]))
+        needs = frame[frame["need"] > 0]
+        found = offers[_member(offers["sku"], needs["sku"])]
+        valid = found[found["valid"]]
+        counts = found.groupby("sku").size().to_dict()
+        currencies = valid.groupby("sku")["currency"].agg(lambda c: sorted(set(c))).to_dict()
+        for row in records(needs):
+            row.update(lead=row["default_lead_days"], supplier=None, quantity=row["need"],
+                       offers=counts.get(row["sku"], 0), currencies=currencies.get(row["sku"]))
+            skipped.append(_skipped(row, [explain.no_offer(row)]))
     return skipped
+
+
+def _offer_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per SKU: whether any offer is under the max bid, the cheapest price, the smallest order."""
+    smallest = rows[["moq_effective", "pack_size"]].max(axis=1).where(rows["under_bid"])
+    return pd.DataFrame({"sku": rows["sku"], "any_under_bid": rows["under_bid"],
+                         "cheapest_price": rows["unit_price"], "smallest_order": smallest}
+                        ).groupby("sku", as_index=False).agg(
+        any_under_bid=("any_under_bid", "any"), cheapest_price=("cheapest_price", "min"),
+        smallest_order=("smallest_order", "min"))
 
 
 def _member(values: pd.Series, pool: pd.Series) -> np.ndarray:
