@@ -57,7 +57,7 @@ def _best(fn, repeat: int = 2):
 
 
 def timed_plan(items: pd.DataFrame, offers: pd.DataFrame, budget: float | None) -> dict:
-    """Seconds for the whole plan and for its arithmetic alone (no line objects built)."""
+    """CPU seconds for the whole plan and for the plan without its OrderLine objects."""
     import importlib
 
     from restock.config import Policy
@@ -74,7 +74,8 @@ def timed_plan(items: pd.DataFrame, offers: pd.DataFrame, budget: float | None) 
         arithmetic, _ = _best(lambda: plan(items, offers, policy))
     finally:
         plan_module._order_line = original
-    return {"seconds_total": round(total, 3), "seconds_without_order_line_objects": round(arithmetic, 3),
+    return {"seconds_total": round(total, 3),
+            "seconds_without_order_line_objects": round(arithmetic, 3),
             "seconds_building_lines": round(max(total - arithmetic, 0.0), 3),
             "lines": len(result.lines), "skipped": len(result.skipped),
             "held": len(result.holds), "spend": round(result.spend, 2)}
