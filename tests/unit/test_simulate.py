@@ -221,7 +221,7 @@ def test_horizon_spread_learns_the_error_of_closed_windows_only():
 def test_items_first_seen_in_the_window_are_reported_apart():
     demand = {"A": [10.0] * 40, "B": [0.0] * 30 + [5.0] * 10}
     settings = pd.concat([items(), items(item_id="B")], ignore_index=True)
-    result = simulate(history(demand), settings, sba_normal_policy(0.9), periods=15)
+    result = simulate(history(demand), settings, min_max_policy(0.0), periods=15)
     totals = result.totals
     assert (totals["established_items"], totals["new_items_with_demand"]) == (1, 1)
     assert totals["established_fill_rate"] == 1.0 > totals["fill_rate"]
