@@ -11,9 +11,14 @@ harmless downstream.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from restock.connectors import OrderSink
 from restock.errors import CredentialsRejected, LedgerConflict, RestockError, Retriable
@@ -36,9 +41,13 @@ class SubmitReport:
 
 
 def reconcile(ledger: Ledger, sink: OrderSink, org: str) -> SubmitReport:
-    """Resolve every ``submitting`` order of ``org`` by asking the sink whether it has it."""
+    """Resolve every ``submitting`` order of ``org`` left by a sender that is gone, by asking
+    the sink whether it has it. An order whose sender is still at it is left alone: its request
+    may not have reached the sink yet, and "not there" would send it twice."""
     report = SubmitReport()
     for entry in ledger.list(org, [S.SUBMITTING]):
+        if _in_flight(entry):
+            continue
         try:
             found = sink.lookup(entry.key)
         except Exception as err:  # noqa: BLE001 - whatever the sink's trouble, the answer is unknown
@@ -86,12 +95,18 @@ def submit_approved(ledger: Ledger, sink: OrderSink, org: str, now: datetime,
 
 def submit_one(ledger: Ledger, sink: OrderSink, entry: LedgerEntry) -> LedgerEntry:
     """Send one approved order and record the outcome; returns the entry as it now stands."""
+    with _sending(entry.order_id):
+        try:
+            sending = ledger.transition(entry.order_id, S.SUBMITTING, expect=S.APPROVED,
+                                        detail=_sender())
+        except LedgerConflict:
+            return ledger.get(entry.order_id)    # another process is on it
+        return _send(ledger, sink, sending)
+
+
+def _send(ledger: Ledger, sink: OrderSink, entry: LedgerEntry) -> LedgerEntry:
     try:
-        sending = ledger.transition(entry.order_id, S.SUBMITTING, expect=S.APPROVED)
-    except LedgerConflict:
-        return ledger.get(entry.order_id)    # another process is on it
-    try:
-        result = sink.submit(sending.order, sending.key)
+        result = sink.submit(entry.order, entry.key)
     except CredentialsRejected as err:
         return ledger.transition(entry.order_id, S.APPROVED, detail=str(err),
                                  comment=f"not sent: {err}")
@@ -111,6 +126,59 @@ def submit_one(ledger: Ledger, sink: OrderSink, entry: LedgerEntry) -> LedgerEnt
              duplicate=result.duplicate, external_id=result.external_id)
     return ledger.transition(entry.order_id, S.SUBMITTED, external_id=result.external_id,
                              detail=result.detail or None)
+
+
+# -- who is sending what: an order being sent is never taken for one a crash left behind
+
+SENDER_GRACE = timedelta(minutes=15)   # longer than one submit may take, retries included
+_SENDER = re.compile(r"^being sent by (?P<host>\S+) pid (?P<pid>\d+)$")
+_in_progress: set[str] = set()
+_in_progress_lock = threading.Lock()
+
+
+def _sender() -> str:
+    return f"being sent by {socket.gethostname()} pid {os.getpid()}"
+
+
+@contextmanager
+def _sending(order_id: str) -> Iterator[None]:
+    with _in_progress_lock:
+        _in_progress.add(order_id)
+    try:
+        yield
+    finally:
+        with _in_progress_lock:
+            _in_progress.discard(order_id)
+
+
+def _in_flight(entry: LedgerEntry) -> bool:
+    """Whether the sender named on a ``submitting`` order may still be sending it.
+
+    This process: only if one of its threads is. Another process on this host: while it lives
+    (and within the grace period, in case its pid was reused). Another host: within the grace
+    period. An order without a sender (written by an older version) is resolved at once.
+    """
+    match = _SENDER.match(entry.detail or "")
+    if match is None:
+        return False
+    recent = datetime.now(timezone.utc) - entry.updated_at < SENDER_GRACE
+    pid = int(match["pid"])
+    if match["host"] != socket.gethostname():
+        return recent
+    if pid == os.getpid():
+        with _in_progress_lock:
+            return entry.order_id in _in_progress
+    return recent and _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True                      # someone else's process: it exists
+    return True
 
 
 def expected_arrival(entry: LedgerEntry) -> datetime:

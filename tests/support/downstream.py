@@ -4,7 +4,8 @@
 so a test can tell "restock sent this key twice" from "the receiver created it twice".
 ``FaultProxy`` sits between restock and any loopback HTTP server and, per request, passes it on,
 answers 500/429 itself, resets the connection (before or after the server acted), stalls past the
-client's read timeout (before or after the server acted) or answers slowly.
+client's read timeout (before or after the server acted), or is slow (before the request reaches
+the server, or in answering).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.routing import Route
 
 # What the proxy may do with one request (see FaultProxy).
 FAULTS = ("pass", "500", "503", "429", "500_after", "reset_before", "reset_after",
-          "timeout_before", "timeout_after", "slow")
+          "timeout_before", "timeout_after", "slow", "slow_before")
 
 
 @dataclass
@@ -151,6 +152,8 @@ class FaultProxy:
         if fault == "timeout_before":
             time.sleep(self.stall)
             return conn.close()
+        if fault == "slow_before":          # the request is on its way, the server has nothing
+            time.sleep(self.slow)
         answer = self._forward(head, body)
         if fault == "reset_after":
             return _reset(conn)
