@@ -1,0 +1,198 @@
+"""statsmodels' ETS, Theta and ARIMA where they earn their cost, in parallel, under a time budget.
+
+The fast families choose first (restock.forecast.select). Then, while the budget lasts, the
+series that can pay back a slow fit — regular (smooth or erratic) demand with a long history,
+and any marked ``high_value``, highest first — are sent to worker processes. Each worker fits
+the three models as of the most recent SLOW_ORIGINS of the backtest origins the fast path used
+and at the end of the data, and scores them the same way (same scales), against the fast
+choice's score over all its origins. A series keeps a statsmodels
+model only when its backtest score beats the fast choice. Whatever is not finished when the
+budget runs out keeps its fast forecast; ``info["statsmodels"]`` says how far it got.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+import numpy as np
+
+from restock.forecast.select import MIN_TRAIN, ORIGINS, Backtest, scales
+
+MODELS = ("ETS", "Theta", "ARIMA")
+MIN_LENGTH = 60               # observed periods before a slow model is worth trying
+SLOW_ORIGINS = 3              # the most recent backtest origins only: each is a fit per model
+
+
+def improve_with_statsmodels(result, panel, plan: Backtest, season: int, budget: float, *,
+                             criterion: str = "auto", high_value: np.ndarray | None = None,
+                             workers: int | None = None) -> None:
+    """Let ETS / Theta / ARIMA replace the fast choice where they backtest better (in place)."""
+    started = time.monotonic()
+    deadline = started + budget
+    rows = _eligible(result, panel, season, high_value)
+    report = {"budget_seconds": budget, "eligible": int(len(rows)), "fitted": 0, "replaced": 0}
+    result.info["statsmodels"] = report
+    if not len(rows):
+        return
+    from restock.forecast import fast
+
+    result.model = result.model.astype(object)    # room for the longer names
+    y, start = fast.backfill(panel.values[rows])
+    scale1, scale2 = scales(y, start)
+    jobs = iter(range(len(rows)))
+    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    pool = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_quiet)
+    running: dict[Future, int] = {}
+    try:
+        while True:
+            while len(running) < 2 * workers and time.monotonic() < deadline:
+                i = next(jobs, None)
+                if i is None:
+                    break
+                series = y[i, start[i]:]
+                ends = [e - start[i] for e in plan.ends[:SLOW_ORIGINS]]
+                running[pool.submit(fit_series, series, ends, plan.horizon,
+                                    result.point.shape[1], season)] = i
+            if not running:
+                break
+            done, _ = wait(running, timeout=max(deadline - time.monotonic(), 0.0),
+                           return_when=FIRST_COMPLETED)
+            if not done:
+                break
+            for future in done:
+                i = running.pop(future)
+                try:
+                    fitted = future.result()
+                except Exception as err:  # noqa: BLE001 - a lost worker ends the slow pass only
+                    report["error"] = f"{err.__class__.__name__}: {err}".splitlines()[0]
+                    running.clear()
+                    break
+                report["fitted"] += 1
+                if _adopt(result, rows[i], fitted, scale1[i], scale2[i], criterion):
+                    report["replaced"] += 1
+            if "error" in report:
+                break
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        result.model = result.model.astype(str)
+    report["seconds"] = round(time.monotonic() - started, 2)
+
+
+def _quiet() -> None:
+    # statsmodels re-enables some of its warnings inside fit(); a worker has no one to tell.
+    warnings.simplefilter("ignore")
+    warnings.showwarning = lambda *args, **kwargs: None
+
+
+def _context():
+    # fork where there is one: spawn would re-run an unguarded __main__ script in each worker;
+    # the workers only fit models, so they never touch what other threads hold.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def _eligible(result, panel, season: int, high_value: np.ndarray | None) -> np.ndarray:
+    observed = (~np.isnan(panel.values)).sum(axis=1)
+    regular = np.isin(result.demand_class, ("smooth", "erratic"))
+    long_enough = observed >= max(MIN_LENGTH, 3 * season)
+    wanted = (regular & long_enough)
+    priority = np.nan_to_num(np.nanmean(panel.values, axis=1)) if panel.values.size else \
+        np.zeros(len(observed))
+    if high_value is not None:
+        marked = np.asarray(high_value, dtype=float)
+        wanted |= (marked > 0) & (observed >= MIN_LENGTH)
+        priority = priority + marked * (priority.max() + 1.0)
+    rows = np.flatnonzero(wanted)
+    return rows[np.argsort(-priority[rows], kind="stable")]
+
+
+def _adopt(result, row: int, fitted: dict, scale1: float, scale2: float,
+           criterion: str) -> bool:
+    best, best_score = None, _score(result.mase[row], result.rmsse[row], criterion)
+    for name, out in fitted.items():
+        score = _score(out["mae"] / scale1, np.sqrt(out["mse"] / scale2), criterion)
+        if np.isfinite(score) and (not np.isfinite(best_score) or score < best_score):
+            best, best_score = name, score
+    if best is None:
+        return False
+    out = fitted[best]
+    result.point[row] = np.maximum(out["point"], 0.0)
+    result.model[row] = best
+    result.params[row] = out["params"]
+    result.mase[row], result.rmsse[row] = out["mae"] / scale1, np.sqrt(out["mse"] / scale2)
+    result.sigma[row] = np.sqrt(out["mse"])
+    share = min(out["origins"] / ORIGINS, 1.0)
+    result.confidence[row] = share / (1.0 + result.rmsse[row])
+    return True
+
+
+def _score(mase: float, rmsse: float, criterion: str) -> float:
+    if criterion == "mase":
+        return float(mase)
+    if criterion in ("rmsse", "auto"):      # slow models only compete on regular demand
+        return float(rmsse)
+    return float(mase + rmsse)
+
+
+def fit_series(series: np.ndarray, ends: list[int], h_bt: int, horizon: int,
+               season: int) -> dict:
+    """In a worker: each model's backtest errors at ``ends`` and its forecast at the end."""
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in MODELS:
+            try:
+                out[name] = _one_model(name, series, ends, h_bt, horizon, season)
+            except Exception:  # noqa: BLE001 - a model that fails to fit just does not compete
+                continue
+    return out
+
+
+def _one_model(name: str, series: np.ndarray, ends: list[int], h_bt: int, horizon: int,
+               season: int) -> dict:
+    abs_sum = sq_sum = 0.0
+    origins = 0
+    for end in ends:
+        if end < max(MIN_TRAIN, 2 * season + 2):
+            continue
+        path, _ = _fit(name, series[:end], h_bt, season)
+        err = np.maximum(path, 0.0) - series[end:end + h_bt]
+        abs_sum, sq_sum, origins = abs_sum + np.abs(err).mean(), sq_sum + (err ** 2).mean(), \
+            origins + 1
+    point, params = _fit(name, series, horizon, season)
+    if not origins:
+        raise ValueError("no backtest origin")
+    return {"point": point, "params": params, "mae": abs_sum / origins,
+            "mse": sq_sum / origins, "origins": origins}
+
+
+def _fit(name: str, y: np.ndarray, horizon: int, season: int) -> tuple[np.ndarray, dict]:
+    seasonal = season > 1 and len(y) >= 2 * season + 2
+    if name == "ETS":
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        fitted = ExponentialSmoothing(y, trend="add", damped_trend=True,
+                                      seasonal="add" if seasonal else None,
+                                      seasonal_periods=season if seasonal else None,
+                                      initialization_method="estimated").fit()
+        params = {k: float(fitted.params[k]) for k in
+                  ("smoothing_level", "smoothing_trend", "damping_trend",
+                   "smoothing_seasonal") if fitted.params.get(k) is not None}
+        return np.asarray(fitted.forecast(horizon)), {"trend": "damped",
+                                                       "seasonal": bool(seasonal), **params}
+    if name == "Theta":
+        from statsmodels.tsa.forecasting.theta import ThetaModel
+
+        fitted = ThetaModel(y, period=season if seasonal else 1,
+                            deseasonalize=seasonal).fit()
+        return np.asarray(fitted.forecast(horizon)), {"theta": 2.0, "seasonal": bool(seasonal)}
+    from statsmodels.tsa.arima.model import ARIMA
+
+    fitted = ARIMA(y, order=(1, 1, 1)).fit()
+    return np.asarray(fitted.forecast(horizon)), {
+        "order": [1, 1, 1], **{str(k): float(v) for k, v in zip(fitted.param_names,
+                                                                fitted.params, strict=True)}}
