@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -223,13 +224,13 @@ def _report(orgs: int, minutes: float, every: int, work_ms: float, url: str, par
     return result
 
 
-def _save(path: Path, result: dict[str, Any]) -> None:
-    """One entry per store kind (sqlite, postgresql); a new run replaces its kind's entry."""
+def _save(path: Path, result: dict[str, Any], key: str | None) -> None:
+    """One entry per store kind (sqlite, postgresql) or ``--key``; a new run replaces its entry."""
     try:
         kept = json.loads(path.read_text())
     except (OSError, ValueError):
         kept = {}
-    kept[result["store"]] = result
+    kept[key or result["store"]] = result
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
 
@@ -247,10 +248,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--state-url", default=None, help="default: a SQLite file in a temp dir")
     parser.add_argument("--sample-seconds", type=float, default=5.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--key", default=None, help="entry name in --out (default: the store)")
     args = parser.parse_args(argv or [])
     result = soak(args.orgs, args.minutes, args.every, args.work_ms, args.state_url,
                   args.parallel, args.sample_seconds)
-    _save(args.out, result)
+    result["machine_load_average"] = [round(x, 2) for x in os.getloadavg()]
+    _save(args.out, result, args.key)
     summary = {k: v for k, v in result.items() if k != "samples"}
     print(json.dumps(summary, indent=2))
     return result
