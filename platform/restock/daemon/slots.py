@@ -11,6 +11,7 @@ idempotency keys make that re-run safe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from collections.abc import Iterator
@@ -76,6 +77,9 @@ class SlotLedger:
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self._local_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        # SQLite has one writer at a time and makes the others sleep and retry; taking turns in
+        # the process first keeps the daemon's own threads out of that back-off.
+        self._writing = contextlib.nullcontext() if self.is_postgres else threading.Lock()
         try:
             migrate(self.engine)
         except OperationalError as err:
@@ -130,7 +134,7 @@ class SlotLedger:
         """Own (org, slot) or learn that another replica does (None). Call under org_lock."""
         now = datetime.now(UTC)
         try:
-            with self.engine.begin() as conn:
+            with self._writing, self.engine.begin() as conn:
                 conn.execute(slot_claims.insert().values(
                     org=org, slot=slot, kind=kind, replica=self.replica, status=RUNNING,
                     claimed_at=now))
@@ -150,7 +154,7 @@ class SlotLedger:
         # the caller holds that lock now, so an unfinished claim has no live owner.
         if not self.is_postgres:
             return None
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             owner = conn.execute(sa.select(slot_claims.c.replica).where(
                 slot_claims.c.org == org, slot_claims.c.slot == slot,
                 slot_claims.c.status.in_(_UNFINISHED))).scalar()
@@ -169,7 +173,7 @@ class SlotLedger:
         values = {"status": status, "run_id": run_id, "finished_at": datetime.now(UTC)}
         if detail is not None:
             values["detail"] = detail
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             conn.execute(slot_claims.update().where(
                 slot_claims.c.org == claim.org, slot_claims.c.slot == claim.slot,
                 slot_claims.c.replica == claim.replica).values(**values))
@@ -218,8 +222,19 @@ def _engine(url: str, pool_size: int) -> sa.Engine:
         raise ConfigError(f"not a database URL: {url!r}", field="state_url") from None
     if url.startswith("sqlite"):
         _ensure_sqlite_folder(url)
-        return sa.create_engine(url, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
     return sa.create_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers (status, readiness) work beside a writer; in WAL mode NORMAL sync keeps
+    # the file consistent on a crash and only an OS crash may lose the last claims.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _ensure_sqlite_folder(url: str) -> None:
