@@ -46,7 +46,7 @@ def reconcile(ledger: Ledger, sink: OrderSink, org: str) -> SubmitReport:
     may not have reached the sink yet, and "not there" would send it twice."""
     report = SubmitReport()
     for entry in ledger.list(org, [S.SUBMITTING]):
-        if _in_flight(entry):
+        if _in_flight(ledger, entry):
             continue
         try:
             found = sink.lookup(entry.key)
@@ -98,7 +98,7 @@ def submit_one(ledger: Ledger, sink: OrderSink, entry: LedgerEntry) -> LedgerEnt
     with _sending(entry.order_id):
         try:
             sending = ledger.transition(entry.order_id, S.SUBMITTING, expect=S.APPROVED,
-                                        detail=_sender())
+                                        comment=_sender())
         except LedgerConflict:
             return ledger.get(entry.order_id)    # another process is on it
         return _send(ledger, sink, sending)
@@ -151,17 +151,19 @@ def _sending(order_id: str) -> Iterator[None]:
             _in_progress.discard(order_id)
 
 
-def _in_flight(entry: LedgerEntry) -> bool:
-    """Whether the sender named on a ``submitting`` order may still be sending it.
+def _in_flight(ledger: Ledger, entry: LedgerEntry) -> bool:
+    """Whether the sender named in the audit trail of a ``submitting`` order may still be
+    sending it.
 
     This process: only if one of its threads is. Another process on this host: while it lives
     (and within the grace period, in case its pid was reused). Another host: within the grace
     period. An order without a sender (written by an older version) is resolved at once.
     """
-    match = _SENDER.match(entry.detail or "")
+    moves = [e for e in ledger.events(entry.order_id) if e.to_status == S.SUBMITTING]
+    match = _SENDER.match(moves[-1].comment or "") if moves else None
     if match is None:
         return False
-    recent = datetime.now(timezone.utc) - entry.updated_at < SENDER_GRACE
+    recent = datetime.now(timezone.utc) - moves[-1].at < SENDER_GRACE
     pid = int(match["pid"])
     if match["host"] != socket.gethostname():
         return recent

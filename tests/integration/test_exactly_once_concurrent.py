@@ -5,6 +5,7 @@ Reconciliation resolves ``submitting`` orders by asking the sink, which is right
 whose sender died, and wrong for one whose request has not reached the sink yet: "not there"
 would send it a second time. So an order being sent names its sender (host and process), and
 reconcile leaves it alone while that sender is alive (and, for another host, for a grace period).
+The sender is the comment of the audit event that moved the order to submitting.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 
 from restock.connectors import ConnectorContext
 from restock.store import OrderStatus, open_store
-from restock.store.schema import ledger_orders
+from restock.store.schema import ledger_events
 from restock.submit import reconcile, submit_approved
 from restock_connectors.webhook import WebhookOrderSink
 from tests.support.downstream import CountingReceiver, FaultProxy
@@ -116,10 +117,11 @@ class _Sink:
 
 
 def _sending(store, order, who: str, age: timedelta = timedelta(0)) -> None:
-    store.ledger.transition(order.order_id, S.SUBMITTING, detail=who)
+    store.ledger.transition(order.order_id, S.SUBMITTING, comment=who)
     with store.engine.begin() as conn:
-        conn.execute(ledger_orders.update().where(ledger_orders.c.order_id == order.order_id)
-                     .values(updated_at=datetime.now(timezone.utc) - age))
+        conn.execute(ledger_events.update().where(ledger_events.c.order_id == order.order_id,
+                                                  ledger_events.c.to_status == "submitting")
+                     .values(at=datetime.now(timezone.utc) - age))
 
 
 def test_reconcile_waits_for_a_live_sender_and_resolves_a_dead_ones(state_url):
