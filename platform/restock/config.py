@@ -74,6 +74,9 @@ def resolve_secret(reference: str, base_dir: Path | None = None) -> SecretStr:
         path = Path(reference[5:]).expanduser()
         if not path.is_absolute():
             path = (base_dir or _base_dir.get()) / path
+        if _world_writable(path):
+            raise SecretProblem(f"secret file {path} is world-writable: anyone could put their "
+                                "own secret there (chmod o-w it)")
         try:
             value = path.read_text().strip()
         except OSError as err:
@@ -559,6 +562,18 @@ def _refuse_world_writable(path: Path, shown: str) -> None:
     if mode & stat.S_IWOTH:
         raise ConfigError("refusing a world-writable configuration file (chmod o-w it)",
                           file=shown)
+    folder = path.resolve().parent
+    if _world_writable(folder) and not folder.stat().st_mode & stat.S_ISVTX:
+        # Anyone may replace the file in such a folder, whatever the file's own mode.
+        raise ConfigError(f"refusing a configuration file in a world-writable folder ({folder}; "
+                          "chmod o-w it)", file=shown)
+
+
+def _world_writable(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & stat.S_IWOTH)
+    except OSError:
+        return False
 
 
 def _display_path(path: Path) -> str:
