@@ -121,7 +121,7 @@ def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero | None, plan: 
     else:
         out += _holt(y, ends)
     if season and season > 1:
-        out += _seasonal(y, start, plan, season)
+        out += _seasonal(y, start, plan, season, naive=not sporadic)
     return out
 
 
@@ -153,8 +153,10 @@ def _damped(phi: float) -> Callable[[np.ndarray, int], np.ndarray]:
     return expand
 
 
-def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest,
-              season: int) -> list[Candidate]:
+def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
+              naive: bool = True) -> list[Candidate]:
+    """Season-aware candidates; seasonal naive (one noisy season repeated) only when ``naive``:
+    on sporadic demand it repeats whichever days happened to sell."""
     ends = plan.all_ends
     first = min(plan.ends) if plan.ends else plan.final
     if first < 2 * season:
@@ -167,7 +169,7 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest,
     index = fast.seasonal_index(profile)
     out = [Candidate("SeasonalNaive", {"season": season},
                      np.stack([y[:, end - season:end] for end in ends], axis=1),
-                     _by_position, allowed)]
+                     _by_position, allowed)] if naive else []
     for level_cycles in (c for c in SEASON_LEVEL_CYCLES if c <= cycles):
         level = np.stack([y[:, end - level_cycles * season:end].mean(axis=1) for end in ends],
                          axis=1)
