@@ -88,8 +88,14 @@ def run_restock(panel, actual: np.ndarray, scale: tuple, h: int, criterion: str)
 def run_statsforecast(panel, actual: np.ndarray, scale: tuple, name: str) -> dict:
     try:
         from statsforecast import StatsForecast
-        from statsforecast.models import (ADIDA, TSB, AutoETS, CrostonClassic, CrostonSBA,
-                                          SimpleExponentialSmoothing)
+        from statsforecast.models import (
+            ADIDA,
+            TSB,
+            AutoETS,
+            CrostonClassic,
+            CrostonSBA,
+            SimpleExponentialSmoothing,
+        )
     except ImportError:
         return {"skipped": "statsforecast is not installed (pip install -e '.[bench]')"}
     _, _, h, sf_freq, season = SETS[name]

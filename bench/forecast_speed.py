@@ -94,8 +94,15 @@ def statsforecast_worker(path: str, n: int) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
     from statsforecast import StatsForecast
-    from statsforecast.models import (ADIDA, IMAPA, TSB, CrostonClassic, CrostonSBA,
-                                      SeasonalNaive, SimpleExponentialSmoothing)
+    from statsforecast.models import (
+        ADIDA,
+        IMAPA,
+        TSB,
+        CrostonClassic,
+        CrostonSBA,
+        SeasonalNaive,
+        SimpleExponentialSmoothing,
+    )
 
     ids = [f"s{i:07d}" for i in range(n)]
     table = pq.read_table(path, filters=[("item_id", "<=", ids[-1])])
@@ -115,13 +122,13 @@ def statsforecast_worker(path: str, n: int) -> dict:
 
 def _child(kind: str, path: Path, n: int) -> dict:
     """Run a worker in a fresh process with one thread; add its CPU time and peak RSS."""
-    code = ("import json, resource, sys, time; sys.path.insert(0, %r); "
-            "from bench.forecast_speed import %s_worker as w; t = time.perf_counter(); "
-            "out = w(%r, %d); u = resource.getrusage(resource.RUSAGE_SELF); "
+    root = str(Path(__file__).parents[1])
+    code = (f"import json, resource, sys, time; sys.path.insert(0, {root!r}); "
+            f"from bench.forecast_speed import {kind}_worker as w; t = time.perf_counter(); "
+            f"out = w({str(path)!r}, {n}); u = resource.getrusage(resource.RUSAGE_SELF); "
             "out.update(wall_seconds=round(time.perf_counter() - t, 2), "
             "cpu_seconds=round(u.ru_utime + u.ru_stime, 2), peak_rss_mib=round(u.ru_maxrss "
-            "/ 1024)); print(json.dumps(out))") % (str(Path(__file__).parents[1]), kind,
-                                                  str(path), n)
+            "/ 1024)); print(json.dumps(out))")
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=False)

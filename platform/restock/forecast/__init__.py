@@ -21,7 +21,13 @@ docs/forecasting.md describes the methods and every rule for odd input.
 
 from __future__ import annotations
 
-from restock.forecast.panel import (Panel, PanelForecast, forecast, forecast_frame,
-                                    forecast_panel, to_panel)
+from restock.forecast.panel import (
+    Panel,
+    PanelForecast,
+    forecast,
+    forecast_frame,
+    forecast_panel,
+    to_panel,
+)
 
 __all__ = ["Panel", "PanelForecast", "forecast", "forecast_frame", "forecast_panel", "to_panel"]

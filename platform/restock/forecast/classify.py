@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 ADI_CUT, CV2_CUT = 1.32, 0.49
 MIN_OBSERVATIONS = 3
 HALF_YEAR = {"D": 182, "W": 26, "M": 6}

@@ -178,7 +178,6 @@ def groups(path: Path, columns: Columns, max_series: int = 20_000,
 def _parquet_groups(path: Path, columns: Columns, max_series: int,
                     chunk_rows: int) -> Iterator[pd.DataFrame]:
     """groups() for Parquet, on Arrow batches: one conversion to pandas per group."""
-    import pyarrow as pa
 
     file = _open_parquet(path, columns.names)
     pending: list = []

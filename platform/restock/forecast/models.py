@@ -34,7 +34,7 @@ def improve_with_statsmodels(result, panel, plan: Backtest, season: int, budget:
     started = time.monotonic()
     deadline = started + budget
     rows = _eligible(result, panel, season, high_value)
-    report = {"budget_seconds": budget, "eligible": int(len(rows)), "fitted": 0, "replaced": 0}
+    report = {"budget_seconds": budget, "eligible": len(rows), "fitted": 0, "replaced": 0}
     result.info["statsmodels"] = report
     if not len(rows):
         return
@@ -147,7 +147,7 @@ def fit_series(series: np.ndarray, ends: list[int], h_bt: int, horizon: int,
         for name in MODELS:
             try:
                 out[name] = _one_model(name, series, ends, h_bt, horizon, season)
-            except Exception:  # noqa: BLE001 - a model that fails to fit just does not compete
+            except Exception:  # noqa: BLE001, S112 - a model that fails to fit does not compete
                 continue
     return out
 

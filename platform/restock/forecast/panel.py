@@ -231,7 +231,7 @@ def _notes(codes: np.ndarray, dates: np.ndarray, period: np.ndarray, quantity: n
            freq: str, rows_in: np.ndarray | None, grid: pd.DatetimeIndex | None) -> dict:
     merged = len(dates) - int(np.count_nonzero(rows_in)) if rows_in is not None else 0
     notes = {
-        "rows": int(len(dates)),
+        "rows": len(dates),
         "missing_quantities": int(np.isnan(quantity).sum()),
         "negative_quantities": int((quantity < 0).sum()),
         "duplicate_dates": _duplicates(codes, dates) if merged else 0,

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special
 
-
 EXACT_COUNT_MEAN = 50.0     # count quantiles up to this mean by summing the pmf; above, gamma
 EXACT_GAMMA_SHAPE = 0.5     # gamma quantiles below this shape exactly; above, Wilson-Hilferty
 MAX_COUNT_STEPS = 2000

@@ -66,8 +66,9 @@ class Summary:
             return ", ".join(f"{k} {v}" for k, v in counter.most_common())
 
         fixes = {k: v for k, v in self.notes.items() if k != "rows" and v}
-        lines = [f"forecast {self.series} series × {self.horizon} periods → {self.out} "
-                 f"({self.seconds:.1f} s{'' if self.streamed else ', read whole'})",
+        how = "" if self.streamed else ", read whole"
+        lines = [(f"forecast {self.series} series × {self.horizon} periods → {self.out} "
+                  f"({self.seconds:.1f} s{how})"),
                  f"classes: {counts(self.classes)}", f"models: {counts(self.models)}"]
         if fixes:
             lines.append("input rules applied: " + ", ".join(
