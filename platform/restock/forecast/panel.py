@@ -360,19 +360,17 @@ def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int
 
 def _simple(out: _Chunk, y: np.ndarray, start: np.ndarray, classes: Classes,
             horizon: int) -> None:
-    """new and too-short series: the mean so far; dead ones: zero."""
+    """new and too-short series: the mean so far (spread: at least Poisson); dead ones: zero."""
     short = np.flatnonzero(np.isin(classes.label, ("new", "too_short")))
     observed = np.maximum(classes.observed[short], 1)
-    ys = y[short]
     real = np.arange(y.shape[1])[None, :] >= start[short, None]
-    mean = np.where(real, ys, 0.0).sum(axis=1) / observed
-    var = (np.where(real, ys - mean[:, None], 0.0) ** 2).sum(axis=1) / observed
+    mean = np.where(real, y[short], 0.0).sum(axis=1) / observed
+    var = (np.where(real, y[short] - mean[:, None], 0.0) ** 2).sum(axis=1) / observed
     out.point[short] = mean[:, None]
     out.model[short] = "Mean"
     out.sigma[short] = np.sqrt(np.maximum(var, mean))
-    short = np.isin(np.arange(len(y)), short)
-    out.params = [{"periods": int(classes.observed[i])} if short[i] else {}
-                  for i in range(len(y))]
+    for row, periods in zip(short, observed, strict=True):
+        out.params[row] = {"periods": int(periods)}
     out.confidence[classes.label == "dead"] = DEAD_CONFIDENCE
 
 
