@@ -10,7 +10,9 @@ Policies, all on the same replay (review every ``review`` periods, backorders):
   order up to expected demand over lead time + review + safety stock for a cycle service level
   or a fill rate (restock.policy.stock_levels, whole units for slow movers), the spread over
   lead time + review learnt from its own closed forecast windows (``restock_cycle_without_
-  calibration``: the same with one period's error scaled by sqrt(L + R));
+  calibration``: the same with one period's error scaled by sqrt(L + R)); ``pooled_cycle``: the
+  cycle service target as the items' average, reached at the least stock value
+  (restock.policy.pooled_cycle_z: cheap, steady items get more of it, dear or erratic ones less);
 - min/max: min = average demand x (lead time + k periods), max = min + average x review, for k
   swept over a range (a buyer's rule of thumb has no service target of its own);
 - SBA + normal: SBA forecast, safety stock z x sd of past demand x sqrt(L + R), z swept.
@@ -41,6 +43,7 @@ TARGETS = (0.90, 0.95, 0.98)
 MIN_MAX_K = (0.0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 SBA_LEVELS = (0.55, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 MEASURES = {"cycle": "cycle_service_level", "fill_rate": "fill_rate"}
+COMPARED = {**MEASURES, "pooled_cycle": "cycle_service_level"}
 
 
 def man() -> dict:
@@ -102,6 +105,8 @@ def evaluate(data: dict) -> dict:
                                           run(restock_policy(t, fill_rate=measure != "cycle")))}
                          for t in TARGETS] for measure in MEASURES}
     uncalibrated = [{"target": t, **run(restock_policy(t, calibrate=False))} for t in TARGETS]
+    restock["pooled_cycle"] = [{"target": t, **run(restock_policy(t, pooled=True))}
+                               for t in TARGETS]
     min_max = [{"k": k, **run(min_max_policy(k))} for k in MIN_MAX_K]
     sba = [{"z_level": z, **run(sba_normal_policy(z))} for z in SBA_LEVELS]
     return {"items": len(panel.ids), "periods_measured": data["periods"],
@@ -140,7 +145,7 @@ def _at_service(sweep: list[dict], column: str, service: float, value: str) -> f
 
 def _compare(restock: dict, min_max: list[dict], sba: list[dict]) -> list[dict]:
     rows = []
-    for measure, column in MEASURES.items():
+    for measure, column in COMPARED.items():
         for row in restock[measure]:
             achieved = row[column]
             settled = row[f"established_{column}"]

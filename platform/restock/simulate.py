@@ -26,7 +26,7 @@ from scipy.stats import norm
 from restock.errors import ConfigError, DataError
 from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
-from restock.policy.levels import stock_levels
+from restock.policy.levels import pooled_cycle_z, stock_levels
 from restock.policy.quantity import whole_packs
 
 ITEM_DEFAULTS = {"moq": 0.0, "pack_size": 1.0, "order_cost": 0.0, "holding_cost": 0.0,
@@ -171,27 +171,41 @@ Policy = Callable[[Decision], tuple[np.ndarray, np.ndarray]]
 # ---------------------------------------------------------------- policies
 
 def restock_policy(service_level: float, *, fill_rate: bool = False, calibrate: bool = True,
-                   **shape) -> Policy:
+                   pooled: bool = False, **shape) -> Policy:
     """restock's rule: order up to forecast + safety stock over lead time + review, the safety
     stock for a cycle service level or a fill rate (whole units for slow movers).
 
     With ``calibrate`` the spread over lead time + review is learnt from the policy's own past
     forecasts whose windows have closed (see :func:`horizon_spread`), not only scaled from one
-    period's error. ``shape`` passes ``distribution`` / ``discrete`` / ``slow_below`` on to
-    ``stock_levels``.
+    period's error. With ``pooled`` (cycle service only) the level is the average over the
+    items, reached at the least stock value (:func:`restock.policy.levels.pooled_cycle_z`).
+    ``shape`` passes ``distribution`` / ``discrete`` / ``slow_below`` on to ``stock_levels``.
     """
     level = check_level(service_level)
+    if pooled and fill_rate:
+        raise ConfigError("a pooled target is a cycle service level, not a fill rate",
+                          field="pooled")
 
     def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
         horizon = state.items.lead + state.review
         mean, sd = state.forecasts.demand_over(state.t, horizon)
         if calibrate:
             sd = horizon_spread(state, horizon, sd)
+        if pooled:
+            return _pooled_levels(level, mean, sd, state.items.unit_cost)
         levels = stock_levels(mean / horizon, sd / np.sqrt(horizon), state.items.lead,
                               state.review, service_level=level, fill_rate=fill_rate, **shape)
         target = np.maximum(levels.order_up_to, 0.0)
         return target - 1e-9, target
     return decide
+
+
+def _pooled_levels(level, mean, sd, unit_cost) -> tuple[np.ndarray, np.ndarray]:
+    active = mean > 0   # an item with no expected demand is not part of the service average
+    z = np.full(len(mean), norm.ppf(level))
+    z[active] = pooled_cycle_z(level, sd[active], unit_cost[active])
+    target = np.maximum(mean + z * sd, 0.0)
+    return target - 1e-9, target
 
 
 PRIOR_WEIGHT = 4.0   # past windows an item needs before its own errors outweigh the pooled prior

@@ -226,3 +226,25 @@ def test_items_first_seen_in_the_window_are_reported_apart():
     assert (totals["established_items"], totals["new_items_with_demand"]) == (1, 1)
     assert totals["established_fill_rate"] == 1.0 > totals["fill_rate"]
     assert list(result.items["demand_periods_before"]) == [25, 0]
+
+
+def test_a_pooled_target_is_the_average_service_at_less_stock_value():
+    from scipy.stats import norm
+
+    from restock.policy import pooled_cycle_z
+
+    sd, cost = np.array([1.0, 10.0, 100.0, 5.0]), np.array([1.0, 1.0, 1.0, 0.0])
+    z = pooled_cycle_z(0.95, sd, cost)
+    assert norm.cdf(z).mean() == pytest.approx(0.95, abs=1e-9)
+    assert z[0] > z[1] > z[2] and z[3] == pytest.approx(norm.ppf(0.9999))
+    value = (cost * sd * z).sum()
+    assert value < (cost * sd * norm.ppf(0.95)).sum()   # less stock value, same average
+
+
+def test_pooled_policy_runs_and_refuses_a_fill_rate():
+    demand = {"A": [10.0, 0, 30, 5] * 12, "B": [3, 4, 2, 5] * 12}
+    settings = pd.concat([items(), items(item_id="B", unit_cost=90.0)], ignore_index=True)
+    result = simulate(history(demand), settings, restock_policy(0.9, pooled=True), periods=20)
+    assert 0.5 < result.totals["cycle_service_level"] <= 1.0
+    with pytest.raises(ConfigError, match="pooled: a pooled target is a cycle service level"):
+        restock_policy(0.9, pooled=True, fill_rate=True)

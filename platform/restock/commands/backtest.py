@@ -30,6 +30,9 @@ def backtest(
     review: Annotated[int, typer.Option("--review", help="Periods between orders.")] = 1,
     lost_sales: Annotated[bool, typer.Option("--lost-sales", help="Unmet demand is lost "
                                              "(default: backordered).")] = False,
+    pooled: Annotated[bool, typer.Option("--pooled", help="The cycle service level is the "
+                                         "items' average, reached at the least stock value "
+                                         "(default: every item's own).")] = False,
     season_length: Annotated[int | None, typer.Option("--season-length", help="Forecast "
                                                       "season (default by --freq).")] = None,
 ) -> None:
@@ -52,12 +55,14 @@ def backtest(
     settings = check_items(_read(items), str(items))
     panel = to_panel(tidy, freq=freq)
     forecasts = ForecastCache(panel, season_length=season_length)
-    result = _option(lambda: simulate(tidy, settings, restock_policy(level, fill_rate=fill_rate),
+    policy = _option(lambda: restock_policy(level, fill_rate=fill_rate, pooled=pooled), None,
+                     "--pooled")
+    result = _option(lambda: simulate(tidy, settings, policy,
                                       periods=periods, freq=freq, review=review,
                                       lost_sales=lost_sales, panel=panel, forecasts=forecasts),
                      None, "--periods")
     measure = "fill_rate" if fill_rate else "cycle_service_level"
-    document = {"policy": "restock", "target": level, "measure": measure,
+    document = {"policy": "restock", "pooled": pooled, "target": level, "measure": measure,
                 "achieved": result.totals[measure], **result.to_dict()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2, default=float) + "\n")
@@ -68,7 +73,8 @@ def _option(check, value, flag: str):
     try:
         return check(value) if value is not None else check()
     except ConfigError as err:   # name the option as the user typed it
-        name = flag if err.field in (None, "service_level", "periods") else f"--{err.field}"
+        name = flag if err.field in (None, "service_level", "periods", "pooled") \
+            else f"--{err.field}"
         raise ConfigError(err.message, field=name) from None
 
 
