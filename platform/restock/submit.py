@@ -7,6 +7,10 @@ restock itself — the order stays ``submitting`` until :func:`reconcile` asks t
 (``lookup(key)``) whether it has it: found means submitted, not found means send it again. The
 sink is never asked to create an order blindly twice, and even then the key makes a repeat
 harmless downstream.
+
+An order on its way is not one a crash left behind: its request may not have reached the sink
+yet. So the move to ``submitting`` names its sender (host and process) in the audit trail, and
+reconcile leaves the order alone while that sender may still be at it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def reconcile(ledger: Ledger, sink: OrderSink, org: str) -> SubmitReport:
     report = SubmitReport()
     for entry in ledger.list(org, [S.SUBMITTING]):
         if _in_flight(ledger, entry):
+            log.info("order.being_sent_elsewhere", order_id=entry.order_id)
             continue
         try:
             found = sink.lookup(entry.key)
