@@ -4,7 +4,9 @@ Each line's benefit is the expected units short it avoids over its protection in
 ``n(position) - n(position + quantity)`` with ``n`` the loss function of demand over lead time +
 review period; its cost is its value. When the lines cost more than the budget, they are taken
 greedily by benefit per currency unit (the classic knapsack heuristic), skipping any line that no
-longer fits so smaller, still-affordable ones are not lost; the rest are cut.
+longer fits so smaller, still-affordable ones are not lost; what is left then buys smaller
+orders (whole packs, at least the offer's minimum) of the best lines that did not fit
+(``reduced_by_budget``); the rest are cut.
 """
 
 from __future__ import annotations
@@ -28,7 +30,30 @@ def apply_budget(lines: pd.DataFrame, budget: float | None) -> tuple[pd.DataFram
     keep = _greedy(lines["value"].to_numpy()[order], float(budget))
     kept = np.zeros(len(lines), dtype=bool)
     kept[order[keep]] = True
+    left = float(budget) - float(lines["value"].to_numpy()[kept].sum())
+    lines["budget_reduced_from"] = np.nan
+    lines, kept = _shrink_into(lines, kept, order[~keep], left)
     return lines[kept], records(lines[~kept])
+
+
+def _shrink_into(lines: pd.DataFrame, kept: np.ndarray, ranked_cut: np.ndarray,
+                 left: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Spend what the whole lines left over on smaller orders of the best cut lines: as many
+    whole packs as fit, if that still meets the offer's minimum."""
+    quantity = lines["quantity"].to_numpy(dtype=float).copy()
+    reduced = lines["budget_reduced_from"].to_numpy(dtype=float).copy()
+    price, pack = lines["unit_price"].to_numpy(), lines["pack_size"].to_numpy()
+    least = np.maximum.reduce([lines["moq_effective"].to_numpy(), pack,
+                               lines["min_qty"].to_numpy()])
+    for i in ranked_cut:
+        affordable = np.floor(left / (price[i] * pack[i]) + 1e-9) * pack[i]
+        if affordable >= least[i] - 1e-9 and affordable > 0:
+            reduced[i], quantity[i] = quantity[i], affordable
+            kept[i] = True
+            left -= affordable * price[i]
+    lines = lines.assign(quantity=quantity, budget_reduced_from=reduced,
+                         packs=np.round(quantity / pack, 6), value=quantity * price)
+    return lines, kept
 
 
 def _greedy(values: np.ndarray, budget: float) -> np.ndarray:

@@ -92,6 +92,11 @@ def quantity(row: dict, as_of: date | None) -> list[Reason]:
         reasons.append(Reason(code="capped_max_quantity", message=f"capped at the maximum order "
                               f"quantity {num(row['max_quantity'])}",
                               data={"max_quantity": row["max_quantity"]}))
+    reduced = row.get("budget_reduced_from")
+    if reduced is not None and not math.isnan(reduced):   # the budget shrank this line
+        reasons.append(Reason(code="reduced_by_budget", message=f"reduced from "
+                              f"{num(reduced)} to {num(row['quantity'])} to fit the run "
+                              f"budget", data={"wanted": reduced, "quantity": row["quantity"]}))
     reasons.append(Reason(code="rounded_to_pack", message=f"ordered {num(row['quantity'])} = "
                           f"{num(packs)} pack{'s' if packs != 1 else ''} of {num(pack)}",
                           data={"quantity": row["quantity"], "packs": packs,

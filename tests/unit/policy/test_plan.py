@@ -217,3 +217,19 @@ def test_need_without_any_offer_is_reported():
     result = run([item("lonely", on_hand=0)], [offer("other", unit_price=1.0)])
     skip = next(s for s in result.skipped if s.sku == "lonely")
     assert codes(skip.reasons)[-1] == "no_offer" and skip.shortfall_risk > 0.9
+
+
+def test_what_whole_lines_leave_of_the_budget_buys_a_smaller_order_in_whole_packs():
+    items = [item("urgent", on_hand=0), item("second", on_hand=0, demand_rate=5)]
+    offers = [offer("urgent"), offer("second", unit_price=3.0, pack_size=10)]
+    values = {line.sku: line for line in run(items, offers).lines}
+    budget = values["urgent"].value + 0.5 * values["second"].value
+    result = run(items, offers, budget=budget)
+    by_sku = {line.sku: line for line in result.lines}
+    reduced = by_sku["second"]
+    assert by_sku["urgent"].quantity == values["urgent"].quantity
+    assert 0 < reduced.quantity < values["second"].quantity and reduced.quantity % 10 == 0
+    assert result.spend <= budget and budget - result.spend < 30   # less than one more pack
+    reason = next(r for r in reduced.reasons if r.code == "reduced_by_budget")
+    assert reason.data == {"wanted": values["second"].quantity, "quantity": reduced.quantity}
+    assert result.skipped == []
