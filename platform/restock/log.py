@@ -47,6 +47,20 @@ def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
     return value
 
 
+def _redacting_defaults() -> None:
+    """Library use, before or without :func:`configure`: structlog's defaults, except that
+    exceptions are rendered as plain text (its default shows each frame's locals, where a
+    resolved token may sit) and every event passes the redaction."""
+    if structlog.is_configured():
+        return
+    structlog.configure(processors=[
+        structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+        structlog.processors.StackInfoRenderer(), structlog.dev.set_exc_info,
+        structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+        structlog.processors.format_exc_info, redact_secrets,
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)])
+
+
 def configure(*, json: bool | None = None, level: str = "INFO") -> None:
     """Set up structlog for the process (call once, from the CLI or the daemon).
 
@@ -88,4 +102,5 @@ def bind_run(org: str, run_id: str) -> Iterator[None]:
 
 
 def get_logger(name: str = "restock") -> Any:
+    _redacting_defaults()
     return structlog.get_logger(name)
