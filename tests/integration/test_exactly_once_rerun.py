@@ -94,3 +94,35 @@ def test_a_rerun_after_a_partial_run_orders_what_one_run_would(
     assert set(statuses.values()) == {OrderStatus.SUBMITTED}
     skus = Counter(sku for lines in _outbox(tmp_path).values() for sku in lines)
     assert max(skus.values()) == 1, "a SKU was ordered twice for one planning date"
+
+
+def test_an_approval_that_dies_after_sending_is_reconciled_not_resent(
+        tmp_path, warehouse, monkeypatch):
+    """``restock approve`` killed after the sink took the order, before the ledger heard."""
+    from restock.approval import approve
+    from restock_connectors.files import FilesOrderSink
+
+    path = _org(tmp_path, warehouse)
+    path.write_text(path.read_text().replace("mode: auto", "mode: approval"))
+    config = load_org(path)
+    sent: list[str] = []
+    original = FilesOrderSink.submit
+
+    def submit_then_die(self, order, key):
+        result = original(self, order, key)
+        sent.append(key)
+        if len(sent) == 1:
+            raise Died()
+        return result
+    monkeypatch.setattr(FilesOrderSink, "submit", submit_then_die)
+    with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        run_org(config, store=store)
+        held = store.ledger.list("rerun", [OrderStatus.HELD])
+        with pytest.raises(Died):
+            approve(store, config, held[0].order_id, actor="ops")
+        assert store.ledger.get(held[0].order_id).status == OrderStatus.SUBMITTING
+        run_org(config, store=store)
+        after = store.ledger.get(held[0].order_id)
+    assert after.status == OrderStatus.SUBMITTED
+    assert sent == [held[0].key]                    # found by lookup, never sent again
+    assert list(_outbox(tmp_path)) == [held[0].key]
