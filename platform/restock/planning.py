@@ -71,7 +71,8 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     accuracy = _accuracy(previous, history, store, config.org, as_of, backtest, run_id)
     from restock.insight import model_changes
     return PlanningResult(
-        as_of=as_of, items=items, plan=result, quarantined=cleaned.quarantined,
+        as_of=as_of, items=items, plan=result,
+        quarantined=[*cleaned.quarantined, *_set_aside(result)],
         skipped=blocked_skips, accuracy_point=accuracy,
         accuracy_summary=_accuracy_summary(forecast, accuracy),
         model_changes=model_changes(previous, current_models),
@@ -206,8 +207,17 @@ def _call_plan(items: pd.DataFrame, offers: pd.DataFrame, config: OrgConfig,
     policy = config.policy
     if policy.budget is not None:
         policy = policy.model_copy(update={"budget": max(policy.budget - committed, 0.0)})
-    options = {"guard": config.guard}
+    options = {"guard": config.guard, "currency": config.currency}
     return plan(items, offers, policy, **_accepted(plan, options))
+
+
+def _set_aside(result: Plan) -> list[QuarantinedRecord]:
+    """Rows the planner refused (an offer with price 0, pack size 0...) as quarantined records."""
+    return [QuarantinedRecord(dataset="offers" if r.data.get("supplier") else "items",
+                              record=" ".join(f"{k}={r.data[k]}" for k in ("sku", "supplier")
+                                              if r.data.get(k) is not None),
+                              reason=r.message)
+            for r in getattr(result, "problems", [])]
 
 
 def _accepted(func: Any, options: dict[str, Any]) -> dict[str, Any]:

@@ -258,3 +258,18 @@ def test_guarded_lines_wait_apart_and_the_rest_of_the_supplier_order_goes(org_di
         len(summary.orders) + len(summary.held)
     again = run_org(config, store=store)
     assert again.orders == [] and again.held == []
+
+
+def test_an_offer_the_planner_refuses_is_reported_and_never_ordered(org_dir, store):
+    offers = org_dir / "warehouse" / "offers.csv"
+    rows = offers.read_text().splitlines()
+    header = rows[0].split(",")
+    first = rows[1].split(",")
+    sku = first[header.index("sku")]
+    kept = [rows[0]] + [r for r in rows[1:] if r.split(",")[header.index("sku")] != sku]
+    first[header.index("pack_size")] = "0"
+    offers.write_text("\n".join([*kept, ",".join(first)]) + "\n")
+    summary = run_org(load_org(write_org(org_dir)), store=store)
+    named = [q for q in summary.quarantined if sku in q.record or sku in q.reason]
+    assert named, summary.quarantined
+    assert sku not in {line.sku for o in summary.orders + summary.held for line in o.lines}
