@@ -9,6 +9,7 @@ from rich.table import Table
 
 from restock.config import OrgConfig
 from restock.domain import PurchaseOrder, RunSummary
+from restock.report.facts import explain_line
 
 MAX_ROWS = 20
 _console = Console(highlight=False, soft_wrap=True)
@@ -63,7 +64,7 @@ def _order_table(orders: list[PurchaseOrder]) -> Table:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     rows = [(order, line) for order in orders for line in order.lines]
     for order, line in rows[:MAX_ROWS]:
-        why = line.reasons[0].message if line.reasons else ""
+        why = explain_line(line, short=True)
         table.add_row(order.supplier, line.sku, f"{line.quantity:g}", f"{line.unit_price:,.2f}",
                       f"{line.value:,.2f}", order.status, why)
     if len(rows) > MAX_ROWS:
