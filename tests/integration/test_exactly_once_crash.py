@@ -140,6 +140,10 @@ def backend(request, tmp_path):
     yield KILLS_PG, lambda n: _emptied(url)
 
 
+def backend_name(fresh_state) -> str:
+    return fresh_state(0).split(":", 1)[0].split("+", 1)[0]
+
+
 def _emptied(url: str) -> str:
     """The PostgreSQL test database with every restock table emptied (a fresh org state)."""
     engine = sa.create_engine(url)
@@ -169,6 +173,8 @@ def test_kill_9_at_random_points_never_duplicates_or_loses_an_order(
                               where)
         problems = _check(downstream, state, expected)
         assert not problems, f"round {rounds} (trace {trace}):\n" + "\n".join(problems)
+    print(f"\ncrash test ({backend_name(fresh_state)}): {kills} kills in {rounds} rounds, "
+          f"0 duplicates, 0 lost; kill points: {dict(sorted(where.items()))}")
     assert sum(where.values()) == kills >= wanted
     covered = {point.split("->")[0] for point in where}
     if wanted >= 100:         # enough kills to have met every kind of point
