@@ -257,6 +257,7 @@ def test_each_http_fault_still_gives_each_order_exactly_once(store, monkeypatch,
         assert w.proxy.log.count(fault) >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("sink", ["webhook", "inventree"])
 def test_random_http_faults_still_give_each_order_exactly_once(store, monkeypatch, sink, seed):
@@ -289,6 +290,7 @@ def test_each_disk_fault_still_gives_each_order_exactly_once(store, monkeypatch,
         assert disk.injected, "the fault was never hit"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("sink", ["files", "csv"])
 def test_random_disk_faults_still_give_each_order_exactly_once(store, monkeypatch, tmp_path,
