@@ -37,8 +37,7 @@ def forecast_command(
 ) -> None:
     """Forecast every series in INPUT; a summary of classes, models and input fixes goes to stderr.
 
-    Large files are read in chunks, a group of whole series at a time, when each series' rows are
-    together (sorted by item); otherwise the file is read whole.
+    A file sorted by item is read a group of whole series at a time; otherwise it is read whole.
     """
     from restock.forecast.run import Options, forecast_file
 
