@@ -465,6 +465,7 @@ def _validate_connectors(config: OrgConfig) -> dict[str, Any]:
             cls = connector_class(ref.connector, role)  # type: ignore[arg-type]
         except ConfigError as err:
             raise ConfigError(err.message, field=f"{where}.connector") from None
+        _refuse_header_credentials(ref.options, where)
         try:
             settings[where] = cls.Settings.model_validate(ref.options)
         except ValidationError as err:
@@ -473,6 +474,26 @@ def _validate_connectors(config: OrgConfig) -> dict[str, Any]:
             kind = SecretError if _is_secret_problem(first) else ConfigError
             raise kind(_message(first), field=loc) from None
     return settings
+
+
+# Header names that carry credentials: such a value in YAML would be a literal secret.
+_CREDENTIAL_HEADER = re.compile(r"^(proxy-)?authorization$|^cookie$|token|secret|passw|api[-_]?key",
+                                re.IGNORECASE)
+
+
+def _refuse_header_credentials(options: Any, where: str) -> None:
+    """A ``headers:`` block (at any depth of a connector's keys) must not hold a credential."""
+    if not isinstance(options, dict):
+        return
+    for key, value in options.items():
+        if key == "headers" and isinstance(value, dict):
+            for name in value:
+                if _CREDENTIAL_HEADER.search(str(name)):
+                    raise SecretError("a credential written literally in a header is refused; "
+                                      "use auth (bearer, api_key or basic) with a ${ENV} or "
+                                      "file: reference", field=f"{where}.headers.{name}")
+        else:
+            _refuse_header_credentials(value, f"{where}.{key}")
 
 
 def _config_error(err: ValidationError, shown: str, lines: dict[tuple, int]) -> ConfigError:
