@@ -44,6 +44,7 @@ MIN_MAX_K = (0.0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 SBA_LEVELS = (0.55, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 MEASURES = {"cycle": "cycle_service_level", "fill_rate": "fill_rate"}
 COMPARED = {**MEASURES, "pooled_cycle": "cycle_service_level"}
+CURVE_TARGETS = (0.8, 0.85, 0.99)   # with TARGETS: restock's value-vs-service curve
 
 
 def man() -> dict:
@@ -63,12 +64,23 @@ def man() -> dict:
 
 
 def pasta() -> dict:
-    """The pasta store: daily, no costs (stock valued at 1 per unit), 7-day lead time."""
+    """The pasta store: daily, no costs (stock valued at 1 per unit), 7-day lead time; its
+    promotion calendar (1 per item and day on promotion), taken as known for the 14 days ahead."""
     demand = pd.read_csv(DATA / "pasta.csv.gz")
     ids = demand["item_id"].unique()
     items = pd.DataFrame({"item_id": ids, "lead_time": 7, "unit_cost": 1.0})
     return {"name": "pasta", "history": demand, "items": items, "freq": "D", "review": 7,
-            "periods": 364, "season_length": 7, "window": 365}
+            "periods": 364, "season_length": 7, "window": 365,
+            "promotions": pd.read_csv(DATA / "pasta_promotions.csv.gz")}
+
+
+def promotion_grid(promotions: pd.DataFrame | None, panel) -> np.ndarray | None:
+    """The promotion flags as an items x periods array aligned with ``panel`` (0 where absent)."""
+    if promotions is None:
+        return None
+    flags = promotions.assign(date=pd.to_datetime(promotions["date"]))
+    grid = flags.pivot_table(index="item_id", columns="date", values="promotion", fill_value=0)
+    return grid.reindex(index=panel.ids, columns=panel.dates, fill_value=0).to_numpy() > 0
 
 
 def evaluate(data: dict) -> dict:
@@ -85,7 +97,8 @@ def evaluate(data: dict) -> dict:
 
     tidy = check_history(data["history"])
     panel = to_panel(tidy, freq=data["freq"])
-    cache = ForecastCache(panel, season_length=data["season_length"], window=data["window"])
+    cache = ForecastCache(panel, season_length=data["season_length"], window=data["window"],
+                          promotions=promotion_grid(data.get("promotions"), panel))
     options = {"periods": data["periods"], "freq": data["freq"], "review": data["review"],
                "panel": panel, "forecasts": cache}
 
@@ -105,6 +118,8 @@ def evaluate(data: dict) -> dict:
                                           run(restock_policy(t, fill_rate=measure != "cycle")))}
                          for t in TARGETS] for measure in MEASURES}
     uncalibrated = [{"target": t, **run(restock_policy(t, calibrate=False))} for t in TARGETS]
+    errors = [{"target": t, **run(restock_policy(t, calibrate="errors"))} for t in TARGETS]
+    curve = [{"target": t, **run(restock_policy(t))} for t in CURVE_TARGETS]
     restock["pooled_cycle"] = [{"target": t, **run(restock_policy(t, pooled=True))}
                                for t in TARGETS]
     min_max = [{"k": k, **run(min_max_policy(k))} for k in MIN_MAX_K]
@@ -112,9 +127,14 @@ def evaluate(data: dict) -> dict:
     return {"items": len(panel.ids), "periods_measured": data["periods"],
             "freq": data["freq"], "review_periods": data["review"],
             "seconds_forecasting": round(forecast_seconds, 1),
+            "promotions_known_ahead": data.get("promotions") is not None,
             "restock": restock, "restock_cycle_without_calibration": uncalibrated,
+            "restock_cycle_error_quantiles": errors,
             "sba_normal_targets": _sba_at_targets(sba),
             "comparison": _compare(restock, min_max, sba),
+            "curves_at_equal_service": _curves({
+                "restock_cycle": curve + restock["cycle"], "restock_cycle_error_quantiles": errors,
+                "min_max": min_max, "sba_normal": sba}),
             "baseline_sweeps": {"min_max": min_max, "sba_normal": sba}}
 
 
@@ -141,6 +161,24 @@ def _at_service(sweep: list[dict], column: str, service: float, value: str) -> f
         return float(ys[hi])
     share = (service - xs[lo]) / (xs[hi] - xs[lo])
     return float(ys[lo] + share * (ys[hi] - ys[lo]))
+
+
+def _curves(rules: dict[str, list[dict]]) -> list[dict]:
+    """Every rule's stock value at the same achieved cycle service, read off its own
+    value-vs-service curve (linear between the runs around it; null outside its range)."""
+    rows = []
+    for service in TARGETS:
+        row = {"cycle_service_level": service}
+        for name, sweep in rules.items():
+            row[f"{name}_inventory_value"] = _at_service(sweep, "cycle_service_level", service,
+                                                         "avg_inventory_value")
+        mine = row["restock_cycle_inventory_value"]
+        for name in rules:
+            other = row[f"{name}_inventory_value"]
+            if name != "restock_cycle" and mine is not None and other is not None:
+                row[f"restock_saving_vs_{name}"] = 1 - mine / other
+        rows.append(row)
+    return rows
 
 
 def _compare(restock: dict, min_max: list[dict], sba: list[dict]) -> list[dict]:

@@ -26,6 +26,7 @@ from scipy.stats import norm
 from restock.errors import ConfigError, DataError
 from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
+from restock.policy.empirical import error_levels
 from restock.policy.levels import pooled_cycle_z, stock_levels
 from restock.policy.quantity import whole_packs
 
@@ -129,12 +130,22 @@ class ForecastCache:
     """Forecasts made at each decision period from the history before it, computed once.
 
     ``window`` limits each forecast to the last so many periods (None: all history so far).
+    ``promotions`` (items x periods, 1 where an item is on promotion, aligned with the panel) is
+    the retailer's promotion calendar, known ahead for the lead time + review: the history is
+    forecast with promotion periods scaled down to the item's usual level (so a spike neither
+    lifts the level nor the spread afterwards), and the periods ahead on promotion are scaled
+    back up by the item's lift (:func:`promotion_lift`), learnt from the history before ``t``.
     """
 
     def __init__(self, panel: Panel, *, season_length: int | None = None,
-                 window: int | None = None) -> None:
+                 window: int | None = None, promotions: np.ndarray | None = None) -> None:
         self.panel, self.season_length, self.window = panel, season_length, window
+        self.promotions = None if promotions is None else np.asarray(promotions, dtype=bool)
+        if self.promotions is not None and self.promotions.shape != panel.values.shape:
+            raise DataError(f"promotions must be {panel.values.shape} like the panel "
+                            f"(got {self.promotions.shape})", record="promotions")
         self._made: dict[tuple[int, int], object] = {}
+        self._lift: dict[int, np.ndarray] = {}
 
     def demand_over(self, t: int, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd of demand over ``periods`` after period ``t`` (known: periods < t)."""
@@ -142,15 +153,61 @@ class ForecastCache:
         key = (t, horizon)
         if key not in self._made:
             start = 0 if self.window is None else max(0, t - self.window)
+            values = self.panel.values[:, start:t]
+            if self.promotions is not None:
+                values = values / np.where(self.promotions[:, start:t], self.lift(t)[:, None], 1)
             known = Panel(ids=self.panel.ids, dates=self.panel.dates[start:t],
-                          values=self.panel.values[:, start:t], freq=self.panel.freq)
+                          values=values, freq=self.panel.freq)
             self._made[key] = forecast_panel(known, horizon, season_length=self.season_length)
-        return self._made[key].demand_over(periods)
+        made = self._made[key]
+        if self.promotions is None:
+            return made.demand_over(periods)
+        return self._promoted(t, made, periods)
+
+    def lift(self, t: int) -> np.ndarray:
+        """Each item's promotion lift as known before ``t`` (see :func:`promotion_lift`)."""
+        if t not in self._lift:
+            start = 0 if self.window is None else max(0, t - self.window)
+            self._lift[t] = promotion_lift(self.panel.values[:, start:t],
+                                           self.promotions[:, start:t])
+        return self._lift[t]
+
+    def _promoted(self, t: int, made, periods) -> tuple[np.ndarray, np.ndarray]:
+        base_mean, base_sd = made.demand_over(periods)
+        n, h = made.point.shape
+        ahead = np.zeros((n, h), dtype=bool)
+        known = self.promotions[:, t:t + h]
+        ahead[:, :known.shape[1]] = known
+        steps = np.arange(h)[None, :] < np.asarray(periods, dtype=float).reshape(-1, 1)
+        boosted = (made.point * np.where(ahead, self.lift(t)[:, None], 1.0) * steps).sum(axis=1)
+        plain = (made.point * steps).sum(axis=1)
+        with np.errstate(all="ignore"):
+            ratio = np.where(plain > 0, boosted / plain, 1.0)
+        return base_mean * ratio, base_sd * ratio
 
     def made_before(self, t: int, periods: np.ndarray) -> list[int]:
         """Decision periods before ``t`` that already have a forecast over ``periods``."""
         horizon = math.ceil(float(np.max(periods, initial=1.0)))
         return sorted(made for made, h in self._made if h == horizon and made < t)
+
+
+LIFT_PRIOR = 10.0   # promotion periods after which an item's own lift weighs as much as the pool's
+
+
+def promotion_lift(values: np.ndarray, promoted: np.ndarray) -> np.ndarray:
+    """Per item: mean demand in promotion periods / mean demand in the others, shrunk towards
+    the lift of all items together while an item has seen few promotions (at least 1)."""
+    values = np.nan_to_num(values)
+    on, off = promoted.sum(axis=1), (~promoted).sum(axis=1)
+    on_sum = np.where(promoted, values, 0).sum(axis=1)
+    off_sum = np.where(promoted, 0, values).sum(axis=1)
+    with np.errstate(all="ignore"):
+        pooled = (on_sum.sum() / max(on.sum(), 1)) / (off_sum.sum() / max(off.sum(), 1))
+        pooled = pooled if np.isfinite(pooled) and pooled > 0 else 1.0
+        own = np.where((on > 0) & (off_sum > 0), (on_sum / np.maximum(on, 1))
+                       / (off_sum / np.maximum(off, 1)), pooled)
+    weight = on / (on + LIFT_PRIOR)
+    return np.maximum(weight * own + (1 - weight) * pooled, 1.0)
 
 
 @dataclass
@@ -170,18 +227,29 @@ Policy = Callable[[Decision], tuple[np.ndarray, np.ndarray]]
 
 # ---------------------------------------------------------------- policies
 
-def restock_policy(service_level: float, *, fill_rate: bool = False, calibrate: bool = True,
-                   pooled: bool = False, **shape) -> Policy:
-    """restock's rule: order up to forecast + safety stock over lead time + review, the safety
-    stock for a cycle service level or a fill rate (whole units for slow movers).
+CALIBRATIONS = ("errors", "spread", "none")
 
-    With ``calibrate`` the spread over lead time + review is learnt from the policy's own past
-    forecasts whose windows have closed (see :func:`horizon_spread`), not only scaled from one
-    period's error. With ``pooled`` (cycle service only) the level is the average over the
-    items, reached at the least stock value (:func:`restock.policy.levels.pooled_cycle_z`).
+
+def restock_policy(service_level: float, *, fill_rate: bool = False,
+                   calibrate: str | bool = "spread", pooled: bool = False, **shape) -> Policy:
+    """restock's rule: order up to forecast + safety stock over lead time + review, the safety
+    stock for a cycle service level or a fill rate.
+
+    ``calibrate`` says where the spread over lead time + review comes from: ``"spread"`` (the
+    default, or True) fits a normal to the root mean square of the policy's own past forecast
+    errors over that horizon (:func:`horizon_spread`) and uses ``stock_levels`` (whole units for
+    slow movers); ``"errors"`` reads a cycle service level straight off the distribution of
+    those errors pooled over the items (:func:`horizon_errors`,
+    :func:`restock.policy.empirical.error_levels`; a fill rate keeps ``"spread"``); ``"none"``
+    (or False) scales one period's error by sqrt(L + R). With ``pooled`` (cycle service only) the level is the average over
+    the items, reached at the least stock value (:func:`restock.policy.levels.pooled_cycle_z`).
     ``shape`` passes ``distribution`` / ``discrete`` / ``slow_below`` on to ``stock_levels``.
     """
     level = check_level(service_level)
+    how = {True: "spread", False: "none"}.get(calibrate, calibrate)
+    if how not in CALIBRATIONS:
+        raise ConfigError(f"must be one of {', '.join(CALIBRATIONS)} (got {calibrate!r})",
+                          field="calibrate")
     if pooled and fill_rate:
         raise ConfigError("a pooled target is a cycle service level, not a fill rate",
                           field="pooled")
@@ -189,7 +257,14 @@ def restock_policy(service_level: float, *, fill_rate: bool = False, calibrate: 
     def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
         horizon = state.items.lead + state.review
         mean, sd = state.forecasts.demand_over(state.t, horizon)
-        if calibrate:
+        if how == "errors" and not pooled and not fill_rate:
+            scale = _scale(mean, sd)
+            target = error_levels(horizon_errors(state, horizon), mean, scale, level,
+                                  fill_rate=fill_rate, cycle_demand=mean / horizon * state.review,
+                                  tail_prior=TAIL_PRIOR)
+            target = np.maximum(target, 0.0)
+            return target - 1e-9, target
+        if how != "none":
             sd = horizon_spread(state, horizon, sd)
         if pooled:
             return _pooled_levels(level, mean, sd, state.items.unit_cost)
@@ -198,6 +273,48 @@ def restock_policy(service_level: float, *, fill_rate: bool = False, calibrate: 
         target = np.maximum(levels.order_up_to, 0.0)
         return target - 1e-9, target
     return decide
+
+
+def _scale(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    # Errors of counts grow like the square root of the mean (Poisson), so dividing by it puts
+    # items on one footing even where a model's own sd is far off (a few sales, a new level).
+    return np.sqrt(mean)
+
+
+# The pool alone: on the backtests an item's own tail (a year of windows at most) stocked the
+# promotion-heavy or lumpy items for their rare giants and cost more than it bought.
+TAIL_PRIOR = np.inf
+LEARN_WINDOWS = 52   # past review windows whose forecast errors the "errors" calibration reads
+
+
+def horizon_errors(state: Decision, horizon: np.ndarray) -> np.ndarray:
+    """Standardised errors ``(actual - forecast) / sd`` of demand over ``horizon`` (windows x
+    items) for forecasts made every review period before ``t`` whose windows have closed.
+
+    Origins go back up to ``LEARN_WINDOWS`` reviews, before the replay's own start too: each
+    forecast there uses only the history before its origin, so nothing after ``t`` is read.
+    NaN where the window is still open or the forecast claims no spread.
+    """
+    values = np.nan_to_num(state.history)
+    cumulative = np.concatenate([np.zeros((len(values), 1)), np.cumsum(values, axis=1)], axis=1)
+    selling = np.concatenate([np.zeros((len(values), 1)), np.cumsum(values > 0, axis=1)], axis=1)
+    rows, longest = np.arange(len(values)), int(np.max(horizon, initial=1))
+    origins = range(state.t - state.review, MIN_HISTORY - 1, -state.review)
+    rows_out = []
+    for origin in list(origins)[:LEARN_WINDOWS + -(-longest // state.review)]:
+        end = origin + horizon.astype(int)
+        closed = end <= state.t
+        if not closed.any():
+            continue
+        mean, sd = state.forecasts.demand_over(origin, horizon)
+        actual = cumulative[rows, np.minimum(end, state.t)] - cumulative[:, origin]
+        with np.errstate(all="ignore"):
+            scale = _scale(mean, sd)
+            # A forecast from a few sales says nothing about how wrong later ones will be.
+            settled = selling[:, origin] >= ESTABLISHED
+            rows_out.append(np.where(closed & settled & (scale > 0), (actual - mean) / scale,
+                                     np.nan))
+    return np.array(rows_out) if rows_out else np.empty((0, len(values)))
 
 
 def _pooled_levels(level, mean, sd, unit_cost) -> tuple[np.ndarray, np.ndarray]:

@@ -248,3 +248,70 @@ def test_pooled_policy_runs_and_refuses_a_fill_rate():
     assert 0.5 < result.totals["cycle_service_level"] <= 1.0
     with pytest.raises(ConfigError, match="pooled: a pooled target is a cycle service level"):
         restock_policy(0.9, pooled=True, fill_rate=True)
+
+
+def test_promotion_lift_is_learnt_per_item_and_shrunk_to_the_pool():
+    from restock.simulate import LIFT_PRIOR, promotion_lift
+
+    promoted = np.zeros((2, 100), dtype=bool)
+    promoted[0, ::4] = True            # 25 promotion periods
+    promoted[1, :2] = True             # 2: mostly the pool's lift
+    values = np.where(promoted, 30.0, 10.0)
+    values[1] = np.where(promoted[1], 50.0, 10.0)
+    lift = promotion_lift(values, promoted)
+    pooled = ((30.0 * 25 + 50.0 * 2) / 27) / 10.0
+    assert lift[0] == pytest.approx((25 * 3.0 + LIFT_PRIOR * pooled) / (25 + LIFT_PRIOR))
+    assert lift[1] == pytest.approx((2 * 5.0 + LIFT_PRIOR * pooled) / (2 + LIFT_PRIOR))
+    assert promotion_lift(values, np.zeros_like(promoted)) == pytest.approx([1.0, 1.0])
+
+
+def test_known_promotions_ahead_raise_the_forecast_and_past_ones_do_not_lift_the_level():
+    from restock.forecast import to_panel
+    from restock.simulate import ForecastCache
+
+    flags = np.zeros(60, dtype=bool)
+    flags[[10, 20, 30, 40, 52, 57]] = True
+    demand = np.where(flags, 40.0, 10.0)
+    panel = to_panel(history({"A": list(demand)}, freq="D"), freq="D")
+    plain = ForecastCache(panel, season_length=1)
+    aware = ForecastCache(panel, season_length=1, promotions=flags[None, :60])
+    before, _ = plain.demand_over(54, np.array([5.0]))    # history ends 2 days after a spike
+    quiet, _ = aware.demand_over(54, np.array([2.0]))     # days 54-55: no promotion
+    promo, _ = aware.demand_over(54, np.array([5.0]))     # days 54-58: one promotion (57)
+    assert quiet[0] == pytest.approx(20.0, rel=0.05)      # the usual 10 a day
+    assert promo[0] == pytest.approx(40.0 + aware.lift(54)[0] * 10.0, rel=0.05)
+    assert aware.lift(54)[0] == pytest.approx(4.0, rel=0.2)
+    assert before[0] > 50.0                                # spikes lift a plain forecast
+    with pytest.raises(DataError, match="promotions must be"):
+        ForecastCache(panel, promotions=np.zeros((2, 3)))
+
+
+def test_horizon_errors_use_closed_windows_of_established_items_only():
+    from restock.forecast import to_panel
+    from restock.simulate import ForecastCache, Items, horizon_errors
+
+    demand = {"A": [10.0, 12.0, 8.0, 11.0] * 10, "B": [0.0] * 36 + [5.0] * 4}
+    panel = to_panel(history(demand), freq="W")
+    setting = Items(ids=panel.ids, lead=np.array([2.0, 2.0]), unit_cost=np.ones(2),
+                    moq=np.zeros(2), pack=np.ones(2), order_cost=np.zeros(2),
+                    holding_cost=np.zeros(2), shortage_cost=np.zeros(2))
+    cache = ForecastCache(panel, season_length=1)
+    state = Decision(t=30, history=panel.values[:, :30], items=setting, review=1,
+                     forecasts=cache)
+    errors = horizon_errors(state, setting.lead + 1)
+    assert errors.shape[1] == 2 and np.isnan(errors[:, 1]).all()   # B had no sales by t
+    assert np.isfinite(errors[:, 0]).all()
+    assert max(cache.made_before(31, np.array([3.0, 3.0]))) <= 27   # windows closed by t = 30
+
+
+def test_error_quantile_calibration_runs_and_a_bad_calibration_is_named():
+    demand = {"A": [10.0, 0, 30, 5] * 12, "B": [3, 4, 2, 5] * 12}
+    settings = pd.concat([items(), items(item_id="B", unit_cost=90.0)], ignore_index=True)
+    low = simulate(history(demand), settings, restock_policy(0.6, calibrate="errors"),
+                   periods=20).totals
+    high = simulate(history(demand), settings, restock_policy(0.99, calibrate="errors"),
+                    periods=20).totals
+    assert high["cycle_service_level"] >= low["cycle_service_level"]
+    assert high["avg_inventory_value"] > low["avg_inventory_value"]
+    with pytest.raises(ConfigError, match="calibrate: must be one of errors, spread, none"):
+        restock_policy(0.9, calibrate="magic")
