@@ -74,15 +74,6 @@ def pasta() -> dict:
             "promotions": pd.read_csv(DATA / "pasta_promotions.csv.gz")}
 
 
-def promotion_grid(promotions: pd.DataFrame | None, panel) -> np.ndarray | None:
-    """The promotion flags as an items x periods array aligned with ``panel`` (0 where absent)."""
-    if promotions is None:
-        return None
-    flags = promotions.assign(date=pd.to_datetime(promotions["date"]))
-    grid = flags.pivot_table(index="item_id", columns="date", values="promotion", fill_value=0)
-    return grid.reindex(index=panel.ids, columns=panel.dates, fill_value=0).to_numpy() > 0
-
-
 def evaluate(data: dict) -> dict:
     """Every policy on one data set; restock's targets compared at equal achieved service."""
     from restock.forecast import to_panel
@@ -90,6 +81,7 @@ def evaluate(data: dict) -> dict:
         ForecastCache,
         check_history,
         min_max_policy,
+        promotion_flags,
         restock_policy,
         sba_normal_policy,
         simulate,
@@ -98,7 +90,8 @@ def evaluate(data: dict) -> dict:
     tidy = check_history(data["history"])
     panel = to_panel(tidy, freq=data["freq"])
     cache = ForecastCache(panel, season_length=data["season_length"], window=data["window"],
-                          promotions=promotion_grid(data.get("promotions"), panel))
+                          promotions=None if data.get("promotions") is None
+                          else promotion_flags(data["promotions"], panel))
     options = {"periods": data["periods"], "freq": data["freq"], "review": data["review"],
                "panel": panel, "forecasts": cache}
 

@@ -92,6 +92,24 @@ def _first_bad(frame: pd.DataFrame, bad, field: str, message: str, source: str) 
                         record=f"{source}:{row + 2}")
 
 
+def promotion_flags(promotions: pd.DataFrame, panel: Panel,
+                    source: str = "promotions") -> np.ndarray:
+    """The promotion calendar (item_id, date, promotion: 1 on promotion, 0 not) as an items x
+    periods array aligned with ``panel``; days not listed are not promoted. A bad row is a
+    DataError naming ``source:line``."""
+    _columns(promotions, ("item_id", "date", "promotion"), source)
+    frame = promotions.reset_index(drop=True)
+    flag = pd.to_numeric(frame["promotion"], errors="coerce")
+    _first_bad(frame, ~flag.isin([0, 1]), "promotion", "must be 0 or 1", source)
+    dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed")
+    _first_bad(frame, dates.isna(), "date", "must be a date like 2024-01-31", source)
+    tidy = pd.DataFrame({"item_id": frame["item_id"].astype(str), "date": dates,
+                         "quantity": flag.astype(float)})
+    grid = to_panel(tidy, freq=panel.freq, start=panel.dates[0], end=panel.dates[-1])
+    flags = pd.DataFrame(np.nan_to_num(grid.values) > 0, index=grid.ids, columns=grid.dates)
+    return flags.reindex(index=panel.ids, columns=panel.dates, fill_value=False).to_numpy()
+
+
 def check_level(level: float, name: str = "service_level") -> float:
     """A service target strictly between 0.5 and 0.9999, or a ConfigError naming it."""
     if not 0.5 < level < 0.9999:

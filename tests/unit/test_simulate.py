@@ -315,3 +315,31 @@ def test_error_quantile_calibration_runs_and_a_bad_calibration_is_named():
     assert high["avg_inventory_value"] > low["avg_inventory_value"]
     with pytest.raises(ConfigError, match="calibrate: must be one of errors, spread, none"):
         restock_policy(0.9, calibrate="magic")
+
+
+def test_backtest_command_takes_a_promotion_calendar_and_names_a_bad_row(tmp_path, capsys):
+    flags = [1.0 if i % 5 == 0 else 0.0 for i in range(72)]
+    demand = {"A": [30.0 if f else 6.0 for f in flags]}
+    frame = history(demand)
+    frame.to_csv(tmp_path / "history.csv", index=False)
+    items().to_csv(tmp_path / "items.csv", index=False)
+    frame.assign(promotion=[int(f) for f in flags]).drop(columns="quantity") \
+        .to_csv(tmp_path / "promotions.csv", index=False)
+    args = ["backtest", "--history", str(tmp_path / "history.csv"), "--items",
+            str(tmp_path / "items.csv"), "--periods", "30", "--calibrate", "errors"]
+    plain_out, aware_out = tmp_path / "plain.json", tmp_path / "aware.json"
+    assert main([*args, "--out", str(plain_out)]) == 0, capsys.readouterr().err
+    assert main([*args, "--out", str(aware_out), "--promotions",
+                 str(tmp_path / "promotions.csv")]) == 0, capsys.readouterr().err
+    plain, aware = (json.loads(p.read_text()) for p in (plain_out, aware_out))
+    assert aware["promotions"] and aware["calibrate"] == "errors"
+    # Knowing the calendar, the same service costs less stock than guessing at every spike.
+    assert aware["avg_inventory_value"] < plain["avg_inventory_value"]
+    assert aware["cycle_service_level"] >= 0.8
+    bad = frame.assign(promotion=2).drop(columns="quantity")
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    assert main([*args, "--out", str(aware_out), "--promotions", str(tmp_path / "bad.csv")]) == 1
+    assert capsys.readouterr().err.strip() == (f"restock: {tmp_path / 'bad.csv'}:2: item A: "
+                                               "promotion must be 0 or 1 (got 2)")
+    assert main([*args, "--out", str(aware_out), "--calibrate", "magic"]) == 2
+    assert "--calibrate: must be one of errors, spread, none" in capsys.readouterr().err

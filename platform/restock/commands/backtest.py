@@ -35,6 +35,11 @@ def backtest(
                                          "(default: every item's own).")] = False,
     season_length: Annotated[int | None, typer.Option("--season-length", help="Forecast "
                                                       "season (default by --freq).")] = None,
+    promotions: Annotated[Path | None, typer.Option("--promotions", help="CSV of item_id,date,"
+                                                    "promotion (1 on promotion): the calendar, "
+                                                    "known a lead time + review ahead.")] = None,
+    calibrate: Annotated[str, typer.Option("--calibrate", help="Spread over lead time + "
+                                           "review: spread, errors or none.")] = "spread",
 ) -> None:
     """Replay HISTORY period by period (forecast, order, receive, serve) and report service,
     stock and cost per item and in total."""
@@ -44,6 +49,7 @@ def backtest(
         check_history,
         check_items,
         check_level,
+        promotion_flags,
         restock_policy,
         simulate,
     )
@@ -54,15 +60,18 @@ def backtest(
     tidy = check_history(_read(history), str(history))
     settings = check_items(_read(items), str(items))
     panel = to_panel(tidy, freq=freq)
-    forecasts = ForecastCache(panel, season_length=season_length)
-    policy = _option(lambda: restock_policy(level, fill_rate=fill_rate, pooled=pooled), None,
-                     "--pooled")
+    flags = None if promotions is None else \
+        promotion_flags(_read(promotions), panel, str(promotions))
+    forecasts = ForecastCache(panel, season_length=season_length, promotions=flags)
+    policy = _option(lambda: restock_policy(level, fill_rate=fill_rate, pooled=pooled,
+                                            calibrate=calibrate), None, "--pooled")
     result = _option(lambda: simulate(tidy, settings, policy,
                                       periods=periods, freq=freq, review=review,
                                       lost_sales=lost_sales, panel=panel, forecasts=forecasts),
                      None, "--periods")
     measure = "fill_rate" if fill_rate else "cycle_service_level"
-    document = {"policy": "restock", "pooled": pooled, "target": level, "measure": measure,
+    document = {"policy": "restock", "pooled": pooled, "calibrate": calibrate,
+                "promotions": promotions is not None, "target": level, "measure": measure,
                 "achieved": result.totals[measure], **result.to_dict()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=2, default=float) + "\n")
