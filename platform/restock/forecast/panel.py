@@ -145,7 +145,8 @@ def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
     values = np.bincount(cell, weights=clean, minlength=size).reshape(len(ids), len(grid))
     rows_in = np.bincount(cell, minlength=size).reshape(len(ids), len(grid))
     starts = (rows_in > 0).argmax(axis=1)
-    values[np.arange(len(grid))[None, :] < starts[:, None]] = np.nan
+    for row in np.flatnonzero(starts):
+        values[row, :starts[row]] = np.nan
     notes = _notes(codes, raw_dates, period, quantity, freq, rows_in, grid)
     return Panel(ids=ids, dates=pd.DatetimeIndex(grid), values=values, freq=freq, notes=notes)
 
@@ -161,7 +162,7 @@ def _item_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if (raw < 0).any():
         where = int(np.flatnonzero(raw < 0)[0])
         raise DataError("the item id is missing", record=f"row {where + 1}")
-    used = np.unique(raw)
+    used = np.flatnonzero(np.bincount(raw, minlength=len(names)))
     order = np.argsort(names[used], kind="stable")
     rank = np.empty(len(names), dtype=np.int64)
     rank[used[order]] = np.arange(len(used))
@@ -173,9 +174,9 @@ def _grid_index(period: np.ndarray, first: pd.Timestamp, freq: str) -> np.ndarra
     if freq == "M":
         months = period.astype("datetime64[M]").astype(np.int64)
         return months - np.datetime64(first, "M").astype(np.int64)
-    days = period.astype("datetime64[D]").astype(np.int64) - \
+    days = period.astype("datetime64[D]", copy=False).view(np.int64) - \
         np.datetime64(first, "D").astype(np.int64)
-    return days // (7 if freq == "W" else 1)
+    return days // 7 if freq == "W" else days
 
 
 def _period_start(dates: np.ndarray, freq: str) -> np.ndarray:
@@ -193,7 +194,7 @@ def _dates(column: pd.Series) -> np.ndarray:
     """datetime64[ns] per row; an unreadable date is a DataError naming the row."""
     if pd.api.types.is_datetime64_any_dtype(column) and \
             getattr(column.dt, "tz", None) is None:
-        parsed = column.to_numpy(dtype="datetime64[ns]")
+        parsed = column.to_numpy()          # any unit: converting a big column costs a pass
         bad = np.isnat(parsed)
     else:
         series = pd.to_datetime(column, errors="coerce")
@@ -212,9 +213,11 @@ def _dates(column: pd.Series) -> np.ndarray:
 
 
 def _quantities(column: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        values = column.to_numpy(dtype=float, na_value=np.nan)
-        return np.where(np.isfinite(values), values, np.nan)
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column) \
+            and isinstance(column.dtype, np.dtype):
+        values = column.to_numpy().astype(np.float64)
+        values[~np.isfinite(values)] = np.nan
+        return values
     numbers = pd.to_numeric(column, errors="coerce")
     bad = numbers.isna() & column.notna()
     if bad.any():   # blank text is a missing quantity; anything else is not a number
@@ -239,7 +242,7 @@ def _notes(codes: np.ndarray, dates: np.ndarray, period: np.ndarray, quantity: n
         "dates_moved_to_period_start": int((dates != period.astype(dates.dtype)).sum()),
     }
     if rows_in is not None and len(dates):
-        days = period.astype(np.int64) if freq == "D" else \
+        days = period.view(np.int64) if freq == "D" else \
             dates.astype("datetime64[D]").astype(np.int64)
         used = np.flatnonzero(np.bincount(days - days.min())) + days.min()
         hint = _frequency_hint(used.astype("datetime64[D]"), freq, dates)
