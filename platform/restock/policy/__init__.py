@@ -16,6 +16,7 @@ service level or a fill rate (:mod:`restock.policy.safety`), loss functions
 
 from __future__ import annotations
 
+from restock.policy.empirical import error_levels
 from restock.policy.levels import Levels, pooled_cycle_z, stock_levels
 from restock.policy.loss import (
                                  discrete_loss,
@@ -58,7 +59,8 @@ from restock.policy.safety import (
 
 __all__ = [
     "Levels", "Plan", "cycle_service_of", "discrete_level", "discrete_loss",
-    "economic_order_quantity", "economic_order_quantity_with_backorders", "fill_rate_of",
+    "economic_order_quantity", "economic_order_quantity_with_backorders", "error_levels",
+    "fill_rate_of",
     "inverse_standard_normal_loss", "newsvendor_explicit", "newsvendor_normal",
     "newsvendor_poisson", "normal_loss", "normal_second_loss", "order_up_to_level", "plan",
     "poisson_loss", "pooled_cycle_z", "protection_demand", "reorder_point", "rq_cost",
