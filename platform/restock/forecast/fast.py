@@ -366,18 +366,6 @@ def _holt_weights(t: int, ends: Sequence[int], alpha: float, beta: float,
     return out
 
 
-def holt(y: np.ndarray, ends: Sequence[int], params: Sequence[tuple[float, float, float]],
-         horizon: int) -> np.ndarray:
-    """Damped-trend Holt paths per series, end and (alpha, beta, phi): (n, ends, params, h)."""
-    out = np.zeros((len(y), len(ends), len(params), horizon))
-    for p, (alpha, beta, phi) in enumerate(params):
-        state = y @ holt_weights(y.shape[1], ends, alpha, beta, phi)
-        damp = np.cumsum(phi ** np.arange(1, horizon + 1))
-        for i in range(len(ends)):
-            out[:, i, p, :] = state[:, 2 * i, None] + damp[None, :] * state[:, 2 * i + 1, None]
-    return out
-
-
 def _cached(build):
     """The weight builders depend only on their (hashable) arguments: build each matrix once
     per process, not once per chunk."""
