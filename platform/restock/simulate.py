@@ -293,6 +293,13 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
     return decide
 
 
+def _learning_origins(state: Decision, horizon: np.ndarray) -> list[int]:
+    """Every review period back from ``t`` over ``LEARN_WINDOWS`` windows that have closed."""
+    longest = int(np.max(horizon, initial=1))
+    origins = range(state.t - state.review, MIN_HISTORY - 1, -state.review)
+    return list(origins)[:LEARN_WINDOWS + -(-longest // state.review)]
+
+
 def _scale(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     # Errors of counts grow like the square root of the mean (Poisson), so dividing by it puts
     # items on one footing even where a model's own sd is far off (a few sales, a new level).
@@ -316,10 +323,9 @@ def horizon_errors(state: Decision, horizon: np.ndarray) -> np.ndarray:
     values = np.nan_to_num(state.history)
     cumulative = np.concatenate([np.zeros((len(values), 1)), np.cumsum(values, axis=1)], axis=1)
     selling = np.concatenate([np.zeros((len(values), 1)), np.cumsum(values > 0, axis=1)], axis=1)
-    rows, longest = np.arange(len(values)), int(np.max(horizon, initial=1))
-    origins = range(state.t - state.review, MIN_HISTORY - 1, -state.review)
+    rows = np.arange(len(values))
     rows_out = []
-    for origin in list(origins)[:LEARN_WINDOWS + -(-longest // state.review)]:
+    for origin in _learning_origins(state, horizon):
         end = origin + horizon.astype(int)
         closed = end <= state.t
         if not closed.any():
@@ -360,7 +366,10 @@ def horizon_spread(state: Decision, horizon: np.ndarray, model_sd: np.ndarray) -
     cumulative = np.concatenate([np.zeros((len(values), 1)), np.cumsum(values, axis=1)], axis=1)
     squared, count, predicted = (np.zeros(len(values)) for _ in range(3))
     rows = np.arange(len(values))
-    for made in state.forecasts.made_before(state.t, horizon):
+    # The same review-spaced origins as horizon_errors, whatever else the cache holds, so the
+    # spread does not depend on which other rules ran on the same cache first.
+    for made in sorted(set(state.forecasts.made_before(state.t, horizon))
+                       | set(_learning_origins(state, horizon))):
         closed = made + horizon <= state.t
         if not closed.any():
             continue
