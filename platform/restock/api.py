@@ -39,6 +39,7 @@ from restock.web.service import (
     entry_json,
     live_summary,
     log,
+    requested_summary,
     require,
     review,
 )
@@ -138,17 +139,8 @@ def _int(text: str, name: str) -> int:
     return int(text)
 
 
-def _summary(request: Request, user: User):
-    run_id = request.path_params["run_id"]
-    summary = review(request).store.runs.summary(run_id)
-    if summary is None:
-        raise NotFound(f"no finished run {run_id!r}")
-    require(user, summary.org)
-    return summary
-
-
 def run(request: Request, user: User) -> Response:
-    summary = live_summary(review(request).store, _summary(request, user))
+    summary = live_summary(review(request).store, requested_summary(request, user))
     return Response(summary.model_dump_json(), media_type="application/json")
 
 
@@ -158,7 +150,7 @@ def report(request: Request, user: User) -> Response:
     fmt = request.path_params["fmt"]
     if fmt not in ("md", "html"):
         raise NotFound(f"no report format {fmt!r} (md or html)")
-    summary = _summary(request, user)
+    summary = requested_summary(request, user)
     if fmt == "md":
         return PlainTextResponse(render_markdown(summary), media_type="text/markdown")
     return Response(render_html(summary), media_type="text/html")

@@ -30,6 +30,7 @@ from restock.web.service import (
     current_user,
     live_summary,
     log,
+    requested_summary,
     require,
     review,
 )
@@ -169,7 +170,7 @@ def run_page(request: Request, user: User) -> Response:
 def _run_view(request: Request, user: User, *, status: int = 200, problem: str | None = None,
               decided: str | None = None) -> Response:
     store = review(request).store
-    summary = _summary(request, user)
+    summary = requested_summary(request, user)
     previous = store.runs.summary(summary.previous_run_id) if summary.previous_run_id else \
         store.runs.latest_summary(summary.org, before=summary.run_id)
     if previous is not None and previous.started_at > summary.started_at:
@@ -179,15 +180,6 @@ def _run_view(request: Request, user: User, *, status: int = 200, problem: str |
     return page(request, "run.html.j2", status, user=user, **context,
                 approver=user.may(summary.org, Role.APPROVER), problem=problem,
                 notice=_notice(store, decided or request.query_params.get("order")), editable_lines=_MAX_EDITABLE_LINES)
-
-
-def _summary(request: Request, user: User):
-    run_id = request.path_params["run_id"]
-    summary = review(request).store.runs.summary(run_id)
-    if summary is None:
-        raise NotFound(f"no finished run {run_id!r}")
-    require(user, summary.org)
-    return summary
 
 
 def _notice(store: Any, order_id: str | None) -> str | None:
@@ -215,7 +207,7 @@ def report_file(request: Request, user: User) -> Response:
     """The run's standalone HTML report (as sinks and ``restock runs show`` write it)."""
     from restock.report import render_html
 
-    summary = _summary(request, user)
+    summary = requested_summary(request, user)
     return HTMLResponse(render_html(summary, max_charts=6), headers={
         "Content-Disposition": f'inline; filename="{summary.run_id}.html"'})
 

@@ -97,6 +97,16 @@ def require(user: User, org: str, role: Role = Role.VIEWER) -> None:
         raise NotAllowed(f"{user.name} may not {need} org {org!r}")
 
 
+def requested_summary(request: Request, user: User) -> RunSummary:
+    """The summary of the run named in the path, if ``user`` may see its org."""
+    run_id = request.path_params["run_id"]
+    summary = review(request).store.runs.summary(run_id)
+    if summary is None:
+        raise NotFound(f"no finished run {run_id!r}")
+    require(user, summary.org)
+    return summary
+
+
 def live_summary(store: Store, summary: RunSummary) -> RunSummary:
     """The run's summary with every order's current status; a held order someone decided on
     moves from "held" to the orders (with the quantities approved)."""
