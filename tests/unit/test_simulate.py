@@ -343,3 +343,24 @@ def test_backtest_command_takes_a_promotion_calendar_and_names_a_bad_row(tmp_pat
                                                "promotion must be 0 or 1 (got 2)")
     assert main([*args, "--out", str(aware_out), "--calibrate", "magic"]) == 2
     assert "--calibrate: must be one of errors, spread, none" in capsys.readouterr().err
+
+
+def test_a_rule_learns_the_same_whatever_ran_before_it_on_the_cache():
+    from restock.forecast import to_panel
+    from restock.simulate import ForecastCache
+
+    rng = np.random.default_rng(11)
+    demand = {"A": list(rng.poisson(8, 70).astype(float)),
+              "B": list(rng.poisson(2, 70).astype(float))}
+    frame = history(demand)
+    settings = pd.concat([items(), items(item_id="B")], ignore_index=True)
+    panel = to_panel(frame, freq="W")
+
+    def run(cache, policy):
+        return simulate(frame, settings, policy, periods=30, review=2, panel=panel,
+                        forecasts=cache).totals
+
+    fresh = run(ForecastCache(panel, season_length=1), restock_policy(0.9))
+    warmed = ForecastCache(panel, season_length=1)
+    run(warmed, restock_policy(0.9, calibrate="errors"))
+    assert run(warmed, restock_policy(0.9)) == fresh
