@@ -283,7 +283,9 @@ def _narrow(snapshot: Snapshot, scope: Scope) -> Snapshot:
 
     history = keep(snapshot.history, by_location=True)
     if scope.since is not None:
-        history = history[history["date"] >= pd.Timestamp(scope.since)]
+        # An unreadable date stays in: the clean step quarantines and reports it.
+        dates = pd.to_datetime(history["date"], errors="coerce")
+        history = history[dates.isna() | (dates >= pd.Timestamp(scope.since))]
     return Snapshot(catalog=keep(snapshot.catalog), offers=keep(snapshot.offers),
                     positions=keep(snapshot.positions, by_location=True), history=history,
                     open_orders=keep(snapshot.open_orders), as_of=snapshot.as_of,

@@ -80,7 +80,7 @@ class _Run:
                              run_id=self.summary.run_id, live=self.live)
             self._timed("reconcile", lambda: self._note(book.prepare()))
             with self._connector("source", "inventory_source") as source:
-                snapshot = self._timed("pull", lambda: source.pull(self._scope()))
+                snapshot = self._timed("pull", lambda: source.pull(self._scope(source)))
             result = self._timed("plan", lambda: plan_snapshot(
                 self.config, snapshot, book, self.store, self.now, self.summary.run_id))
             self._absorb(result)
@@ -181,9 +181,12 @@ class _Run:
             settings = cls.Settings.model_validate(ref.options)
         return cls(settings, self.context)
 
-    def _scope(self) -> Scope:
-        since = self.now.date() - timedelta(days=self.config.forecast.history_days)
-        return Scope(since=since)
+    def _scope(self, source: Any) -> Scope:
+        # History is needed back from the planning date: a source pinned to a date of its own
+        # (``as_of: 2026-01-31``) plans from there, not from today.
+        pinned = getattr(source.settings, "as_of", None)
+        base = pinned if isinstance(pinned, date) else self.now.date()
+        return Scope(since=base - timedelta(days=self.config.forecast.history_days))
 
 
 def planning_date(now: datetime, tz: str) -> date:

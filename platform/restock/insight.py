@@ -15,6 +15,7 @@ from restock.store import CatalogEntry
 
 MAX_STOCKOUTS = 50          # the riskiest items a summary lists
 MIN_PROBABILITY = 0.05      # below this chance of running out an item is not called at risk
+MAX_DAYS = 36_500
 
 
 def stockouts(items: pd.DataFrame, ordered: dict[str, float], as_of: date) -> list[StockoutRisk]:
@@ -46,7 +47,8 @@ def stockouts(items: pd.DataFrame, ordered: dict[str, float], as_of: date) -> li
 
 def _risk(item: pd.Series, probability: float, days_left: float, wait: float, short: float,
           ordered: bool, as_of: date) -> StockoutRisk:
-    runs_out = as_of + timedelta(days=math.floor(days_left)) if math.isfinite(days_left) else None
+    # Beyond a century "runs out" means "does not run out" (and would overflow a date).
+    runs_out = as_of + timedelta(days=math.floor(days_left)) if days_left < MAX_DAYS else None
     why = ("ordered now, but it arrives after stock runs out" if ordered
            else "not ordered in this run")
     return StockoutRisk(sku=str(item["sku"]), description=str(item.get("description", "") or ""),

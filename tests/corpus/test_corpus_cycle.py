@@ -69,11 +69,7 @@ def _short_of_stock(case: str, folder: Path) -> None:
             + "".join(f"{sku},main,0,0,0,0\n" for sku in "ABCD"))
 
 
-# Known: the files source narrows history to the cycle's window with ``date >= since``, which
-# drops rows whose date is unparsable (NaT) before the clean step can quarantine and report them.
-KNOWN = {"bad_date": "files source drops unparsable dates silently when narrowing to the window"}
-CASES = [pytest.param(case, marks=pytest.mark.xfail(reason=KNOWN[case], strict=False))
-         if case in KNOWN else case for case in DATA_CASES]
+CASES = DATA_CASES
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -89,6 +89,8 @@ def test_an_auto_run_sends_one_order_per_supplier_and_records_why(org_dir, store
     catalog = store.models.for_run(summary.run_id)
     assert len(catalog) == summary.stats["series"] == 30
     assert all(e.window_end == HISTORY_END and e.observations > 0 for e in catalog)
+    # the history window counts back from the pinned planning date, not from today
+    assert min(e.window_start for e in catalog) == AS_OF - timedelta(days=730)
 
 
 def test_a_rerun_of_the_same_slot_orders_nothing_more(org_dir, store):
