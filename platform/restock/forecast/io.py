@@ -75,23 +75,26 @@ def _csv_chunks(path: Path, wanted: list[str], columns: Columns,
                 chunk_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
     header = pd.read_csv(path, nrows=0).columns
     _check_columns(path, header, wanted)
-    reader = pd.read_csv(path, usecols=wanted, chunksize=chunk_rows,
-                         dtype={columns.id: "category"}, keep_default_na=True)
-    row = 1
-    for frame in reader:
-        frame[ROW] = np.arange(row, row + len(frame))
-        yield frame
-        row += len(frame)
+    with pd.read_csv(path, usecols=wanted, chunksize=chunk_rows,
+                     dtype={columns.id: "category"}, keep_default_na=True) as reader:
+        row = 1
+        for frame in reader:
+            frame[ROW] = np.arange(row, row + len(frame))
+            yield frame
+            row += len(frame)
 
 
 def _parquet_chunks(path: Path, wanted: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
     file = _open_parquet(path, wanted)
-    row = 1
-    for batch in file.iter_batches(batch_size=chunk_rows, columns=wanted):
-        frame = batch.to_pandas(date_as_object=False)
-        frame[ROW] = np.arange(row, row + len(frame))
-        yield frame
-        row += len(frame)
+    try:
+        row = 1
+        for batch in file.iter_batches(batch_size=chunk_rows, columns=wanted):
+            frame = batch.to_pandas(date_as_object=False)
+            frame[ROW] = np.arange(row, row + len(frame))
+            yield frame
+            row += len(frame)
+    finally:
+        file.close()
 
 
 def _open_parquet(path: Path, wanted: list[str]):
@@ -178,8 +181,16 @@ def groups(path: Path, columns: Columns, max_series: int = 20_000,
 def _parquet_groups(path: Path, columns: Columns, max_series: int,
                     chunk_rows: int) -> Iterator[pd.DataFrame]:
     """groups() for Parquet, on Arrow batches: one conversion to pandas per group."""
-
     file = _open_parquet(path, columns.names)
+    try:
+        yield from _parquet_batches_to_groups(file, columns, max_series, chunk_rows)
+    finally:
+        file.close()
+
+
+def _parquet_batches_to_groups(file, columns: Columns, max_series: int,
+                               chunk_rows: int) -> Iterator[pd.DataFrame]:
+    # A group ends at a series boundary once it holds more than max_series series.
     pending: list = []
     seen, done, current, row, first_row = 0, set(), None, 1, 1
     for batch in file.iter_batches(batch_size=chunk_rows, columns=columns.names):
