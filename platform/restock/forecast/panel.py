@@ -54,6 +54,7 @@ class PanelForecast:
     rmsse: np.ndarray = field(default_factory=lambda: np.zeros(0))
     confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))  # 0..1
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # whole units
+    spread: np.ndarray = field(default_factory=lambda: np.zeros(0))  # total-error growth, >= 1
 
     def demand_over(self, periods: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd of total demand over the next ``periods`` (per series, may be fractional).
@@ -73,7 +74,12 @@ class PanelForecast:
         inside = whole < h
         step = self.point[rows, np.minimum(whole, h - 1)]
         mean = mean + np.where(inside, (periods - whole) * step, (periods - h) * rate)
-        sd = np.nan_to_num(self.sigma) * np.sqrt(periods)
+        spread = self.spread if len(self.spread) == n else np.ones(n)
+        # Over one period the spread is sigma; over a backtest window it grew by ``spread``
+        # more than independent errors would; in between, interpolate.
+        growth = 1.0 + (spread - 1.0) * np.clip(periods - 1.0, 0.0, None) / \
+            max(self.info.get("backtest", {}).get("horizon", h) - 1, 1)
+        sd = np.nan_to_num(self.sigma) * np.sqrt(periods * np.minimum(growth, spread))
         return np.maximum(mean, 0.0), sd
 
     def demand_quantiles(self, periods: np.ndarray | float, qs: Sequence[float]) -> np.ndarray:
@@ -316,6 +322,7 @@ class _Chunk:
     rmsse: np.ndarray
     sigma: np.ndarray
     confidence: np.ndarray
+    spread: np.ndarray
     classes: Classes
     counts: np.ndarray
     calibration: dict
@@ -330,6 +337,7 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
     out = _Chunk(point=np.zeros((n, horizon)), model=np.full(n, "Zero", dtype=object),
                  params=[{} for _ in range(n)], mase=np.full(n, np.nan),
                  rmsse=np.full(n, np.nan), sigma=np.zeros(n), confidence=np.zeros(n),
+                 spread=np.ones(n),
                  classes=classes, counts=_whole_units(y), calibration={})
     _simple(out, y, start, classes, horizon)
     for group in (classes.regular, classes.sporadic):
@@ -384,6 +392,7 @@ def _store(out: _Chunk, rows: np.ndarray, choice: Choice) -> None:
         out.params[row] = choice.params[i]
     out.mase[rows], out.rmsse[rows] = choice.mase, choice.rmsse
     out.sigma[rows] = np.sqrt(np.nan_to_num(choice.mse, nan=0.0))
+    out.spread[rows] = choice.spread
     share = np.minimum(choice.origins / ORIGINS, 1.0)
     with np.errstate(all="ignore"):
         out.confidence[rows] = np.nan_to_num(share / (1.0 + choice.rmsse), nan=0.0)
@@ -409,7 +418,7 @@ def _assemble(panel: Panel, horizon: int, parts: list[_Chunk]) -> PanelForecast:
         np.array([], dtype=str),
         params=[params for p in parts for params in p.params], mase=cat("mase", np.zeros(0)),
         rmsse=cat("rmsse", np.zeros(0)), confidence=cat("confidence", np.zeros(0)),
-        counts=cat("counts", np.zeros(0, dtype=bool)))
+        counts=cat("counts", np.zeros(0, dtype=bool)), spread=cat("spread", np.zeros(0)))
 
 
 def _info(panel: Panel, plan: Backtest, criterion: str, season: int, result: PanelForecast,
@@ -454,8 +463,8 @@ def _calibration(chunk: _Chunk, qs: Sequence[float] = DEFAULT_QUANTILES) -> dict
         per_period.append(coverage(actual, step_q, np.broadcast_to(valid[:, :, None],
                                                                     actual.shape)))
         h = paths.shape[2]
-        sum_q = demand_quantiles(paths.sum(axis=2), np.broadcast_to(var[:, None] * h,
-                                                                    valid.shape), qs,
+        total_var = var[:, None] * h * choice.spread[take][:, None]
+        sum_q = demand_quantiles(paths.sum(axis=2), np.broadcast_to(total_var, valid.shape), qs,
                                  np.broadcast_to(whole[:, None], valid.shape))
         total.append(coverage(actual.sum(axis=2), sum_q, valid))
         weights.append(valid.sum())

@@ -88,6 +88,7 @@ class Choice:
     mase: np.ndarray             # (n,) NaN when not measured
     rmsse: np.ndarray
     mse: np.ndarray              # (n,) mean squared one-period error in backtest (NaN if none)
+    spread: np.ndarray           # (n,) variance of a window total / (periods × mse), >= 1
     origins: np.ndarray          # (n,) backtest origins that counted
     backtest: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # chosen paths
     actual: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
@@ -240,6 +241,7 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
             point[mine] += share[mine, None] * cand.paths(horizon)[mine, -1]
             backtest[mine] += share[mine, None, None] * cand.paths(plan.horizon)[mine, :e_bt]
     chosen_mae, chosen_mse = _errors(backtest, actual, valid)
+    spread = _spread(backtest, actual, valid, chosen_mse)
     if order.shape[1] == 1:
         names = list(np.array([c.name for c in pool], dtype=object)[order[:, 0]])
         params = [dict(pool[c].params) for c in order[:, 0]]
@@ -250,7 +252,23 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     kept = (backtest, actual, valid) if keep_backtest else empty
     return Choice(point=point, model=np.array(names, dtype=object), params=params,
                   mase=chosen_mae / scale1, rmsse=np.sqrt(chosen_mse / scale2), mse=chosen_mse,
-                  origins=origins, backtest=kept[0], actual=kept[1], valid=kept[2])
+                  spread=spread, origins=origins, backtest=kept[0], actual=kept[1],
+                  valid=kept[2])
+
+
+def _spread(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray,
+            mse: np.ndarray) -> np.ndarray:
+    """How much faster than the number of periods the error of a total grows.
+
+    Errors of successive periods are rarely independent (a level shift errs the same way every
+    day), so the squared error of each backtest window's total is compared with periods × mse;
+    the ratio (between 1 and the window length) widens the spread of totals over lead time.
+    """
+    total = (paths.sum(axis=2) - actual.sum(axis=2)) ** 2
+    count = valid.sum(axis=1)
+    with np.errstate(all="ignore"):
+        ratio = (total * valid).sum(axis=1) / count / (actual.shape[2] * mse)
+    return np.clip(np.nan_to_num(ratio, nan=1.0, posinf=1.0), 1.0, max(actual.shape[2], 1))
 
 
 def _flat_mse(level: np.ndarray, sums: tuple[np.ndarray, np.ndarray], horizon: int,

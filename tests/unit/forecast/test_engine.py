@@ -155,3 +155,18 @@ def test_chunks_give_the_same_answer_as_one_pass() -> None:
     chunked = forecast_panel(panel, 10, chunk_size=3)
     np.testing.assert_allclose(chunked.point, whole.point)
     assert chunked.model.tolist() == whole.model.tolist()
+
+
+def test_totals_spread_at_least_as_fast_as_independent_errors() -> None:
+    rng = np.random.default_rng(9)
+    t = 300
+    level = np.repeat(rng.uniform(5, 40, t // 30), 30)          # level shifts: errors persist
+    result = forecast_panel(_panel({"shifty": rng.poisson(level).astype(float),
+                                    "steady": rng.poisson(20, t).astype(float)}), 14)
+    assert (result.spread >= 1).all()
+    h_bt = result.info["backtest"]["horizon"]
+    _, sd_one = result.demand_over(1.0)
+    _, sd_window = result.demand_over(float(h_bt))
+    np.testing.assert_allclose(sd_one, result.sigma)
+    np.testing.assert_allclose(sd_window, result.sigma * np.sqrt(h_bt * result.spread))
+    assert result.spread[0] > result.spread[1]
