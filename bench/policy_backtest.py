@@ -115,6 +115,7 @@ def evaluate(data: dict) -> dict:
                          for t in TARGETS] for measure in MEASURES}
     uncalibrated = [{"target": t, **run(restock_policy(t, calibrate=False))} for t in TARGETS]
     curve = [{"target": t, **run(restock_policy(t))} for t in CURVE_TARGETS]
+    extra = _with_extra_units(data, panel, options, run) if "promotions" in data else None
     restock["pooled_cycle"] = [{"target": t, **run(restock_policy(t, pooled=True))}
                                for t in TARGETS]
     min_max = [{"k": k, **run(min_max_policy(k))} for k in MIN_MAX_K]
@@ -125,12 +126,37 @@ def evaluate(data: dict) -> dict:
             "promotions_known_ahead": data.get("promotions") is not None,
             "restock": restock, "restock_cycle_without_calibration": uncalibrated,
             "restock_cycle_error_quantiles": errors,
+            "restock_promotions_as_extra_units": _at_baselines(extra, min_max, sba),
             "sba_normal_targets": _sba_at_targets(sba),
             "comparison": _compare(restock, min_max, sba),
             "curves_at_equal_service": _curves({
                 "restock_cycle": curve + restock["cycle"], "restock_cycle_error_quantiles": errors,
                 "min_max": min_max, "sba_normal": sba}),
             "baseline_sweeps": {"min_max": min_max, "sba_normal": sba}}
+
+
+def _with_extra_units(data: dict, panel, options: dict, run) -> dict:
+    """restock with a promotion adding extra units rather than multiplying (a second cache)."""
+    from restock.simulate import ForecastCache, promotion_flags, restock_policy
+
+    cache = ForecastCache(panel, season_length=data["season_length"], window=data["window"],
+                          promotions=promotion_flags(data["promotions"], panel),
+                          promotion_effect="extra")
+    shared, options["forecasts"] = options["forecasts"], cache
+    rows = {measure: [{"target": t, **run(restock_policy(t, fill_rate=measure == "fill_rate"))}
+                      for t in TARGETS] for measure in MEASURES}
+    options["forecasts"] = shared
+    return rows
+
+
+def _at_baselines(rows: dict | None, min_max: list[dict], sba: list[dict]) -> dict | None:
+    """Each baseline's stock value at each row's achieved service (its measure's)."""
+    for measure, column in MEASURES.items():
+        for row in (rows or {}).get(measure, []):
+            for name, sweep in (("min_max", min_max), ("sba_normal", sba)):
+                row[f"{name}_inventory_value_at_same_service"] = _at_service(
+                    sweep, column, row[column], "avg_inventory_value")
+    return rows
 
 
 def _sba_at_targets(sba: list[dict]) -> list[dict]:

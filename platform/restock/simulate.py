@@ -153,11 +153,19 @@ class ForecastCache:
     forecast with promotion periods scaled down to the item's usual level (so a spike neither
     lifts the level nor the spread afterwards), and the periods ahead on promotion are scaled
     back up by the item's lift (:func:`promotion_lift`), learnt from the history before ``t``.
+    With ``promotion_effect="extra"`` a promotion adds the item's extra units per period
+    (:func:`promotion_extra`) instead of multiplying: an item that barely sells off promotion
+    has a huge, unstable lift on a near-zero level, but a steady extra.
     """
 
     def __init__(self, panel: Panel, *, season_length: int | None = None,
-                 window: int | None = None, promotions: np.ndarray | None = None) -> None:
+                 window: int | None = None, promotions: np.ndarray | None = None,
+                 promotion_effect: str = "lift") -> None:
+        if promotion_effect not in ("lift", "extra"):
+            raise ConfigError(f"must be lift or extra (got {promotion_effect!r})",
+                              field="promotion_effect")
         self.panel, self.season_length, self.window = panel, season_length, window
+        self.effect = promotion_effect
         self.promotions = None if promotions is None else np.asarray(promotions, dtype=bool)
         if self.promotions is not None and self.promotions.shape != panel.values.shape:
             raise DataError(f"promotions must be {panel.values.shape} like the panel "
@@ -173,7 +181,7 @@ class ForecastCache:
             start = 0 if self.window is None else max(0, t - self.window)
             values = self.panel.values[:, start:t]
             if self.promotions is not None:
-                values = values / np.where(self.promotions[:, start:t], self.lift(t)[:, None], 1)
+                values = self._without_promotions(values, self.promotions[:, start:t], t)
             known = Panel(ids=self.panel.ids, dates=self.panel.dates[start:t],
                           values=values, freq=self.panel.freq)
             self._made[key] = forecast_panel(known, horizon, season_length=self.season_length)
@@ -190,6 +198,19 @@ class ForecastCache:
                                            self.promotions[:, start:t])
         return self._lift[t]
 
+    def _without_promotions(self, values, promoted, t: int) -> np.ndarray:
+        if self.effect == "extra":
+            return np.maximum(values - np.where(promoted, self.extra(t)[:, None], 0.0), 0.0)
+        return values / np.where(promoted, self.lift(t)[:, None], 1.0)
+
+    def extra(self, t: int) -> np.ndarray:
+        """Each item's extra demand per promotion period as known before ``t``."""
+        if -t - 1 not in self._lift:   # negative keys: extras, next to the lifts
+            start = 0 if self.window is None else max(0, t - self.window)
+            self._lift[-t - 1] = promotion_extra(self.panel.values[:, start:t],
+                                                 self.promotions[:, start:t])
+        return self._lift[-t - 1]
+
     def _promoted(self, t: int, made, periods) -> tuple[np.ndarray, np.ndarray]:
         base_mean, base_sd = made.demand_over(periods)
         n, h = made.point.shape
@@ -197,6 +218,8 @@ class ForecastCache:
         known = self.promotions[:, t:t + h]
         ahead[:, :known.shape[1]] = known
         steps = np.arange(h)[None, :] < np.asarray(periods, dtype=float).reshape(-1, 1)
+        if self.effect == "extra":
+            return base_mean + self.extra(t) * (ahead & steps).sum(axis=1), base_sd
         boosted = (made.point * np.where(ahead, self.lift(t)[:, None], 1.0) * steps).sum(axis=1)
         plain = (made.point * steps).sum(axis=1)
         with np.errstate(all="ignore"):
@@ -210,6 +233,23 @@ class ForecastCache:
 
 
 LIFT_PRIOR = 10.0   # promotion periods after which an item's own lift weighs as much as the pool's
+
+
+def promotion_extra(values: np.ndarray, promoted: np.ndarray) -> np.ndarray:
+    """Per item: extra demand per promotion period (promotion mean - other mean, at least 0),
+    shrunk towards ``(pooled lift - 1) x the item's other mean`` while it has seen few
+    promotions (see :func:`promotion_lift`)."""
+    values = np.nan_to_num(values)
+    on, off = promoted.sum(axis=1), (~promoted).sum(axis=1)
+    on_mean = np.where(promoted, values, 0).sum(axis=1) / np.maximum(on, 1)
+    off_mean = np.where(promoted, 0, values).sum(axis=1) / np.maximum(off, 1)
+    with np.errstate(all="ignore"):
+        pooled = (np.where(promoted, values, 0).sum() / max(on.sum(), 1)) / \
+            (np.where(promoted, 0, values).sum() / max(off.sum(), 1))
+    pooled = pooled if np.isfinite(pooled) and pooled > 0 else 1.0
+    weight = on / (on + LIFT_PRIOR)
+    return np.maximum(weight * (on_mean - off_mean) + (1 - weight) * (pooled - 1) * off_mean,
+                      0.0)
 
 
 def promotion_lift(values: np.ndarray, promoted: np.ndarray) -> np.ndarray:

@@ -364,3 +364,30 @@ def test_a_rule_learns_the_same_whatever_ran_before_it_on_the_cache():
     warmed = ForecastCache(panel, season_length=1)
     run(warmed, restock_policy(0.9, calibrate="errors"))
     assert run(warmed, restock_policy(0.9)) == fresh
+
+
+def test_a_promotion_can_add_extra_units_instead_of_multiplying():
+    from restock.forecast import to_panel
+    from restock.simulate import ForecastCache, promotion_extra
+
+    promoted = np.zeros((1, 100), dtype=bool)
+    promoted[0, ::4] = True
+    values = np.where(promoted, 12.0, 2.0)
+    assert promotion_extra(values, promoted) == pytest.approx([10.0])   # 12 - 2 a period
+    rare = promoted.copy()
+    rare[0, 4:] = False                                                # 1 promotion: the pool's
+    two = np.vstack([values, np.where(rare, 30.0, 2.0)])
+    extra = promotion_extra(two, np.vstack([promoted, rare]))
+    pooled = ((12.0 * 25 + 30.0) / 26) / 2.0
+    assert extra[1] == pytest.approx((1 * 28.0 + 10 * (pooled - 1) * 2.0) / 11)
+    flags = np.zeros(60, dtype=bool)
+    flags[[10, 20, 30, 40, 52, 57]] = True
+    demand = np.where(flags, 40.0, 10.0)
+    panel = to_panel(history({"A": list(demand)}, freq="D"), freq="D")
+    cache = ForecastCache(panel, season_length=1, promotions=flags[None, :],
+                          promotion_effect="extra")
+    promo, _ = cache.demand_over(54, np.array([5.0]))      # one promotion day ahead (57)
+    assert cache.extra(54)[0] == pytest.approx(30.0)
+    assert promo[0] == pytest.approx(50.0 + 30.0, rel=0.05)
+    with pytest.raises(ConfigError, match="promotion_effect: must be lift or extra"):
+        ForecastCache(panel, promotion_effect="double")
