@@ -343,6 +343,12 @@ def test_backtest_command_takes_a_promotion_calendar_and_names_a_bad_row(tmp_pat
                                                "promotion must be 0 or 1 (got 2)")
     assert main([*args, "--out", str(aware_out), "--calibrate", "magic"]) == 2
     assert "--calibrate: must be one of errors, spread, none" in capsys.readouterr().err
+    assert main([*args, "--out", str(aware_out), "--promotions",
+                 str(tmp_path / "promotions.csv"), "--promotion-effect", "extra"]) == 0
+    assert json.loads(aware_out.read_text())["avg_inventory_value"] < \
+        plain["avg_inventory_value"]
+    assert main([*args, "--out", str(aware_out), "--promotion-effect", "double"]) == 2
+    assert "--promotion-effect: must be lift or extra" in capsys.readouterr().err
 
 
 def test_a_rule_learns_the_same_whatever_ran_before_it_on_the_cache():

@@ -40,6 +40,9 @@ def backtest(
                                                     "known a lead time + review ahead.")] = None,
     calibrate: Annotated[str, typer.Option("--calibrate", help="Spread over lead time + "
                                            "review: spread, errors or none.")] = "spread",
+    promotion_effect: Annotated[str, typer.Option("--promotion-effect", help="A promotion "
+                                                  "multiplies demand (lift) or adds units "
+                                                  "(extra).")] = "lift",
 ) -> None:
     """Replay HISTORY period by period (forecast, order, receive, serve) and report service,
     stock and cost per item and in total."""
@@ -62,7 +65,10 @@ def backtest(
     panel = to_panel(tidy, freq=freq)
     flags = None if promotions is None else \
         promotion_flags(_read(promotions), panel, str(promotions))
-    forecasts = ForecastCache(panel, season_length=season_length, promotions=flags)
+    forecasts = _option(lambda: ForecastCache(panel, season_length=season_length,
+                                              promotions=flags,
+                                              promotion_effect=promotion_effect),
+                        None, "--promotion-effect")
     policy = _option(lambda: restock_policy(level, fill_rate=fill_rate, pooled=pooled,
                                             calibrate=calibrate), None, "--pooled")
     result = _option(lambda: simulate(tidy, settings, policy,
@@ -82,7 +88,8 @@ def _option(check, value, flag: str):
     try:
         return check(value) if value is not None else check()
     except ConfigError as err:   # name the option as the user typed it
-        name = flag if err.field in (None, "service_level", "periods", "pooled") \
+        name = flag if err.field in (None, "service_level", "periods", "pooled",
+                                     "promotion_effect") \
             else f"--{err.field}"
         raise ConfigError(err.message, field=name) from None
 
