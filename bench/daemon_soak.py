@@ -148,9 +148,10 @@ def soak(orgs: int, minutes: float, every: int, work_ms: float, state_url: str |
         daemon = Daemon(settings, runner=cycle, store=store, ledger=ledger)
         sampler = Sampler(url, db_path)
         before = sampler.sample(0.0)
-        started = datetime.now(UTC)
         began = time.monotonic()
         daemon.start()
+        # Slots count from when every org is scheduled: loading 200 files takes seconds.
+        started, start_seconds = datetime.now(UTC), time.monotonic() - began
         end, final = began + minutes * 60, before
         while (now := time.monotonic()) < end:
             time.sleep(min(sample_seconds, max(end - now, 0)))
@@ -168,9 +169,13 @@ def soak(orgs: int, minutes: float, every: int, work_ms: float, state_url: str |
     due = due_slots(schedules, *window)
     seen = cycle.seen()
     ran_in_window = {key for key in seen if window[0] < key[1] <= window[1]}
-    return _report(orgs, minutes, every, work_ms, url, parallel, seen, sorted(cycle.lateness),
-                   due, ran_in_window, claims, stored_runs, sampler.samples[1:-1], clean,
-                   (before, final, closed))
+    missed = sorted(due - ran_in_window, key=lambda key: key[1])
+    result = _report(orgs, minutes, every, work_ms, url, parallel, seen, sorted(cycle.lateness),
+                     due, ran_in_window, claims, stored_runs, sampler.samples[1:-1], clean,
+                     (before, final, closed))
+    result["start_seconds"] = round(start_seconds, 2)
+    result["missed_examples"] = [f"{org}@{when:%H:%M:%S}" for org, when in missed[:10]]
+    return result
 
 
 def _stored_runs(store: Any) -> int:
