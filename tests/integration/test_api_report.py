@@ -111,3 +111,12 @@ def test_report_command_charts_history_and_forecast_read_from_the_source(cycle, 
                  "--no-history"]) == 0
     bare = target.read_text()
     assert ">history<" not in bare and ">with this order<" in bare
+
+
+def test_the_review_pages_report_charts_history_and_forecast_from_the_source(cycle):
+    url, _store, summary, _receiver = cycle
+    page = httpx.Client(base_url=url, timeout=60)
+    page.post("/login", data={"token": TOKENS["alice"], "next": "/"})
+    html = page.get(f"/runs/{summary.run_id}/report").text
+    assert html.count("<svg") >= 2
+    assert ">history<" in html and ">forecast<" in html and ">with this order<" in html

@@ -202,13 +202,27 @@ _NOT_SENT = {
 }
 
 
+def _chart_data(request: Request, summary: Any) -> tuple[Any, Any]:
+    """The charted items' history and forecast, read from the org's source as the CLI's report
+    does; without a loadable org file the charts keep what the summary knows."""
+    from restock.report.sources import chart_frames
+
+    try:
+        config = review(request).org_config(summary.org)
+    except RestockError:
+        return None, None
+    return chart_frames(config, summary)
+
+
 @_guarded
 def report_file(request: Request, user: User) -> Response:
     """The run's standalone HTML report (as sinks and ``restock runs show`` write it)."""
     from restock.report import render_html
 
     summary = requested_summary(request, user)
-    return HTMLResponse(render_html(summary, max_charts=6), headers={
+    history, forecasts = _chart_data(request, summary)
+    return HTMLResponse(render_html(summary, history=history, forecasts=forecasts,
+                                    max_charts=6), headers={
         "Content-Disposition": f'inline; filename="{summary.run_id}.html"'})
 
 
