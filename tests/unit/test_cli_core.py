@@ -76,3 +76,13 @@ def test_demo_data_writes_a_readable_warehouse(tmp_path, capsys):
     assert "wrote 40 SKUs" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "wh").iterdir()} >= {
         "catalog.csv", "offers.csv", "positions.csv", "history.csv.gz", "open_orders.csv"}
+
+
+def test_commands_read_the_state_url_as_the_daemon_does(config_copy, tmp_path, monkeypatch,
+                                                         capsys):
+    monkeypatch.delenv("RESTOCK_STATE_URL", raising=False)
+    secret = tmp_path / "state-url"
+    secret.write_text(f"sqlite:///{tmp_path / 'from-file.sqlite'}\n")
+    (config_copy / "restock.yaml").write_text(f"state_url: file:{secret}\n")
+    assert main(["runs", "list", "--config", str(config_copy)]) == 0
+    assert (tmp_path / "from-file.sqlite").is_file()

@@ -119,15 +119,11 @@ def config_dir(option: Path | None) -> Path:
 
 
 def state_url(folder: Path) -> str:
-    """The state store URL: $RESTOCK_STATE_URL, else restock.yaml's state_url, else the default."""
-    if os.environ.get("RESTOCK_STATE_URL"):
-        return os.environ["RESTOCK_STATE_URL"]
-    path = folder / "restock.yaml"
-    if path.is_file():
-        data, _ = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-        if isinstance(data, dict) and data.get("state_url"):
-            return str(data["state_url"])
-    return DEFAULT_STATE_URL
+    """The state store URL as the daemon reads it: $RESTOCK_STATE_URL, else restock.yaml's
+    state_url, else the default; a ``file:PATH`` value is read from that file."""
+    from restock.settings import load_settings
+
+    return load_settings(config_dir=folder).resolved_state_url()
 
 
 def open_state(url: str) -> Any:
