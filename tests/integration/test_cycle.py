@@ -275,3 +275,18 @@ def test_an_offer_the_planner_refuses_is_reported_and_never_ordered(org_dir, sto
     named = [q for q in summary.quarantined if sku in q.record or sku in q.reason]
     assert named, summary.quarantined
     assert sku not in {line.sku for o in summary.orders + summary.held for line in o.lines}
+
+
+def test_the_cli_approves_and_rejects_by_order_id_alone(org_dir, store, monkeypatch, capsys):
+    from restock.cli import main
+
+    summary = run_org(load_org(write_org(org_dir, mode="approval")), store=store)
+    first, second = summary.held[0], summary.held[1]
+    monkeypatch.setenv("RESTOCK_STATE_URL", str(store.engine.url))
+    assert main(["approve", first.order_id, "--config", str(org_dir), "--as", "alice"]) == 0
+    assert main(["reject", second.order_id, "--config", str(org_dir), "--reason", "later"]) == 0
+    assert main(["approve", second.order_id, "--config", str(org_dir)]) == 1
+    assert "is rejected, not held" in capsys.readouterr().err
+    assert store.ledger.get(first.order_id).status == S.SUBMITTED
+    assert set(outbox(org_dir)) == {first.idempotency_key}
+    assert main(["approve", "no-such-order", "--config", str(org_dir)]) == 1

@@ -18,6 +18,9 @@ from restock.errors import RestockError
 _console = Console(highlight=False, soft_wrap=True)
 
 OrgOption = Annotated[str, typer.Option("--org", help="The org the order belongs to.")]
+OwnerOption = Annotated[str | None, typer.Option(
+    "--org", help="The org the order belongs to (default: the order's own, from the ledger).",
+    show_default=False)]
 Actor = Annotated[str | None, typer.Option(
     "--as", help="Who decides (recorded in the audit trail); default: $RESTOCK_ACTOR or the "
                  "login name.", show_default=False)]
@@ -57,7 +60,7 @@ def list_orders(org: OrgOption, config: ConfigDir = None,
 
 @app.command()
 def approve(order_id: Annotated[str, typer.Argument(help="The held order's id.")],
-            org: OrgOption, config: ConfigDir = None, actor: Actor = None,
+            org: OwnerOption = None, config: ConfigDir = None, actor: Actor = None,
             quantity: Annotated[list[str] | None, typer.Option(
                 "--quantity", help="SKU=QTY to change a line before approving (repeatable; "
                                    "0 drops the line).")] = None,
@@ -66,7 +69,7 @@ def approve(order_id: Annotated[str, typer.Argument(help="The held order's id.")
     from restock.approval import approve as decide
 
     folder = config_dir(config)
-    org_config = load_org_by_id(folder, org)
+    org_config = load_org_by_id(folder, org or _owner(folder, order_id))
     edits = _quantities(quantity or [])
     with open_state(state_url(folder)) as store:
         decision = _decide(lambda: decide(store, org_config, order_id, actor=_actor(actor),
@@ -80,18 +83,25 @@ def approve(order_id: Annotated[str, typer.Argument(help="The held order's id.")
 
 @app.command()
 def reject(order_id: Annotated[str, typer.Argument(help="The held order's id.")],
-           org: OrgOption,
            reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")],
-           config: ConfigDir = None, actor: Actor = None) -> None:
+           org: OwnerOption = None, config: ConfigDir = None, actor: Actor = None) -> None:
     """Reject a held order: it is never sent; the next run plans the need afresh."""
     from restock.approval import reject as decide
 
     folder = config_dir(config)
-    org_config = load_org_by_id(folder, org)
+    org_config = load_org_by_id(folder, org or _owner(folder, order_id))
     with open_state(state_url(folder)) as store:
         decision = _decide(lambda: decide(store, org_config, order_id, actor=_actor(actor),
                                           reason=reason))
     typer.echo(f"order {decision.entry.order_id} rejected by {_actor(actor)}")
+
+
+def _owner(folder, order_id: str) -> str:
+    with open_state(state_url(folder)) as store:
+        entry = store.ledger.find(order_id)
+    if entry is None:
+        raise fail(f"no order {order_id!r} in the ledger", EXIT_FAILED)
+    return entry.org
 
 
 def _decide(action):
