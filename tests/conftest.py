@@ -43,3 +43,23 @@ def pg_url() -> str:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
     admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """Tests that run the CLI in-process configure logging for the process (its level, its
+    stream); put back what was there so later tests log and capture as before."""
+    import logging
+
+    import structlog
+
+    configured, saved = structlog.is_configured(), structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    if configured:
+        structlog.configure(**saved)
+    else:
+        structlog.reset_defaults()
+    root.handlers = handlers
+    root.setLevel(level)
