@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from restock.config import OrgConfig
-from restock.connectors import ConnectorContext, connector_class
+from restock.connectors import open_connector
 from restock.errors import LedgerConflict, RestockError
 from restock.store import LedgerEntry, OrderStatus, Store
 from restock.submit import submit_one
@@ -90,13 +89,7 @@ def _edited(entry: LedgerEntry, quantities: dict[str, float]):
 
 
 def _send(store: Store, config: OrgConfig, entry: LedgerEntry) -> Decision:
-    ref = config.order_sink
-    cls = connector_class(ref.connector, "order_sink")
-    settings = config.connector_settings.get("order_sink") or \
-        cls.Settings.model_validate(ref.options)
-    base = str(Path(config.source_file).parent) if config.source_file else "."
-    context = ConnectorContext(org=config.org, config_dir=base, currency=config.currency)
-    with cls(settings, context) as sink:
+    with open_connector(config, "order_sink") as sink:
         after = submit_one(store.ledger, sink, entry)  # type: ignore[arg-type]
     if after.status == S.SUBMITTED:
         return Decision(after, sent=True)

@@ -17,13 +17,17 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from restock.domain import PurchaseOrder, RunSummary, Snapshot
 from restock.errors import ConfigError
 from restock.log import get_logger
+
+if TYPE_CHECKING:
+    from restock.config import OrgConfig
 
 log = get_logger("restock.connectors")
 
@@ -141,6 +145,27 @@ def available(role: Role) -> dict[str, type[_Connector]]:
         if cls is not None:
             found[name] = cls
     return found
+
+
+def org_context(config: OrgConfig) -> ConnectorContext:
+    """What an org's connectors may know: its id, its currency, and its file's folder (against
+    which relative paths in their settings resolve)."""
+    base = str(Path(config.source_file).parent) if config.source_file else "."
+    return ConnectorContext(org=config.org, config_dir=base, currency=config.currency)
+
+
+def open_connector(config: OrgConfig, where: str) -> Any:
+    """The connector an org file names at ``where`` (``source``, ``order_sink`` or
+    ``summary_sinks.N``), with the settings the loader validated."""
+    if where == "source":
+        ref, role = config.source, "inventory_source"
+    elif where == "order_sink":
+        ref, role = config.order_sink, "order_sink"
+    else:
+        ref, role = config.summary_sinks[int(where.rsplit(".", 1)[1])], "summary_sink"
+    cls = connector_class(ref.connector, role)  # type: ignore[arg-type]
+    settings = config.connector_settings.get(where) or cls.Settings.model_validate(ref.options)
+    return cls(settings, org_context(config))
 
 
 def connector_class(name: str, role: Role) -> type[_Connector]:

@@ -14,12 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from restock.config import OrgConfig
-from restock.connectors import ConnectorContext, Scope, connector_class
+from restock.connectors import Scope, open_connector
 from restock.domain import Mode, Reason, RunStatus, RunSummary
 from restock.errors import RestockError
 from restock.log import bind_run, get_logger
@@ -53,8 +51,6 @@ class _Run:
         self.summary = RunSummary(org=config.org, run_id=run_id, status=RunStatus.OK, mode=mode,
                                   started_at=now, currency=config.currency,
                                   budget=config.policy.budget)
-        self.context = ConnectorContext(org=config.org, config_dir=_config_dir(config),
-                                        currency=config.currency)
         self.timings: dict[str, float] = {}
 
     @property
@@ -75,11 +71,11 @@ class _Run:
         return self._finish()
 
     def _steps(self) -> None:
-        with self._connector("order_sink", "order_sink") as sink:
+        with open_connector(self.config, "order_sink") as sink:
             book = OrderBook(self.config, self.store.ledger, sink, self.now,
                              run_id=self.summary.run_id, live=self.live)
             self._timed("reconcile", lambda: self._note(book.prepare()))
-            with self._connector("source", "inventory_source") as source:
+            with open_connector(self.config, "source") as source:
                 snapshot = self._timed("pull", lambda: source.pull(self._scope(source)))
             result = self._timed("plan", lambda: plan_snapshot(
                 self.config, snapshot, book, self.store, self.now, self.summary.run_id))
@@ -151,7 +147,7 @@ class _Run:
     def _deliver(self) -> None:
         from restock.delivery import deliver_summaries
 
-        problems = deliver_summaries(self.config, self.context, self.store, self.summary)
+        problems = deliver_summaries(self.config, self.store, self.summary)
         if problems:
             self.summary.errors.extend(problems)
             if self.summary.status == RunStatus.OK:
@@ -173,14 +169,6 @@ class _Run:
         finally:
             self.timings[step] = time.perf_counter() - started
 
-    def _connector(self, where: str, role: str) -> Any:
-        ref = self.config.source if where == "source" else self.config.order_sink
-        settings = self.config.connector_settings.get(where)
-        cls = connector_class(ref.connector, role)  # type: ignore[arg-type]
-        if settings is None:
-            settings = cls.Settings.model_validate(ref.options)
-        return cls(settings, self.context)
-
     def _scope(self, source: Any) -> Scope:
         # History is needed back from the planning date: a source pinned to a date of its own
         # (``as_of: 2026-01-31``) plans from there, not from today.
@@ -189,17 +177,8 @@ class _Run:
         return Scope(since=base - timedelta(days=self.config.forecast.history_days))
 
 
-def planning_date(now: datetime, tz: str) -> date:
-    """The org's calendar date at ``now``."""
-    return now.astimezone(ZoneInfo(tz)).date()
-
-
 def _now(clock: Clock) -> datetime:
     if clock is None:
         return datetime.now(UTC)
     value = clock.now() if hasattr(clock, "now") else clock()
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _config_dir(config: OrgConfig) -> str:
-    return str(Path(config.source_file).parent) if config.source_file else "."

@@ -7,7 +7,7 @@ sink is owed it (``pending_summaries``) until a later run of the org delivers it
 from __future__ import annotations
 
 from restock.config import OrgConfig
-from restock.connectors import ConnectorContext, SummarySink, connector_class
+from restock.connectors import SummarySink, open_connector
 from restock.domain import RunSummary
 from restock.errors import RestockError
 from restock.log import get_logger
@@ -16,14 +16,13 @@ from restock.store import Store
 log = get_logger("restock.delivery")
 
 
-def deliver_summaries(config: OrgConfig, context: ConnectorContext, store: Store,
-                      summary: RunSummary) -> list[str]:
+def deliver_summaries(config: OrgConfig, store: Store, summary: RunSummary) -> list[str]:
     """Post ``summary`` (and any owed earlier ones) to each sink; returns the problems."""
     problems: list[str] = []
     for index, ref in enumerate(config.summary_sinks):
         name = f"summary_sinks.{index} ({ref.connector})"
         try:
-            sink = _sink(config, context, index)
+            sink = open_connector(config, f"summary_sinks.{index}")
         except RestockError as err:
             problems.append(f"{name}: {err}")
             continue
@@ -56,10 +55,3 @@ def _post(sink: SummarySink, store: Store, name: str, summary: RunSummary,
         return
     store.pending_summaries.delivered(summary.run_id, name)
 
-
-def _sink(config: OrgConfig, context: ConnectorContext, index: int) -> SummarySink:
-    ref = config.summary_sinks[index]
-    cls = connector_class(ref.connector, "summary_sink")
-    settings = config.connector_settings.get(f"summary_sinks.{index}") or \
-        cls.Settings.model_validate(ref.options)
-    return cls(settings, context)  # type: ignore[return-value]

@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from restock import submit as sending
 from restock.config import OrgConfig
 from restock.connectors import OrderSink
-from restock.domain import (OrderLine, PurchaseOrder, Reason, SkippedLine, idempotency_key)
+from restock.domain import OrderLine, PurchaseOrder, Reason, SkippedLine, idempotency_key
 from restock.policy import Plan
 from restock.store import ACTIVE_STATUSES, Ledger, LedgerEntry, OrderStatus
-from restock import submit as sending
 
 S = OrderStatus
 REVIEW_PART = "#review"   # the part of a supplier's order a guard holds for a person
@@ -116,7 +116,7 @@ class OrderBook:
                 self.skipped.append(_sku_taken(line, earlier))
                 continue
             by_supplier[line.supplier].append(_with_own_orders(line, own.get(line.sku, "")))
-        holds: dict[str, list[Reason]] = getattr(plan, "holds", {}) or {}
+        holds = plan.holds
         report = sending.SubmitReport()
         for supplier, lines in sorted(by_supplier.items()):
             for part, part_lines in self._split(lines, holds):

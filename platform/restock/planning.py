@@ -7,7 +7,6 @@ uncertainty over the horizon that matters, not on a constant.
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -149,15 +148,14 @@ def _forecast(config: OrgConfig, history: pd.DataFrame, items: pd.DataFrame,
     horizon_days = (items["lead_time_days"] + items["review_period_days"]).max()
     horizon = int(min(max(math.ceil(horizon_days / DAYS_PER_PERIOD[freq]), 1),
                       math.ceil(MAX_HORIZON_DAYS / DAYS_PER_PERIOD[freq])))
-    options = {"season_length": config.forecast.season_length or SEASON[freq],
-               "time_budget_seconds": config.forecast.statsmodels_seconds}
-    result = forecast_panel(panel, horizon, **_accepted(forecast_panel, options))
+    result = forecast_panel(panel, horizon,
+                            season_length=config.forecast.season_length or SEASON[freq],
+                            time_budget_seconds=config.forecast.statsmodels_seconds)
     return {"result": result, "ids": np.asarray(result.ids).astype(str), "panel": panel,
             "model": np.asarray(result.model).astype(str),
             "class": np.asarray(result.demand_class).astype(str),
-            "mase": getattr(result, "mase", None), "rmsse": getattr(result, "rmsse", None),
-            "params": getattr(result, "params", None),
-            "confidence": getattr(result, "confidence", None)}
+            "mase": result.mase, "rmsse": result.rmsse, "params": result.params,
+            "confidence": result.confidence}
 
 
 def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfig
@@ -178,8 +176,7 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
         rate[found] = mean[position[found]] / days[found]
         sd_day[found] = sd[position[found]] / np.sqrt(days[found])
         model[found] = forecast["model"][position[found]]
-        if forecast["confidence"] is not None:
-            confidence[found] = np.asarray(forecast["confidence"], float)[position[found]]
+        confidence[found] = np.asarray(forecast["confidence"], float)[position[found]]
     items["demand_rate"] = np.nan_to_num(rate, nan=0.0, posinf=0.0).clip(min=0.0)
     items["demand_sd"] = np.nan_to_num(sd_day, nan=0.0, posinf=0.0).clip(min=0.0)
     items["forecast_confidence"] = np.nan_to_num(confidence, nan=0.0)
@@ -207,8 +204,7 @@ def _call_plan(items: pd.DataFrame, offers: pd.DataFrame, config: OrgConfig,
     policy = config.policy
     if policy.budget is not None:
         policy = policy.model_copy(update={"budget": max(policy.budget - committed, 0.0)})
-    options = {"guard": config.guard, "currency": config.currency}
-    return plan(items, offers, policy, **_accepted(plan, options))
+    return plan(items, offers, policy, guard=config.guard, currency=config.currency)
 
 
 def _set_aside(result: Plan) -> list[QuarantinedRecord]:
@@ -217,13 +213,7 @@ def _set_aside(result: Plan) -> list[QuarantinedRecord]:
                               record=" ".join(f"{k}={r.data[k]}" for k in ("sku", "supplier")
                                               if r.data.get(k) is not None),
                               reason=r.message)
-            for r in getattr(result, "problems", [])]
-
-
-def _accepted(func: Any, options: dict[str, Any]) -> dict[str, Any]:
-    # Optional keywords a newer forecaster or planner takes; older ones simply go without.
-    names = inspect.signature(func).parameters
-    return {k: v for k, v in options.items() if k in names}
+            for r in result.problems]
 
 
 # ---------------------------------------------------------------- catalog and accuracy
@@ -242,9 +232,9 @@ def _catalog(config: OrgConfig, run_id: str, forecast: dict[str, Any],
     return [CatalogEntry(
         org=config.org, run_id=run_id, sku=str(sku), model=str(forecast["model"][i]),
         demand_class=str(forecast["class"][i]),
-        params=params[i] if params is not None else None,
-        mase=_finite(mase[i]) if mase is not None else None,
-        rmsse=_finite(rmsse[i]) if rmsse is not None else None,
+        params=params[i],
+        mase=_finite(mase[i]),
+        rmsse=_finite(rmsse[i]),
         rate_per_day=float(rate[i]), window_start=start, window_end=end,
         observations=int(observed[i]), code_version=CODE_VERSION)
         for i, sku in enumerate(ids)]

@@ -10,12 +10,11 @@ the projected stock with the order's arrival.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pandas as pd
 
 from restock.config import OrgConfig
-from restock.connectors import ConnectorContext, Scope, connector_class
+from restock.connectors import Scope, open_connector
 from restock.domain import RunSummary
 from restock.log import get_logger
 from restock.report.charts import pick_items
@@ -41,13 +40,8 @@ def chart_frames(config: OrgConfig, summary: RunSummary, *, limit: int = 6
 
 def _history(config: OrgConfig, summary: RunSummary, skus: list[str]) -> pd.DataFrame:
     as_of = summary.as_of or summary.started_at.date()
-    ref = config.source
-    cls = connector_class(ref.connector, "inventory_source")
-    settings = config.connector_settings.get("source") or cls.Settings.model_validate(ref.options)
-    base = str(Path(config.source_file).parent) if config.source_file else "."
-    context = ConnectorContext(org=config.org, config_dir=base, currency=config.currency)
     scope = Scope(skus=tuple(skus), since=as_of - timedelta(days=config.forecast.history_days))
-    with cls(settings, context) as source:
+    with open_connector(config, "source") as source:
         history = source.pull(scope).history
     history = history[history["sku"].isin(skus)]      # a source may ignore the scope's SKUs
     return history[pd.to_datetime(history["date"]).dt.date <= as_of]
