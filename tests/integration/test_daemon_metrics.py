@@ -17,7 +17,7 @@ from restock.daemon import Daemon, SlotLedger
 from restock.daemon.http import create_daemon_app
 from restock.settings import load_settings
 from restock.store import open_store
-from tests.support.daemon_kit import files_org, restock_cli
+from tests.support.daemon_kit import demo_warehouse, files_org
 from tests.support.loopback import serve_asgi
 
 NEVER = "0 3 1 1 *"
@@ -31,9 +31,7 @@ def _closed_port() -> int:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    made = restock_cli("demo-data", "--out", str(tmp_path / "warehouse"), "--skus", "20",
-                       cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
+    demo_warehouse(tmp_path / "warehouse", 20)
     orgs = tmp_path / "config" / "orgs"
     orgs.mkdir(parents=True)
     files_org(orgs, "good", NEVER, tmp_path / "warehouse")

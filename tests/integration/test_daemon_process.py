@@ -16,6 +16,7 @@ from restock.daemon.slots import SlotLedger
 from tests.conftest import PG_ADMIN_URL
 from tests.support.daemon_kit import (
     DaemonProcess,
+    demo_warehouse,
     files_org,
     fresh_pg_database,
     restock_cli,
@@ -28,10 +29,7 @@ FAR_AWAY = "0 3 1 1 *"              # once a year: never during the test
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("warehouse")
-    made = restock_cli("demo-data", "--out", str(folder), "--skus", "20", cwd=folder)
-    assert made.returncode == 0, made.stderr
-    return folder
+    return demo_warehouse(tmp_path_factory.mktemp("warehouse"), 20)
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from restock.daemon.slots import SlotLedger
 from tests.conftest import PG_ADMIN_URL
 from tests.support.daemon_kit import (
     DaemonProcess,
+    demo_warehouse,
     files_org,
     fresh_pg_database,
-    restock_cli,
     wait_until,
 )
 
@@ -30,9 +30,7 @@ EVERY = 4                                    # seconds between slots
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    made = restock_cli("demo-data", "--out", str(tmp_path / "warehouse"), "--skus", "20",
-                       cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
+    demo_warehouse(tmp_path / "warehouse", 20)
     (tmp_path / "config" / "orgs").mkdir(parents=True)
     for org in ORGS:
         files_org(tmp_path / "config" / "orgs", org, f"*/{EVERY} * * * * *",

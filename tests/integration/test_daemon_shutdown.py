@@ -13,7 +13,12 @@ import pytest
 pytest.importorskip("restock.cycle", reason="the cycle (restock.cycle.run_org) is not installed")
 
 from restock.daemon.slots import SlotLedger
-from tests.support.daemon_kit import DaemonProcess, files_org, restock_cli, wait_until
+from tests.support.daemon_kit import (
+    DaemonProcess,
+    demo_warehouse,
+    files_org,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 NEVER = "0 3 1 1 *"
@@ -22,10 +27,7 @@ NEVER = "0 3 1 1 *"
 @pytest.fixture(scope="module")
 def big_warehouse(tmp_path_factory) -> Path:
     """Large enough that a run takes seconds, so a signal lands mid-run."""
-    folder = tmp_path_factory.mktemp("warehouse")
-    made = restock_cli("demo-data", "--out", str(folder), "--skus", "1500", cwd=folder)
-    assert made.returncode == 0, made.stderr
-    return folder
+    return demo_warehouse(tmp_path_factory.mktemp("warehouse"), 1500)
 
 
 @pytest.fixture

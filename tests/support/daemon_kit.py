@@ -142,6 +142,13 @@ class DaemonProcess:
         self._log.close()
 
 
+def demo_warehouse(folder: Path, skus: int) -> Path:
+    """A generated warehouse of ``skus`` items in ``folder``, made by the real CLI."""
+    made = restock_cli("demo-data", "--out", str(folder), "--skus", str(skus), cwd=folder.parent)
+    assert made.returncode == 0, made.stderr
+    return folder
+
+
 def restock_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
                 timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run ``restock ARGS`` in a subprocess with only the given RESTOCK_ variables."""
