@@ -134,27 +134,99 @@ def to_panel(history: pd.DataFrame, *, freq: str = "D", id_col: str = "item_id",
     if missing:
         raise DataError(f"missing column(s) {', '.join(missing)}; the input needs "
                         f"{id_col}, {date_col}, {value_col}", record="columns")
-    raw_dates = _dates(history[date_col])
+    stamps = _Stamps.of(_dates(history[date_col]), freq)
     quantity = _quantities(history[value_col])
-    period = _period_start(raw_dates, freq)
     codes, ids = _item_codes(history[id_col])
     if len(history) == 0:
         return Panel(ids=ids, dates=pd.DatetimeIndex([]), values=np.zeros((0, 0)), freq=freq,
-                     notes=_notes(np.zeros(0), raw_dates, period, quantity, freq, None, None))
-    first, last = pd.Timestamp(period.min()), pd.Timestamp(period.max())
-    first = first if start is None else min(first, pd.Timestamp(start))
-    last = last if end is None else max(last, pd.Timestamp(end))
-    grid = pd.period_range(first, last, freq=_FREQ_OFFSETS[freq][0]).start_time
-    cell = codes * len(grid) + _grid_index(period, grid[0], freq)
-    size = len(ids) * len(grid)
-    clean = np.fmax(quantity, 0.0)                    # NaN and negative → 0
-    values = np.bincount(cell, weights=clean, minlength=size).reshape(len(ids), len(grid))
-    rows_in = np.bincount(cell, minlength=size).reshape(len(ids), len(grid))
-    starts = (rows_in > 0).argmax(axis=1)
+                     notes=_notes(codes, stamps, quantity, freq, merged=0))
+    grid = _grid(stamps, freq, start, end)
+    cell = codes * len(grid)
+    # in place: a second temporary of tens of millions of rows costs more than the sum
+    cell += _grid_index(stamps.period, grid[0], freq)
+    values, starts, merged = _scatter(cell, codes, np.fmax(quantity, 0.0),  # NaN, < 0 → 0
+                                      len(ids), len(grid))
     for row in np.flatnonzero(starts):
         values[row, :starts[row]] = np.nan
-    notes = _notes(codes, raw_dates, period, quantity, freq, rows_in, grid)
-    return Panel(ids=ids, dates=pd.DatetimeIndex(grid), values=values, freq=freq, notes=notes)
+    notes = _notes(codes, stamps, quantity, freq, merged=merged)
+    return Panel(ids=ids, dates=grid, values=values, freq=freq, notes=notes)
+
+
+@dataclass
+class _Stamps:
+    """The rows' dates as whole day numbers (since 1970-01-01) and their periods' first days."""
+
+    raw: np.ndarray        # the dates as given (datetime64), for the duplicate count
+    days: np.ndarray       # int64 day of each row
+    period: np.ndarray     # int64 first day of each row's period
+    moved: int             # rows whose date is not its period's first day at midnight
+
+    @classmethod
+    def of(cls, dates: np.ndarray, freq: str) -> _Stamps:
+        # Integer arithmetic on the day number: numpy's datetime casts cost several passes
+        # each over tens of millions of rows.
+        unit, count = np.datetime_data(dates.dtype)
+        if unit not in _TICKS_PER_DAY or count != 1:
+            dates, unit = dates.astype("datetime64[ns]"), "ns"
+        days, clock = np.divmod(dates.view(np.int64), _TICKS_PER_DAY[unit])
+        period = _period_start(days, freq)
+        off = clock != 0
+        if freq != "D":
+            off |= period != days
+        return cls(raw=dates, days=days, period=period, moved=int(np.count_nonzero(off)))
+
+
+_TICKS_PER_DAY = {"D": 1, "s": 86_400, "ms": 86_400_000, "us": 86_400_000_000,
+                  "ns": 86_400_000_000_000}
+
+
+def _period_start(days: np.ndarray, freq: str) -> np.ndarray:
+    """Each day number's period start (itself; Monday of its week; first of its month)."""
+    if freq == "M":
+        months = days.astype("datetime64[D]").astype("datetime64[M]")
+        return months.astype("datetime64[D]").astype(np.int64)
+    if freq == "W":   # 1970-01-01 was a Thursday: shift so that Monday is 0
+        return days - (days + 3) % 7
+    return days
+
+
+def _grid(stamps: _Stamps, freq: str, start, end) -> pd.DatetimeIndex:
+    """Period starts from the first to the last period, widened to ``start`` and ``end``."""
+    first = np.datetime64(int(stamps.period.min()), "D")
+    last = np.datetime64(int(stamps.period.max()), "D")
+    first = first if start is None else min(first, np.datetime64(pd.Timestamp(start), "D"))
+    last = last if end is None else max(last, np.datetime64(pd.Timestamp(end), "D"))
+    grid = pd.period_range(pd.Timestamp(first), pd.Timestamp(last),
+                           freq=_FREQ_OFFSETS[freq][0]).start_time
+    return pd.DatetimeIndex(grid)
+
+
+def _grid_index(period: np.ndarray, first: pd.Timestamp, freq: str) -> np.ndarray:
+    """Column of each period start on a grid beginning at ``first`` (arithmetic, no lookup)."""
+    if freq == "M":
+        months = period.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        return months - np.datetime64(first, "M").astype(np.int64)
+    index = period - np.datetime64(first, "D").astype(np.int64)
+    return index // 7 if freq == "W" else index
+
+
+def _scatter(cell: np.ndarray, codes: np.ndarray, quantity: np.ndarray, n: int,
+             t: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(n, t) sums of ``quantity`` per cell, each series' first observed column, and how many
+    rows were merged into a cell another row already had."""
+    if len(cell) < 2 or (cell[1:] > cell[:-1]).all():
+        # Sorted by item and date with one row per period, as exports usually are: a plain
+        # scatter, and each series starts at its first row.
+        values = np.zeros(n * t)
+        values[cell] = quantity
+        first = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        starts = np.zeros(n, dtype=np.int64)
+        starts[codes[first]] = cell[first] - codes[first] * t
+        return values.reshape(n, t), starts, 0
+    values = np.bincount(cell, weights=quantity, minlength=n * t).reshape(n, t)
+    rows_in = np.bincount(cell, minlength=n * t).reshape(n, t)
+    merged = len(cell) - int(np.count_nonzero(rows_in))
+    return values, (rows_in > 0).argmax(axis=1), merged
 
 
 def _item_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -168,36 +240,20 @@ def _item_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if (raw < 0).any():
         where = int(np.flatnonzero(raw < 0)[0])
         raise DataError("the item id is missing", record=f"row {where + 1}")
-    used = np.flatnonzero(np.bincount(raw, minlength=len(names)))
+    # Which ids occur: one per run of equal codes is enough (few runs when rows are grouped).
+    seen = np.zeros(len(names), dtype=bool)
+    seen[raw[np.flatnonzero(np.r_[True, raw[1:] != raw[:-1]])] if len(raw) else raw] = True
+    used = np.flatnonzero(seen)
     order = np.argsort(names[used], kind="stable")
     rank = np.empty(len(names), dtype=np.int64)
     rank[used[order]] = np.arange(len(used))
+    if len(used) == len(names) and (order == np.arange(len(used))).all():
+        return raw.astype(np.int64), names     # codes already in sorted-id order
     return rank[raw], names[used[order]]
 
 
-def _grid_index(period: np.ndarray, first: pd.Timestamp, freq: str) -> np.ndarray:
-    """Column of each period start on a grid beginning at ``first`` (arithmetic, no lookup)."""
-    if freq == "M":
-        months = period.astype("datetime64[M]").astype(np.int64)
-        return months - np.datetime64(first, "M").astype(np.int64)
-    days = period.astype("datetime64[D]", copy=False).view(np.int64) - \
-        np.datetime64(first, "D").astype(np.int64)
-    return days // 7 if freq == "W" else days
-
-
-def _period_start(dates: np.ndarray, freq: str) -> np.ndarray:
-    """Each date's period start (day; Monday of its week; first of its month) as datetime64[D]."""
-    days = dates.astype("datetime64[D]")
-    if freq == "M":
-        return days.astype("datetime64[M]").astype("datetime64[D]")
-    if freq == "W":   # 1970-01-01 was a Thursday: shift so that Monday is 0
-        number = days.astype(np.int64)
-        return (number - (number + 3) % 7).astype("datetime64[D]")
-    return days
-
-
 def _dates(column: pd.Series) -> np.ndarray:
-    """datetime64[ns] per row; an unreadable date is a DataError naming the row."""
+    """datetime64 per row (any unit); an unreadable date is a DataError naming the row."""
     if pd.api.types.is_datetime64_any_dtype(column) and \
             getattr(column.dt, "tz", None) is None:
         parsed = column.to_numpy()          # any unit: converting a big column costs a pass
@@ -236,22 +292,21 @@ def _quantities(column: pd.Series) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def _notes(codes: np.ndarray, dates: np.ndarray, period: np.ndarray, quantity: np.ndarray,
-           freq: str, rows_in: np.ndarray | None, grid: pd.DatetimeIndex | None) -> dict:
-    merged = len(dates) - int(np.count_nonzero(rows_in)) if rows_in is not None else 0
+def _notes(codes: np.ndarray, stamps: _Stamps, quantity: np.ndarray, freq: str, *,
+           merged: int) -> dict:
     notes = {
-        "rows": len(dates),
+        "rows": len(stamps.days),
         "missing_quantities": int(np.isnan(quantity).sum()),
         "negative_quantities": int((quantity < 0).sum()),
-        "duplicate_dates": _duplicates(codes, dates) if merged else 0,
+        "duplicate_dates": _duplicates(codes, stamps.raw) if merged else 0,
         "rows_merged_into_a_period": merged,
-        "dates_moved_to_period_start": int((dates != period.astype(dates.dtype)).sum()),
+        "dates_moved_to_period_start": stamps.moved,
     }
-    if rows_in is not None and len(dates):
-        days = period.view(np.int64) if freq == "D" else \
-            dates.astype("datetime64[D]").astype(np.int64)
-        used = np.flatnonzero(np.bincount(days - days.min())) + days.min()
-        hint = _frequency_hint(used.astype("datetime64[D]"), freq, dates)
+    if len(stamps.days):
+        low = int(stamps.days.min())     # the distinct days used, by a scatter (no sort)
+        seen = np.zeros(int(stamps.days.max()) - low + 1, dtype=bool)
+        seen[stamps.days - low] = True
+        hint = _frequency_hint((np.flatnonzero(seen) + low).astype("datetime64[D]"), freq)
         if hint:
             notes["frequency_warning"] = hint
     return notes
@@ -262,7 +317,7 @@ def _duplicates(codes: np.ndarray, dates: np.ndarray) -> int:
     return int(keys.duplicated().sum())
 
 
-def _frequency_hint(days: np.ndarray, freq: str, dates: np.ndarray) -> str | None:
+def _frequency_hint(days: np.ndarray, freq: str) -> str | None:
     """A warning when the dates (``days``: the distinct days used) look coarser than ``freq``."""
     if len(days) < 3 or freq == "M":
         return None
