@@ -7,22 +7,31 @@ costs, holding costs, lead times of 7 or 16 weeks, MOQs and packs) and the Itali
 Policies, all on the same replay (review every ``review`` periods, backorders):
 
 - restock: forecast (restock.forecast, re-run at every review on the history known then) and
-  order up to expected demand over lead time + review + safety stock for a cycle service level
-  or a fill rate (restock.policy.stock_levels, whole units for slow movers), the spread over
-  lead time + review learnt from its own closed forecast windows (``restock_cycle_without_
-  calibration``: the same with one period's error scaled by sqrt(L + R)); ``pooled_cycle``: the
-  cycle service target as the items' average, reached at the least stock value
-  (restock.policy.pooled_cycle_z: cheap, steady items get more of it, dear or erratic ones less);
+  order up to expected demand over lead time + review + safety stock (restock.policy.
+  stock_levels, whole units for slow movers), the spread over lead time + review learnt from its
+  own closed forecast windows, and the level asked of the formula corrected by the service the
+  replay delivered in the cycles closed before each decision (restock.simulate.
+  service_correction: a fill-rate target is met the same way, one safety factor for all items
+  set by the fill delivered). ``restock_without_feedback``: the same without that correction
+  (fill rate from the per-item loss function); ``restock_cycle_without_calibration``: one
+  period's error scaled by sqrt(L + R); ``pooled_cycle``: the cycle service target as the
+  items' average, reached at the least stock value (restock.policy.pooled_cycle_z);
 - min/max: min = average demand x (lead time + k periods), max = min + average x review, for k
   swept over a range (a buyer's rule of thumb has no service target of its own);
 - SBA + normal: SBA forecast, safety stock z x sd of past demand x sqrt(L + R), z swept.
 
+Service is measured two ways, the same for every rule. The headline (``achieved``, the
+``reachable_*`` fields) counts, per item, only the periods and review cycles from its first
+demand + one review + its lead time on: before that no rule could have had stock of an item
+nobody had asked for yet (590 MAN items first sell inside the measured window). The raw figure
+over all measured periods (``fill_rate``, ``cycle_service_level``; ``achieved_all_periods`` in
+``comparison``) is kept beside it, and service of "established" items (demand in at least 3
+periods before the window) as a third view. Stock value is always over all measured periods.
+
 For each restock target (0.90 / 0.95 / 0.98, cycle service and fill rate) the result records the
 achieved service, and each baseline's average stock value and total cost at that same achieved
 service (linear interpolation along the baseline's sweep; null when the sweep never reaches it).
-Service is also reported for "established" items only (demand in at least 3 periods before the
-measured window): an item whose first demand falls inside the window cannot be foreseen by any
-rule that learns from history. Writes bench/results/policy_backtest.json.
+Writes bench/results/policy_backtest.json; ``python -m bench.policy_backtest pasta`` runs one set.
 """
 
 from __future__ import annotations
@@ -42,8 +51,12 @@ DATA = Path(os.environ.get("RESTOCK_SHARED_DATA",
 TARGETS = (0.90, 0.95, 0.98)
 MIN_MAX_K = (0.0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 SBA_LEVELS = (0.55, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
-MEASURES = {"cycle": "cycle_service_level", "fill_rate": "fill_rate"}
-COMPARED = {**MEASURES, "pooled_cycle": "cycle_service_level"}
+# The headline: service from each item's first reachable period (restock.simulate.
+# reachable_from); the same measured over all periods is kept beside it as *_all_periods.
+MEASURES = {"cycle": "reachable_cycle_service_level", "fill_rate": "reachable_fill_rate"}
+RAW = {"reachable_cycle_service_level": "cycle_service_level",
+       "reachable_fill_rate": "fill_rate"}
+COMPARED = {**MEASURES, "pooled_cycle": MEASURES["cycle"]}
 CURVE_TARGETS = (0.8, 0.85, 0.99)   # with TARGETS: restock's value-vs-service curve
 
 
@@ -60,17 +73,19 @@ def man() -> dict:
         "holding_cost": raw["holding_cost_eur_per_unit_year"] / 52})
     return {"name": "man", "history": demand[demand["item_id"].isin(used)],
             "items": items[items["item_id"].isin(used)], "freq": "W", "review": 4,
-            "periods": 104, "season_length": 1, "window": None}
+            "periods": 104, "season_length": 1, "window": None, "warm_up": None}
 
 
 def pasta() -> dict:
     """The pasta store: daily, no costs (stock valued at 1 per unit), 7-day lead time; its
-    promotion calendar (1 per item and day on promotion), taken as known for the 14 days ahead."""
+    promotion calendar (1 per item and day on promotion), taken as known for the 14 days ahead.
+    The replay starts a year before the measured one (its history allows it), so the service
+    feedback has a year of closed cycles behind it when measuring starts."""
     demand = pd.read_csv(DATA / "pasta.csv.gz")
     ids = demand["item_id"].unique()
     items = pd.DataFrame({"item_id": ids, "lead_time": 7, "unit_cost": 1.0})
     return {"name": "pasta", "history": demand, "items": items, "freq": "D", "review": 7,
-            "periods": 364, "season_length": 7, "window": 365,
+            "periods": 364, "season_length": 7, "window": 365, "warm_up": 364 + 21,
             "promotions": pd.read_csv(DATA / "pasta_promotions.csv.gz")}
 
 
@@ -93,7 +108,7 @@ def evaluate(data: dict) -> dict:
                           promotions=None if data.get("promotions") is None
                           else promotion_flags(data["promotions"], panel))
     options = {"periods": data["periods"], "freq": data["freq"], "review": data["review"],
-               "panel": panel, "forecasts": cache}
+               "panel": panel, "forecasts": cache, "warm_up": data["warm_up"]}
 
     def run(policy) -> dict:
         totals = simulate(tidy, data["items"], policy, **options).totals
@@ -102,7 +117,10 @@ def evaluate(data: dict) -> dict:
                                        "stockout_periods", "established_fill_rate",
                                        "established_cycle_service_level",
                                        "established_avg_inventory_value",
-                                       "established_items", "new_items_with_demand")}
+                                       "established_items", "new_items_with_demand",
+                                       "reachable_fill_rate", "reachable_cycle_service_level",
+                                       "reachable_share_of_demand",
+                                       "reachable_items_with_demand")}
 
     start = time.perf_counter()
     # The error-quantile rule forecasts at every review back a year before the window; run it
@@ -114,6 +132,9 @@ def evaluate(data: dict) -> dict:
                                           run(restock_policy(t, fill_rate=measure != "cycle")))}
                          for t in TARGETS] for measure in MEASURES}
     uncalibrated = [{"target": t, **run(restock_policy(t, calibrate=False))} for t in TARGETS]
+    without_feedback = {measure: [{"target": t, **run(restock_policy(
+        t, fill_rate=measure != "cycle", feedback=False))} for t in TARGETS]
+        for measure in MEASURES}
     curve = [{"target": t, **run(restock_policy(t))} for t in CURVE_TARGETS]
     extra = _with_extra_units(data, panel, options, run) if "promotions" in data else None
     restock["pooled_cycle"] = [{"target": t, **run(restock_policy(t, pooled=True))}
@@ -124,11 +145,15 @@ def evaluate(data: dict) -> dict:
             "freq": data["freq"], "review_periods": data["review"],
             "seconds_forecasting": round(forecast_seconds, 1),
             "promotions_known_ahead": data.get("promotions") is not None,
-            "restock": restock, "restock_cycle_without_calibration": uncalibrated,
+            "warm_up_periods": data["warm_up"],
+            "restock": restock, "restock_without_feedback": without_feedback,
+            "restock_cycle_without_calibration": uncalibrated,
             "restock_cycle_error_quantiles": errors,
             "restock_promotions_as_extra_units": _at_baselines(extra, min_max, sba),
             "sba_normal_targets": _sba_at_targets(sba),
             "comparison": _compare(restock, min_max, sba),
+            "comparison_without_feedback": _compare(without_feedback, min_max, sba,
+                                                    measures=MEASURES),
             "curves_at_equal_service": _curves({
                 "restock_cycle": curve + restock["cycle"], "restock_cycle_error_quantiles": errors,
                 "min_max": min_max, "sba_normal": sba}),
@@ -189,9 +214,9 @@ def _curves(rules: dict[str, list[dict]]) -> list[dict]:
     value-vs-service curve (linear between the runs around it; null outside its range)."""
     rows = []
     for service in TARGETS:
-        row = {"cycle_service_level": service}
+        row = {MEASURES["cycle"]: service}
         for name, sweep in rules.items():
-            row[f"{name}_inventory_value"] = _at_service(sweep, "cycle_service_level", service,
+            row[f"{name}_inventory_value"] = _at_service(sweep, MEASURES["cycle"], service,
                                                          "avg_inventory_value")
         mine = row["restock_cycle_inventory_value"]
         for name in rules:
@@ -202,14 +227,19 @@ def _curves(rules: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
-def _compare(restock: dict, min_max: list[dict], sba: list[dict]) -> list[dict]:
+def _compare(restock: dict, min_max: list[dict], sba: list[dict],
+             measures: dict = COMPARED) -> list[dict]:
+    """Per restock row: achieved service (headline: reachable periods; also over all periods
+    and for established items) and each baseline's value and cost at the same achieved
+    service."""
     rows = []
-    for measure, column in COMPARED.items():
+    for measure, column in measures.items():
         for row in restock[measure]:
             achieved = row[column]
-            settled = row[f"established_{column}"]
+            settled = row[f"established_{RAW[column]}"]
             entry = {"measure": measure, "target": row["target"], "achieved": achieved,
                      "within_2pp": abs(achieved - row["target"]) <= 0.02,
+                     "achieved_all_periods": row[RAW[column]],
                      "achieved_established_items": settled,
                      "established_within_2pp": abs(settled - row["target"]) <= 0.02,
                      "restock_inventory_value": row["avg_inventory_value"],

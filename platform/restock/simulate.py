@@ -277,6 +277,20 @@ class Decision:
     items: Items
     review: int
     forecasts: ForecastCache
+    service: ServiceRecord | None = None   # what the replay delivered in cycles closed so far
+
+
+@dataclass
+class ServiceRecord:
+    """Service delivered per review cycle closed before the decision, pooled over the items that
+    could have been served (see :func:`reachable_from`) and sold in the year before the cycle
+    ended: the record a live system keeps of its own stockouts and fill."""
+
+    year: int = 52                                            # periods in a year
+    cycles: list[int] = field(default_factory=list)           # item-cycles counted
+    stockout_cycles: list[int] = field(default_factory=list)  # of them, with a stockout
+    demand: list[float] = field(default_factory=list)         # units asked in the cycle
+    met: list[float] = field(default_factory=list)            # of them, served from stock
 
 
 Policy = Callable[[Decision], tuple[np.ndarray, np.ndarray]]
@@ -289,7 +303,8 @@ CALIBRATIONS = ("errors", "spread", "none")
 
 
 def restock_policy(service_level: float, *, fill_rate: bool = False,
-                   calibrate: str | bool = "spread", pooled: bool = False, **shape) -> Policy:
+                   calibrate: str | bool = "spread", pooled: bool = False,
+                   feedback: bool = True, **shape) -> Policy:
     """restock's rule: order up to forecast + safety stock over lead time + review, the safety
     stock for a cycle service level or a fill rate.
 
@@ -299,8 +314,11 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
     slow movers); ``"errors"`` reads a cycle service level straight off the distribution of
     those errors pooled over the items (:func:`horizon_errors`,
     :func:`restock.policy.empirical.error_levels`; a fill rate keeps ``"spread"``); ``"none"``
-    (or False) scales one period's error by sqrt(L + R). With ``pooled`` (cycle service only) the level is the average over
-    the items, reached at the least stock value (:func:`restock.policy.levels.pooled_cycle_z`).
+    (or False) scales one period's error by sqrt(L + R). With ``pooled`` (cycle service only)
+    the level is the average over the items, reached at the least stock value
+    (:func:`restock.policy.levels.pooled_cycle_z`). With ``feedback`` (the ``"spread"`` rule) the
+    level asked of ``stock_levels`` is corrected by the service the replay delivered in cycles
+    closed before the decision (:func:`service_correction`).
     ``shape`` passes ``distribution`` / ``discrete`` / ``slow_below`` on to ``stock_levels``.
     """
     level = check_level(service_level)
@@ -315,22 +333,69 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
     def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
         horizon = state.items.lead + state.review
         mean, sd = state.forecasts.demand_over(state.t, horizon)
-        if how == "errors" and not pooled and not fill_rate:
-            scale = _scale(mean, sd)
-            target = error_levels(horizon_errors(state, horizon), mean, scale, level,
-                                  fill_rate=fill_rate, cycle_demand=mean / horizon * state.review,
+        asked, by_fill = level, fill_rate
+        if feedback and how != "none" and state.service is not None:
+            # A fill-rate target is met with one safety factor for all items, set by the fill
+            # delivered: the per-item loss-function stock of the forecast's spread stocked
+            # about twice as much for the same fill in the replays (see docs/policy.md).
+            asked, by_fill = _fed_back(state, level, fill_rate), False
+        if how == "errors" and not pooled and not by_fill:
+            target = error_levels(horizon_errors(state, horizon), mean, _scale(mean, sd), asked,
                                   tail_prior=TAIL_PRIOR)
             target = np.maximum(target, 0.0)
             return target - 1e-9, target
         if how != "none":
             sd = horizon_spread(state, horizon, sd)
         if pooled:
-            return _pooled_levels(level, mean, sd, state.items.unit_cost)
+            return _pooled_levels(asked, mean, sd, state.items.unit_cost)
         levels = stock_levels(mean / horizon, sd / np.sqrt(horizon), state.items.lead,
-                              state.review, service_level=level, fill_rate=fill_rate, **shape)
+                              state.review, service_level=asked, fill_rate=by_fill, **shape)
         target = np.maximum(levels.order_up_to, 0.0)
         return target - 1e-9, target
     return decide
+
+
+FEEDBACK_LIMIT = 1.5       # most the correction may move the safety factor (z units)
+LOWEST_ASKED = 0.3         # the corrected level stays within (0.3, 0.9999)
+
+
+def service_correction(record: ServiceRecord, level: float, *, fill_rate: bool = False,
+                       window: int = 13) -> float:
+    """The shift of the safety factor (z units) that the service delivered so far asks for.
+
+    A formula's level is not what the replay delivers: stock above the order-up-to level after a
+    promotion or a forecast drop, whole units and packs, and a spread learnt from few windows all
+    move achieved service away from the target, by an amount no formula knows ahead. So after
+    each closed review cycle the shift is re-estimated from the last ``window`` cycles: the
+    average shift they ran with, plus the gap between the target and the pooled service they
+    delivered, both as safety factors (``Phi^-1``) — a fixed point where the service delivered
+    is the target. Averaging over the window keeps one bad week from swinging the stock.
+    """
+    target = norm.ppf(level)
+    asked = record.demand if fill_rate else record.cycles
+    served = record.met if fill_rate else \
+        [c - s for c, s in zip(record.cycles, record.stockout_cycles, strict=True)]
+    shifts, shift = [], 0.0   # shifts[k]: the shift in force while cycle k ran
+    for k in range(len(asked)):
+        shifts.append(shift)
+        recent = slice(max(0, k + 1 - window), k + 1)
+        total = sum(asked[recent])
+        if total > 0:
+            achieved = np.clip(sum(served[recent]) / total, 1e-3, 1 - 1e-3)
+            shift = float(np.clip(np.mean(shifts[recent]) + target - norm.ppf(achieved),
+                                  -FEEDBACK_LIMIT, FEEDBACK_LIMIT))
+    return shift
+
+
+def _fed_back(state: Decision, level: float, fill_rate: bool) -> float:
+    year = -(-state.service.year // state.review)   # the last year's cycles
+    shift = service_correction(state.service, level, fill_rate=fill_rate, window=year)
+    return corrected_level(level, shift)
+
+
+def corrected_level(level: float, shift: float) -> float:
+    """``level`` with its safety factor moved by ``shift`` (z units)."""
+    return float(np.clip(norm.cdf(norm.ppf(level) + shift), LOWEST_ASKED, 0.9999))
 
 
 def _learning_origins(state: Decision, horizon: np.ndarray) -> list[int]:
@@ -488,8 +553,12 @@ class Backtest:
 
 def simulate(history: pd.DataFrame, items: pd.DataFrame, policy: Policy, *, periods: int,
              freq: str = "W", review: int = 1, lost_sales: bool = False,
-             forecasts: ForecastCache | None = None, panel: Panel | None = None) -> Backtest:
+             forecasts: ForecastCache | None = None, panel: Panel | None = None,
+             warm_up: int | None = None) -> Backtest:
     """Replay ``history`` through ``policy`` and measure its last ``periods`` periods.
+
+    The replay starts ``warm_up`` periods before them (default and least: two of the longest
+    lead time and a review), with empty shelves.
 
     Items in the history without settings in ``items`` (and the reverse) are left out and
     counted. Give ``panel`` and ``forecasts`` to reuse them across runs on the same history.
@@ -503,15 +572,17 @@ def simulate(history: pd.DataFrame, items: pd.DataFrame, policy: Policy, *, peri
     known = np.isin(panel.ids, items["item_id"].to_numpy())
     panel = Panel(ids=panel.ids[known], dates=panel.dates, values=panel.values[known], freq=freq)
     setting = Items.aligned(items, panel.ids)
-    start = _start(panel, setting, periods, review)
+    start = _start(panel, setting, periods, review, warm_up)
     forecasts = forecasts or ForecastCache(panel)
-    run = _Replay(panel.values, setting, policy, review, lost_sales, forecasts)
+    run = _Replay(panel.values, setting, policy, review, lost_sales, forecasts,
+                  PERIODS_PER_YEAR[freq])
     measure_from = panel.values.shape[1] - periods
     measured = run.play(start, measure_from)
     measured.insert(1, "demand_periods_before",
                     (np.nan_to_num(panel.values[:, :measure_from]) > 0).sum(axis=1))
     totals = _totals(measured, setting)
     totals.update(_established(measured))
+    totals.update(_reachable(measured))
     totals.update(items_in_history_only=int((~known).sum()),
                   items_without_history=int((~items["item_id"].isin(panel.ids)).sum()))
     return Backtest(totals=totals, items=measured, settings={
@@ -519,9 +590,29 @@ def simulate(history: pd.DataFrame, items: pd.DataFrame, policy: Policy, *, peri
         "demand_model": "lost_sales" if lost_sales else "backorders"})
 
 
-def _start(panel: Panel, setting: Items, periods: int, review: int) -> int:
+PERIODS_PER_YEAR = {"D": 364, "W": 52, "M": 12}
+
+
+def reachable_from(values: np.ndarray, lead: np.ndarray, review: int) -> np.ndarray:
+    """Per item, the first period a policy could have stock for it: its first demand in the
+    whole history, plus one review to notice it, plus the lead time for an order to arrive.
+
+    Before that no rule could serve the item, however it forecasts, so the headline service
+    counts only periods and review cycles from then on (infinity for an item never sold).
+    """
+    sold = np.nan_to_num(values) > 0
+    first = np.where(sold.any(axis=1), sold.argmax(axis=1), np.inf)
+    return first + review + lead
+
+
+def _start(panel: Panel, setting: Items, periods: int, review: int,
+           warm_up: int | None = None) -> int:
     total = panel.values.shape[1]
-    warm = 2 * int(setting.lead.max(initial=0)) + review
+    least = 2 * int(setting.lead.max(initial=0)) + review
+    warm = least if warm_up is None else warm_up
+    if warm < least:
+        raise ConfigError(f"must be at least {least} periods (two lead times and a review) "
+                          f"(got {warm})", field="warm_up")
     most = total - warm - MIN_HISTORY
     if not 1 <= periods <= most:
         raise ConfigError(f"must be between 1 and {max(most, 0)} for this history of {total} "
@@ -535,10 +626,13 @@ class _Replay:
     """The period-by-period state of every item at once."""
 
     def __init__(self, values, setting: Items, policy: Policy, review: int, lost_sales: bool,
-                 forecasts: ForecastCache) -> None:
+                 forecasts: ForecastCache, year: int) -> None:
         self.values, self.setting, self.policy = values, setting, policy
         self.review, self.lost_sales, self.forecasts = review, lost_sales, forecasts
+        self.reachable = reachable_from(values, setting.lead, review)
         n, total = values.shape
+        self.record = ServiceRecord(year=year)
+        self._cycle = _Cycle(n)
         self.arrivals = np.zeros((n, total + int(setting.lead.max(initial=0)) + 2))
         self.on_order = np.zeros(n)
         self.stock = np.zeros(n)   # net: negative is backordered demand
@@ -547,21 +641,30 @@ class _Replay:
         # Empty shelves at the start: two lead times of warm-up reach the policy's own steady
         # state, where a stock seeded from a guess would linger as dead stock.
         tally = _Tally(len(self.stock))
+        # From empty shelves an item reaches its steady state after two lead times and a
+        # review (the least warm-up); service before that says nothing about the rule.
+        first = np.maximum(self.reachable, start + 2 * self.setting.lead + self.review)
         for t in range(start, self.values.shape[1]):
             self.stock += self.arrivals[:, t]
             self.on_order -= self.arrivals[:, t]
             decides = (t - start) % self.review == 0
+            reachable = t >= first
+            if decides:
+                self._cycle.close(self.record, self.values[:, :t], t)
+                self._cycle.open(reachable)
             ordered = self._order(t) if decides else np.zeros(len(self.stock), dtype=bool)
             if t >= measure_from:
-                tally.cycle_start(decides)
+                tally.cycle_start(decides, reachable)
             met, short = self._serve(np.nan_to_num(self.values[:, t]))
+            stockout = (short > 0) | (self.stock < -1e-9)
+            self._cycle.add(met, short, stockout, reachable)
             if t >= measure_from:
-                tally.add(self, met, short, ordered)
+                tally.add(self, met, short, ordered, stockout, reachable)
         return tally.frame(self.setting)
 
     def _state(self, t: int) -> Decision:
         return Decision(t=t, history=self.values[:, :t], items=self.setting, review=self.review,
-                        forecasts=self.forecasts)
+                        forecasts=self.forecasts, service=self.record)
 
     def _order(self, t: int) -> np.ndarray:
         reorder, target = self.policy(self._state(t))
@@ -582,30 +685,73 @@ class _Replay:
         return met, demand - met
 
 
+class _Cycle:
+    """The review cycle under way, for the replay's :class:`ServiceRecord`."""
+
+    def __init__(self, n: int) -> None:
+        self.counted = np.zeros(n, dtype=bool)   # reachable when the cycle began
+        self.stockout = np.zeros(n, dtype=bool)
+        self.demand, self.met = 0.0, 0.0
+        self.started = False
+
+    def open(self, reachable: np.ndarray) -> None:
+        self.counted, self.started = reachable.copy(), True
+        self.stockout[:] = False
+        self.demand = self.met = 0.0
+
+    def add(self, met, short, stockout, reachable) -> None:
+        self.stockout |= stockout
+        self.demand += float((met + short)[reachable].sum())
+        self.met += float(met[reachable].sum())
+
+    def close(self, record: ServiceRecord, history: np.ndarray, t: int) -> None:
+        if not self.started:
+            return
+        # As the measured aggregate counts items with demand in the window, count items that
+        # sold in the last year, not ones long dead (always "served", with nothing to serve).
+        active = (np.nan_to_num(history[:, max(0, t - record.year):t]) > 0).any(axis=1)
+        counted = self.counted & active
+        record.cycles.append(int(counted.sum()))
+        record.stockout_cycles.append(int((counted & self.stockout).sum()))
+        record.demand.append(self.demand)
+        record.met.append(self.met)
+
+
 class _Tally:
-    """Sums over the measured periods, per item."""
+    """Sums over the measured periods, per item; ``reachable_*`` only from the period each item
+    could first be served (:func:`reachable_from`)."""
 
     def __init__(self, n: int) -> None:
         zeros = lambda: np.zeros(n)
         self.demand, self.met, self.on_hand, self.orders = zeros(), zeros(), zeros(), zeros()
         self.stockout_periods, self.cycles, self.stockout_cycles = zeros(), zeros(), zeros()
+        self.reachable_demand, self.reachable_met = zeros(), zeros()
+        self.reachable_cycles, self.reachable_stockout_cycles = zeros(), zeros()
         self.backlog = zeros()
         self.periods = 0
         self.in_cycle = np.zeros(n, dtype=bool)
+        self.cycle_reachable = np.zeros(n, dtype=bool)
         self.counting = False
 
-    def cycle_start(self, decides: bool) -> None:
+    def cycle_start(self, decides: bool, reachable: np.ndarray) -> None:
         if decides:
-            self.stockout_cycles += self.in_cycle
+            self._close_cycle()
             self.in_cycle[:] = False
             self.counting = True
             self.cycles += 1
+            self.cycle_reachable = reachable.copy()
+            self.reachable_cycles += reachable
 
-    def add(self, replay: _Replay, met, short, ordered) -> None:
+    def _close_cycle(self) -> None:
+        self.stockout_cycles += self.in_cycle
+        self.reachable_stockout_cycles += self.in_cycle & self.cycle_reachable
+
+    def add(self, replay: _Replay, met, short, ordered, stockout, reachable) -> None:
         self.periods += 1
         self.demand += met + short
         self.met += met
-        stockout = (short > 0) | (replay.stock < -1e-9)
+        self.reachable_demand += np.where(reachable, met + short, 0.0)
+        self.reachable_met += np.where(reachable, met, 0.0)
         self.stockout_periods += stockout
         if self.counting:
             self.in_cycle |= stockout
@@ -615,7 +761,7 @@ class _Tally:
 
     def frame(self, setting: Items) -> pd.DataFrame:
         if self.counting:
-            self.stockout_cycles += self.in_cycle
+            self._close_cycle()
         periods = max(self.periods, 1)
         active = self.demand > 0
         avg_on_hand = self.on_hand / periods
@@ -633,7 +779,10 @@ class _Tally:
             "avg_on_hand": avg_on_hand, "avg_inventory_value": avg_on_hand * setting.unit_cost,
             "avg_backorders": self.backlog / periods, "orders": self.orders,
             "holding_cost": holding, "ordering_cost": ordering, "shortage_cost": shortage,
-            "total_cost": holding + ordering + shortage})
+            "total_cost": holding + ordering + shortage,
+            "reachable_demand": self.reachable_demand, "reachable_met": self.reachable_met,
+            "reachable_cycles": self.reachable_cycles,
+            "reachable_stockout_cycles": self.reachable_stockout_cycles})
 
 
 ESTABLISHED = 3   # periods with demand before the measured window that make an item "established"
@@ -679,4 +828,21 @@ def _totals(measured: pd.DataFrame, setting: Items) -> dict:
         "total_cost": float(measured["total_cost"].sum()),
         "demand": demand, "item_count": len(measured),
         "items_with_demand": int(active.sum()),
+    }
+
+
+def _reachable(measured: pd.DataFrame) -> dict:
+    """Service counted from each item's first reachable period (:func:`reachable_from`) on: the
+    fair aggregate, since before it no rule could have had stock of the item."""
+    active = measured["reachable_demand"] > 0
+    demand = float(measured["reachable_demand"].sum())
+    cycles = float(measured.loc[active, "reachable_cycles"].sum())
+    stockouts = float(measured.loc[active, "reachable_stockout_cycles"].sum())
+    return {
+        "reachable_fill_rate": float(measured["reachable_met"].sum()) / demand
+        if demand else None,
+        "reachable_cycle_service_level": 1 - stockouts / cycles if cycles else None,
+        "reachable_share_of_demand": demand / float(measured["demand"].sum())
+        if measured["demand"].sum() else None,
+        "reachable_items_with_demand": int(active.sum()),
     }

@@ -397,3 +397,90 @@ def test_a_promotion_can_add_extra_units_instead_of_multiplying():
     assert promo[0] == pytest.approx(50.0 + 30.0, rel=0.05)
     with pytest.raises(ConfigError, match="promotion_effect: must be lift or extra"):
         ForecastCache(panel, promotion_effect="double")
+
+
+def test_an_item_counts_from_its_first_demand_plus_a_review_and_its_lead_time():
+    from restock.simulate import reachable_from
+
+    values = np.array([[np.nan, 0.0, 0.0, 4.0, 1.0], [0.0] * 5])
+    assert list(reachable_from(values, np.array([2.0, 2.0]), 3)) == [8.0, np.inf]
+
+
+def test_headline_service_leaves_out_periods_before_an_item_could_be_served():
+    # B first sells inside the window: its first 1 + 2 periods of demand no rule could meet.
+    demand = {"A": [10.0] * 40, "B": [0.0] * 30 + [5.0] * 10}
+    settings = pd.concat([items(), items(item_id="B")], ignore_index=True)
+
+    def last_period_times_three(state: Decision):
+        target = 3 * np.nan_to_num(state.history[:, -1])
+        return target - 1e-9, target
+
+    totals = simulate(history(demand), settings, last_period_times_three, periods=15).totals
+    assert totals["fill_rate"] == pytest.approx((150 + 35) / 200)
+    assert totals["reachable_fill_rate"] == 1.0
+    assert totals["reachable_cycle_service_level"] == 1.0 > totals["cycle_service_level"]
+    assert totals["reachable_share_of_demand"] == pytest.approx((150 + 35) / 200)
+
+
+def _record(served: list[float], asked: int = 100):
+    from restock.simulate import ServiceRecord
+
+    cycles = [asked] * len(served)
+    return ServiceRecord(cycles=cycles, stockout_cycles=[round(asked * (1 - s)) for s in served],
+                         demand=[float(asked)] * len(served), met=[asked * s for s in served])
+
+
+def test_service_short_of_target_raises_the_safety_factor_and_surplus_lowers_it():
+    from scipy.stats import norm
+
+    from restock.simulate import FEEDBACK_LIMIT, corrected_level, service_correction
+
+    assert service_correction(_record([]), 0.9) == 0.0
+    short = service_correction(_record([0.8]), 0.9)
+    assert short == pytest.approx(norm.ppf(0.9) - norm.ppf(0.8))
+    assert service_correction(_record([0.97] * 5), 0.9, fill_rate=True) < 0
+    assert service_correction(_record([0.1] * 20), 0.95) == FEEDBACK_LIMIT
+    assert corrected_level(0.9, short) == pytest.approx(norm.cdf(2 * norm.ppf(0.9)
+                                                                 - norm.ppf(0.8)))
+    assert service_correction(_record([0.9] * 30), 0.9) == pytest.approx(0.0, abs=1e-9)
+    # Service back on target under a raised factor keeps that factor (a fixed point).
+    raised = service_correction(_record([0.2] * 10 + [0.9] * 30), 0.9, window=13)
+    assert raised == FEEDBACK_LIMIT
+
+
+def test_the_replay_feeds_its_delivered_service_back_into_the_order_up_to_level():
+    from restock.simulate import ServiceRecord
+
+    rng = np.random.default_rng(4)
+    demand = {"A": list(rng.poisson(10, 80).astype(float)),
+              "B": list(rng.poisson(40, 80).astype(float))}
+    settings = pd.concat([items(), items(item_id="B")], ignore_index=True)
+    seen: list[ServiceRecord] = []
+
+    def watching(state: Decision):
+        seen.append(state.service)
+        return restock_policy(0.9)(state)
+
+    simulate(history(demand), settings, watching, periods=40)
+    record = seen[-1]
+    assert len(record.cycles) > 30 and record.year == 52
+    assert all(0 <= s <= c <= 2 for s, c in zip(record.stockout_cycles, record.cycles,
+                                                 strict=True))
+    state = Decision(t=80, history=history_array(demand), items=_items_of(settings), review=1,
+                     forecasts=_StubForecasts(), service=_record([0.5] * 10, asked=2))
+    poor = restock_policy(0.9)(state)[1]
+    state.service = _record([1.0] * 10, asked=2)
+    good = restock_policy(0.9)(state)[1]
+    plain = restock_policy(0.9, feedback=False)(state)[1]
+    assert (poor > plain).all() and (good < plain).all()
+
+
+def history_array(demand: dict[str, list[float]]) -> np.ndarray:
+    return np.array([demand[k] for k in sorted(demand)])
+
+
+def _items_of(settings: pd.DataFrame):
+    from restock.simulate import Items, check_items
+
+    frame = check_items(settings)
+    return Items.aligned(frame, frame["item_id"].to_numpy())
