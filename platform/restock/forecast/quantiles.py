@@ -3,13 +3,14 @@
 Demand is never negative and, over short windows of sporadic series, very skewed, so a normal
 distribution is the wrong shape. Count series (every observed quantity a whole number) get a
 negative binomial with the forecast mean and variance (a Poisson when the variance is not above
-the mean); other series get a gamma distribution with that mean and variance. The variance comes
-from the chosen model's squared error in the rolling-origin backtest, scaled by the number of
-periods (errors of successive periods taken as independent).
+the mean); other series get a gamma distribution with that mean and variance (the variance of a
+total comes from PanelForecast.demand_over). An upper quantile is never lowered by a larger
+variance: beyond the shape where it peaks, the shape is held there (``_widest_shape``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,10 +32,40 @@ def demand_quantiles(mean: np.ndarray, var: np.ndarray, qs: Sequence[float],
     counts = np.broadcast_to(np.asarray(counts, dtype=bool), mean.shape).ravel()
     shape = mean.shape
     mean, var = mean.ravel(), np.broadcast_to(var, shape).ravel()
+    out = _quantiles(mean, var, qs, counts)
+    for i, q in enumerate(qs):
+        shape_floor = _widest_shape(q)
+        if shape_floor is None:
+            continue
+        noise = np.where(counts, mean, 0.0)       # a count's own Poisson part
+        most = noise + mean ** 2 / shape_floor
+        over = (mean > 0) & (var > most)
+        if over.any():
+            out[over, i] = _quantiles(mean[over], most[over], [q], counts[over])[:, 0]
+    return np.maximum(np.nan_to_num(out), 0.0).reshape(*shape, len(qs))
+
+
+def _quantiles(mean: np.ndarray, var: np.ndarray, qs: Sequence[float],
+               counts: np.ndarray) -> np.ndarray:
     out = np.empty((len(mean), len(qs)))
     out[~counts] = _gamma_quantiles(mean[~counts], var[~counts], qs)
     out[counts] = _count_quantiles(mean[counts], var[counts], qs)
-    return np.maximum(np.nan_to_num(out), 0.0).reshape(*shape, len(qs))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _widest_shape(q: float) -> float | None:
+    """The gamma shape at which the ``q`` quantile, for a given mean, is highest (None: none).
+
+    Below it a larger variance *lowers* an upper quantile: the mass piles up at zero and the
+    rest moves to an ever rarer far tail. A backtest whose errors are large next to a small
+    forecast (demand the forecast rate no longer carries) would then get a safety stock of
+    zero, so a variance beyond that shape is taken at that shape.
+    """
+    shapes = np.logspace(-4, 3, 1401)
+    ratio = special.gammaincinv(shapes, q) / shapes      # the quantile over the mean
+    best = int(np.argmax(ratio))
+    return None if best == len(shapes) - 1 else float(shapes[best])
 
 
 def _gamma_quantiles(mean: np.ndarray, var: np.ndarray, qs: Sequence[float]) -> np.ndarray:

@@ -87,7 +87,8 @@ class Choice:
     params: list[dict]
     mase: np.ndarray             # (n,) NaN when not measured
     rmsse: np.ndarray
-    mse: np.ndarray              # (n,) mean squared one-period error in backtest (NaN if none)
+    mse: np.ndarray              # (n,) one period's error variance: the backtest's mean squared
+                                 # error, at least the demand's own (``demand_noise``); NaN if none
     spread: np.ndarray           # (n,) variance of a window total / (periods × mse), >= 1
     origins: np.ndarray          # (n,) backtest origins that counted
     backtest: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # chosen paths
@@ -251,9 +252,25 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     empty = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)), np.zeros((0, 0), dtype=bool))
     kept = (backtest, actual, valid) if keep_backtest else empty
     return Choice(point=point, model=np.array(names, dtype=object), params=params,
-                  mase=chosen_mae / scale1, rmsse=np.sqrt(chosen_mse / scale2), mse=chosen_mse,
+                  mase=chosen_mae / scale1, rmsse=np.sqrt(chosen_mse / scale2),
+                  mse=np.maximum(chosen_mse, demand_noise(y, start, point.mean(axis=1))),
                   spread=spread, origins=origins, backtest=kept[0], actual=kept[1],
                   valid=kept[2])
+
+
+def demand_noise(y: np.ndarray, start: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Variance of one period's demand at ``rate`` if it came as the series' demands did.
+
+    A period sells with chance p = rate / mean size and then one of the series' sizes, so its
+    variance is rate × E[size²] / E[size] − rate². No forecast can err less than that; a
+    backtest over a quiet stretch can, and its spread would make sporadic quantiles too narrow.
+    """
+    prefix, first = np.minimum(start, y.shape[1]), y[:, 0]
+    sizes = y.sum(axis=1) - prefix * first
+    squares = np.einsum("ij,ij->i", y, y) - prefix * first ** 2
+    with np.errstate(all="ignore"):
+        per_unit = np.where(sizes > 0, squares / sizes, 0.0)
+    return np.maximum(rate * per_unit - rate ** 2, 0.0)
 
 
 def _spread(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray,

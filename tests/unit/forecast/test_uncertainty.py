@@ -1,0 +1,58 @@
+"""The spread of demand the forecast reports: the demand's own noise and non-collapsing tails."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from restock.forecast import Panel, fast, forecast_panel
+from restock.forecast.quantiles import demand_quantiles
+from restock.forecast.select import demand_noise
+
+
+def test_demand_noise_is_the_variance_of_occasional_sized_demand() -> None:
+    every_fourth = np.tile([0.0, 0.0, 0.0, 5.0], 25)                 # p = 1/4, size 5
+    two_sizes = np.tile([2.0, 0.0, 6.0, 0.0], 25)                    # p = 1/2, sizes 2 and 6
+    late = np.concatenate([np.full(40, np.nan), np.tile([0.0, 3.0], 30)])  # starts at 40
+    y, start = fast.backfill(np.vstack([every_fourth, two_sizes, late]))
+    rate = np.array([1.25, 2.0, 1.5])
+    expected = [0.25 * 25 - 1.25 ** 2, 0.5 * (4 + 36) / 2 - 2.0 ** 2, 0.5 * 9 - 1.5 ** 2]
+    np.testing.assert_allclose(demand_noise(y, start, rate), expected)
+    assert demand_noise(np.zeros((1, 30)), np.zeros(1, dtype=int), np.ones(1))[0] == 0.0
+
+
+def test_a_quiet_backtest_does_not_shrink_the_spread_below_the_demand_noise() -> None:
+    t = 300
+    sizes = np.zeros(t)
+    sizes[[20, 55, 90, 120, 150, 185, 215]] = [6, 5, 7, 6, 5, 6, 7]  # nothing in the last 80
+    panel = Panel(ids=np.array(["quiet"]), values=sizes[None, :],
+                  dates=pd.date_range("2024-01-01", periods=t, freq="D"))
+    result = forecast_panel(panel, 14, season_length=1, calibrate=False)
+    rate = result.point.mean()
+    assert result.demand_class[0] in ("intermittent", "lumpy") and rate > 0
+    size_moment = (sizes ** 2).sum() / sizes.sum()
+    assert result.sigma[0] ** 2 >= rate * size_moment - rate ** 2 - 1e-12
+
+
+def test_upper_quantiles_never_fall_as_the_variance_grows() -> None:
+    for counts in (False, True):
+        for mean in (0.3, 2.0, 40.0):
+            var = mean * np.logspace(0, 4, 300)
+            q = demand_quantiles(np.full(len(var), mean), var, [0.9, 0.95], counts)
+            assert (np.diff(q, axis=0) >= 0).all()
+            assert q[-1, 1] > mean                                   # not piled up at zero
+
+
+def test_small_forecast_with_a_wide_backtest_keeps_a_positive_safety_quantile() -> None:
+    # mean 0.57 and variance 27 over a year: the matched negative binomial puts 95.5% at zero
+    q = demand_quantiles(np.array([0.57]), np.array([27.0]), [0.95], True)
+    assert q[0, 0] >= 2
+    # where the shape is not extreme, the quantiles are the distribution's own
+    mean, var = np.array([6.0]), np.array([12.0])
+    gamma = demand_quantiles(mean, var, [0.5, 0.95], False)[0]
+    k, theta = 36.0 / 12.0, 12.0 / 6.0
+    np.testing.assert_allclose(gamma, special.gammaincinv(k, [0.5, 0.95]) * theta, rtol=2e-3)
+    count = demand_quantiles(mean, var, [0.5, 0.95], True)[0]
+    r, p = 36.0 / 6.0, 0.5
+    np.testing.assert_array_equal(count, stats.nbinom.ppf([0.5, 0.95], r, p))
