@@ -37,6 +37,7 @@ SETS = {  # name: (file, freq, horizon, statsforecast freq, AutoETS season)
 }
 QUANTILES = (0.5, 0.9, 0.95)
 CRITERIA = ("auto", "rmsse", "mase", "both")
+PER_SERIES_UP_TO = 20
 
 
 def split(name: str) -> tuple:
@@ -60,12 +61,24 @@ def _scales(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def scores(point: np.ndarray, actual: np.ndarray, scale: tuple) -> dict:
-    """Mean MASE and RMSSE over the series that have a scale."""
+    """Mean MASE and RMSSE over the series that have a scale (and each one's, on a small set)."""
     ok = (scale[0] > 0) & np.isfinite(point).all(axis=1)
     mase = np.abs(point - actual).mean(axis=1)[ok] / scale[0][ok]
     rmsse = np.sqrt(((point - actual) ** 2).mean(axis=1)[ok] / scale[1][ok])
-    return {"mase": round(float(mase.mean()), 4), "rmsse": round(float(rmsse.mean()), 4),
-            "series": int(ok.sum())}
+    out = {"mase": round(float(mase.mean()), 4), "rmsse": round(float(rmsse.mean()), 4),
+           "series": int(ok.sum())}
+    if len(point) <= PER_SERIES_UP_TO:   # a mean over a few series is read series by series
+        out["per_series"] = {name: _each(values, ok) for name, values in
+                             (("mase", mase), ("rmsse", rmsse))}
+    return out
+
+
+def _each(values: np.ndarray, ok: np.ndarray) -> list[float | None]:
+    """One value per series of the set, None where the series has no scale."""
+    out: list[float | None] = [None] * len(ok)
+    for row, value in zip(np.flatnonzero(ok), values, strict=True):
+        out[row] = round(float(value), 3)
+    return out
 
 
 def run_restock(panel, actual: np.ndarray, scale: tuple, h: int, criterion: str) -> dict:
@@ -85,6 +98,9 @@ def run_restock(panel, actual: np.ndarray, scale: tuple, h: int, criterion: str)
     out["calibration_total_not_dead"] = [round(float(v), 3) for v in
                                          coverage(actual[live].sum(axis=1), total_q[live])]
     out["models"] = pd.Series(result.model).value_counts().to_dict()
+    if len(result.ids) <= PER_SERIES_UP_TO:
+        out["per_series_model"] = [f"{m} {json.dumps(p, sort_keys=True)}"
+                                   for m, p in zip(result.model, result.params, strict=True)]
     out["classes"] = pd.Series(result.demand_class).value_counts().to_dict()
     return out
 
@@ -139,6 +155,8 @@ def run_set(name: str) -> dict:
     h = SETS[name][2]
     out = {"horizon": h, "freq": SETS[name][1], "series": len(panel.ids),
            "unscaled": int((scale[0] == 0).sum() + np.isnan(scale[0]).sum())}
+    if len(panel.ids) <= PER_SERIES_UP_TO:
+        out["ids"] = [str(i) for i in panel.ids]
     out["restock"] = {c: run_restock(panel, actual, scale, h, c) for c in CRITERIA}
     out["statsforecast"] = run_statsforecast(panel, actual, scale, name)
     _compare(out)
