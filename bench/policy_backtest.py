@@ -14,8 +14,9 @@ Policies, all on the same replay (review every ``review`` periods, backorders):
   service_correction: a fill-rate target is met the same way, one safety factor for all items
   set by the fill delivered). ``restock_without_feedback``: the same without that correction
   (fill rate from the per-item loss function); ``restock_cycle_without_calibration``: one
-  period's error scaled by sqrt(L + R); ``pooled_cycle``: the cycle service target as the
-  items' average, reached at the least stock value (restock.policy.pooled_cycle_z);
+  period's error scaled by sqrt(L + R); ``pooled_cycle`` / ``pooled_fill_rate``: the target
+  as the items' aggregate (average cycle service, fill rate of all their demand), reached at
+  the least stock value (restock.policy.pooled_cycle_z / pooled_fill_z), with the same feedback;
 - min/max: min = average demand x (lead time + k periods), max = min + average x review, for k
   swept over a range (a buyer's rule of thumb has no service target of its own);
 - SBA + normal: SBA forecast, safety stock z x sd of past demand x sqrt(L + R), z swept.
@@ -56,7 +57,8 @@ SBA_LEVELS = (0.55, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.9
 MEASURES = {"cycle": "reachable_cycle_service_level", "fill_rate": "reachable_fill_rate"}
 RAW = {"reachable_cycle_service_level": "cycle_service_level",
        "reachable_fill_rate": "fill_rate"}
-COMPARED = {**MEASURES, "pooled_cycle": MEASURES["cycle"]}
+COMPARED = {**MEASURES, "pooled_cycle": MEASURES["cycle"],
+            "pooled_fill_rate": MEASURES["fill_rate"]}
 CURVE_TARGETS = (0.8, 0.85, 0.99)   # with TARGETS: restock's value-vs-service curve
 
 
@@ -139,6 +141,9 @@ def evaluate(data: dict) -> dict:
     extra = _with_extra_units(data, panel, options, run) if "promotions" in data else None
     restock["pooled_cycle"] = [{"target": t, **run(restock_policy(t, pooled=True))}
                                for t in TARGETS]
+    restock["pooled_fill_rate"] = [{"target": t, **run(restock_policy(t, pooled=True,
+                                                                      fill_rate=True))}
+                                   for t in TARGETS]
     min_max = [{"k": k, **run(min_max_policy(k))} for k in MIN_MAX_K]
     sba = [{"z_level": z, **run(sba_normal_policy(z))} for z in SBA_LEVELS]
     return {"items": len(panel.ids), "periods_measured": data["periods"],

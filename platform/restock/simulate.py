@@ -27,7 +27,7 @@ from restock.errors import ConfigError, DataError
 from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
 from restock.policy.empirical import error_levels
-from restock.policy.levels import pooled_cycle_z, stock_levels
+from restock.policy.levels import pooled_cycle_z, pooled_fill_z, stock_levels
 from restock.policy.quantity import whole_packs
 
 ITEM_DEFAULTS = {"moq": 0.0, "pack_size": 1.0, "order_cost": 0.0, "holding_cost": 0.0,
@@ -283,8 +283,9 @@ class Decision:
 @dataclass
 class ServiceRecord:
     """Service delivered per review cycle closed before the decision, pooled over the items that
-    could have been served (see :func:`reachable_from`) and sold in the year before the cycle
-    ended: the record a live system keeps of its own stockouts and fill."""
+    could have been served (see :func:`reachable_from`; and past the replay's own warm-up of two
+    lead times and a review) and sold in the year before the cycle ended: the record a live
+    system keeps of its own stockouts and fill."""
 
     year: int = 52                                            # periods in a year
     cycles: list[int] = field(default_factory=list)           # item-cycles counted
@@ -311,14 +312,18 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
     ``calibrate`` says where the spread over lead time + review comes from: ``"spread"`` (the
     default, or True) fits a normal to the root mean square of the policy's own past forecast
     errors over that horizon (:func:`horizon_spread`) and uses ``stock_levels`` (whole units for
-    slow movers); ``"errors"`` reads a cycle service level straight off the distribution of
-    those errors pooled over the items (:func:`horizon_errors`,
-    :func:`restock.policy.empirical.error_levels`; a fill rate keeps ``"spread"``); ``"none"``
-    (or False) scales one period's error by sqrt(L + R). With ``pooled`` (cycle service only)
-    the level is the average over the items, reached at the least stock value
-    (:func:`restock.policy.levels.pooled_cycle_z`). With ``feedback`` (the ``"spread"`` rule) the
-    level asked of ``stock_levels`` is corrected by the service the replay delivered in cycles
-    closed before the decision (:func:`service_correction`).
+    slow movers); ``"errors"`` reads the level straight off the distribution of those errors
+    pooled over the items (:func:`horizon_errors`, :func:`restock.policy.empirical.error_levels`);
+    ``"none"`` (or False) scales one period's error by sqrt(L + R). With ``pooled`` the target
+    is the items' aggregate (their average cycle service, or the fill rate of their demand
+    together), reached at the least stock value (:func:`restock.policy.levels.pooled_cycle_z`,
+    :func:`restock.policy.levels.pooled_fill_z`).
+
+    With ``feedback`` (not with ``"none"``) the level asked of the formula is corrected by the
+    service the replay delivered in cycles closed before the decision
+    (:func:`service_correction`), and a fill-rate target that is not pooled is met with one
+    safety factor for all items, set by the fill delivered; without it a fill rate uses the
+    per-item loss function (and ``"errors"`` falls back to ``"spread"`` for it).
     ``shape`` passes ``distribution`` / ``discrete`` / ``slow_below`` on to ``stock_levels``.
     """
     level = check_level(service_level)
@@ -326,9 +331,6 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
     if how not in CALIBRATIONS:
         raise ConfigError(f"must be one of {', '.join(CALIBRATIONS)} (got {calibrate!r})",
                           field="calibrate")
-    if pooled and fill_rate:
-        raise ConfigError("a pooled target is a cycle service level, not a fill rate",
-                          field="pooled")
 
     def decide(state: Decision) -> tuple[np.ndarray, np.ndarray]:
         horizon = state.items.lead + state.review
@@ -347,7 +349,8 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
         if how != "none":
             sd = horizon_spread(state, horizon, sd)
         if pooled:
-            return _pooled_levels(asked, mean, sd, state.items.unit_cost)
+            return _pooled_levels(asked, mean, sd, state.items.unit_cost, fill_rate,
+                                  mean / horizon * state.review)
         levels = stock_levels(mean / horizon, sd / np.sqrt(horizon), state.items.lead,
                               state.review, service_level=asked, fill_rate=by_fill, **shape)
         target = np.maximum(levels.order_up_to, 0.0)
@@ -446,10 +449,12 @@ def horizon_errors(state: Decision, horizon: np.ndarray) -> np.ndarray:
     return np.array(rows_out) if rows_out else np.empty((0, len(values)))
 
 
-def _pooled_levels(level, mean, sd, unit_cost) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_levels(level, mean, sd, unit_cost, fill_rate,
+                   cycle_demand) -> tuple[np.ndarray, np.ndarray]:
     active = mean > 0   # an item with no expected demand is not part of the service average
     z = np.full(len(mean), norm.ppf(level))
-    z[active] = pooled_cycle_z(level, sd[active], unit_cost[active])
+    z[active] = pooled_fill_z(level, sd[active], cycle_demand[active], unit_cost[active]) \
+        if fill_rate else pooled_cycle_z(level, sd[active], unit_cost[active])
     target = np.maximum(mean + z * sd, 0.0)
     return target - 1e-9, target
 

@@ -241,13 +241,14 @@ def test_a_pooled_target_is_the_average_service_at_less_stock_value():
     assert value < (cost * sd * norm.ppf(0.95)).sum()   # less stock value, same average
 
 
-def test_pooled_policy_runs_and_refuses_a_fill_rate():
+def test_pooled_policy_runs_for_a_cycle_service_level_and_a_fill_rate():
     demand = {"A": [10.0, 0, 30, 5] * 12, "B": [3, 4, 2, 5] * 12}
     settings = pd.concat([items(), items(item_id="B", unit_cost=90.0)], ignore_index=True)
     result = simulate(history(demand), settings, restock_policy(0.9, pooled=True), periods=20)
     assert 0.5 < result.totals["cycle_service_level"] <= 1.0
-    with pytest.raises(ConfigError, match="pooled: a pooled target is a cycle service level"):
-        restock_policy(0.9, pooled=True, fill_rate=True)
+    fill = simulate(history(demand), settings, restock_policy(0.9, pooled=True, fill_rate=True),
+                    periods=20)
+    assert 0.5 < fill.totals["fill_rate"] <= 1.0
 
 
 def test_promotion_lift_is_learnt_per_item_and_shrunk_to_the_pool():

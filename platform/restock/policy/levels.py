@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from restock.policy.loss import inverse_standard_normal_loss
+from restock.policy.loss import inverse_standard_normal_loss, standard_normal_loss
 
 SLOW_MOVER_MEAN = 20.0   # below this mean protection demand, whole-unit distributions fit better
 MAX_DISPERSION = 5.0     # variance / mean above which a negative binomial's tail is not trusted
@@ -196,6 +196,36 @@ def pooled_cycle_z(level: float, sd, unit_cost) -> np.ndarray:
     for _ in range(80):   # average service falls as the multiplier (price of service) rises
         mid = 0.5 * (lo + hi)
         if stats.norm.cdf(factors(mid)).mean() > level:
+            lo = mid
+        else:
+            hi = mid
+    return factors(hi)
+
+
+def pooled_fill_z(level: float, sd, cycle_demand, unit_cost) -> np.ndarray:
+    """Safety factors giving ``level`` as the fill rate of a group of items together (units
+    short over all of them / their demand per cycle), at the least stock value.
+
+    Item ``i`` is short ``sd_i L(z_i)`` units per cycle on average (normal loss) and its safety
+    stock costs ``unit_cost_i sd_i z_i``; the cheapest mix for a total shortage of
+    ``(1 - level) sum(cycle_demand)`` buys the same shortage back per currency unit everywhere,
+    ``1 - Phi(z_i) = unit_cost_i / lambda`` (a Lagrange condition): dear items run leaner, cheap
+    ones fuller, whatever their spread. ``z`` stays between 0 and ``Phi^-1(0.9999)``; an item
+    without cost gets the upper end, since its protection is free.
+    """
+    cost = np.asarray(unit_cost, dtype=float)
+    sd = np.asarray(sd, dtype=float)
+    allowed = (1.0 - level) * float(np.sum(cycle_demand))
+    low, high = 0.0, stats.norm.ppf(0.9999)
+
+    def factors(log_price: float) -> np.ndarray:
+        share = np.clip(cost * np.exp(-log_price), stats.norm.sf(high), stats.norm.sf(low))
+        return np.clip(stats.norm.isf(share), low, high)
+
+    lo, hi = -60.0, 60.0
+    for _ in range(100):   # units short fall as the price of a unit short rises
+        mid = 0.5 * (lo + hi)
+        if (sd * standard_normal_loss(factors(mid))).sum() > allowed:
             lo = mid
         else:
             hi = mid

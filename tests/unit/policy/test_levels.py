@@ -59,3 +59,20 @@ def test_gamma_shape_applies_to_service_buffers_only():
 
 def test_whole_packs_round_up_and_keep_zero():
     assert list(whole_packs([0, 1, 120, 121, 239.9999999999], 120)) == [0, 120, 120, 240, 240]
+
+
+def test_pooled_fill_rate_meets_the_aggregate_at_less_stock_value_than_one_factor():
+    from restock.policy import pooled_fill_z, standard_normal_loss
+
+    sd = np.array([5.0, 5.0, 20.0, 8.0])
+    cycle = np.array([20.0, 20.0, 60.0, 30.0])
+    cost = np.array([1.0, 50.0, 5.0, 0.0])
+    z = pooled_fill_z(0.95, sd, cycle, cost)
+    short = (sd * standard_normal_loss(z)).sum()
+    assert short == pytest.approx(0.05 * cycle.sum(), rel=1e-6)
+    assert z[0] > z[2] > z[1] >= 0.0 and z[3] == pytest.approx(stats.norm.ppf(0.9999))
+    # One factor for all items with the same units short costs more.
+    from scipy.optimize import brentq
+
+    uniform = brentq(lambda k: (sd * standard_normal_loss(k)).sum() - short, -5, 10)
+    assert (cost * sd * z).sum() < (cost * sd * uniform).sum()
