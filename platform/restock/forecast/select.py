@@ -168,7 +168,7 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
         return []
     cycles = min(SEASON_INDEX_CYCLES, first // season)
     profile = np.stack([fast.seasonal_profile(y, end, season, cycles) for end in ends], axis=1)
-    index = fast.seasonal_index(profile)
+    index = fast.seasonal_index(profile, shrink=_index_shrink(y, start, profile, cycles))
     out = [Candidate("SeasonalNaive", {"season": season},
                      np.stack([y[:, end - season:end] for end in ends], axis=1),
                      _by_position, allowed)] if naive else []
@@ -179,6 +179,23 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
                                                "index_cycles": cycles},
                              level[:, :, None] * index, _by_position, allowed))
     return out
+
+
+def _index_shrink(y: np.ndarray, start: np.ndarray, profile: np.ndarray,
+                  cycles: int) -> np.ndarray:
+    """How far to pull each season index toward 1: the share of its spread that sampling noise
+    explains (positive-part James-Stein), (n, ends, 1).
+
+    A position's mean over ``cycles`` seasons of demand with level m varies by
+    (m E[size²]/E[size] − m²) / cycles, so its index by (E[size²]/E[size] / m − 1) / cycles. On
+    sporadic demand that is most of the index: the weekday that happened to sell.
+    """
+    level = profile.mean(axis=2)
+    spread = ((fast.seasonal_index(profile) - 1.0) ** 2).mean(axis=2)
+    with np.errstate(all="ignore"):
+        noise = (_size_moment(y, start)[:, None] / level - 1.0) / cycles
+        share = np.nan_to_num(noise / spread, nan=1.0, posinf=1.0)
+    return np.clip(share, 0.0, 1.0)[:, :, None]
 
 
 def seasonal(y: np.ndarray, start: np.ndarray, season: int) -> np.ndarray:
@@ -265,12 +282,16 @@ def demand_noise(y: np.ndarray, start: np.ndarray, rate: np.ndarray) -> np.ndarr
     variance is rate × E[size²] / E[size] − rate². No forecast can err less than that; a
     backtest over a quiet stretch can, and its spread would make sporadic quantiles too narrow.
     """
+    return np.maximum(rate * _size_moment(y, start) - rate ** 2, 0.0)
+
+
+def _size_moment(y: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """E[size²] / E[size] over the periods with demand (0 with none), per series."""
     prefix, first = np.minimum(start, y.shape[1]), y[:, 0]
     sizes = y.sum(axis=1) - prefix * first
     squares = np.einsum("ij,ij->i", y, y) - prefix * first ** 2
     with np.errstate(all="ignore"):
-        per_unit = np.where(sizes > 0, squares / sizes, 0.0)
-    return np.maximum(rate * per_unit - rate ** 2, 0.0)
+        return np.where(sizes > 0, squares / sizes, 0.0)
 
 
 def _spread(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray,

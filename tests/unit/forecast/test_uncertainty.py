@@ -1,4 +1,4 @@
-"""The spread of demand the forecast reports: the demand's own noise and non-collapsing tails."""
+"""Noise in what the forecast reports: the demand's own, non-collapsing tails, season indices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from scipy import special, stats
 
 from restock.forecast import Panel, fast, forecast_panel
 from restock.forecast.quantiles import demand_quantiles
-from restock.forecast.select import demand_noise
+from restock.forecast.select import Backtest, candidates, demand_noise
 
 
 def test_demand_noise_is_the_variance_of_occasional_sized_demand() -> None:
@@ -56,3 +56,25 @@ def test_small_forecast_with_a_wide_backtest_keeps_a_positive_safety_quantile() 
     count = demand_quantiles(mean, var, [0.5, 0.95], True)[0]
     r, p = 36.0 / 6.0, 0.5
     np.testing.assert_array_equal(count, stats.nbinom.ppf([0.5, 0.95], r, p))
+
+
+def _season_index_paths(rows: list[np.ndarray]) -> np.ndarray:
+    """The SeasonalIndex (one season's level) forecast of each row as of the end, (n, 7)."""
+    y, start = fast.backfill(np.vstack(rows))
+    plan = Backtest.plan(y.shape[1], 14)
+    pool = candidates(y, start, fast.nonzero(y, start), plan, sporadic=True, season=7)
+    index = next(c for c in pool if c.name == "SeasonalIndex" and c.params["level_cycles"] == 4)
+    return index.paths(7)[:, -1]
+
+
+def test_season_indices_keep_a_real_season_and_drop_a_chance_one() -> None:
+    rng = np.random.default_rng(5)
+    t = 364
+    saturdays = np.where(np.arange(t) % 7 == 5, rng.integers(3, 6, t), 0).astype(float)
+    chance = (rng.random(t) < 0.2) * rng.integers(1, 4, t).astype(float)
+    chance[np.arange(t) % 7 == 5] += rng.random((t + 1) // 7) < 0.15     # a faint weekday lean
+    weekly = rng.poisson(np.tile([20, 22, 21, 20, 25, 40, 5], t // 7)).astype(float)
+    paths = _season_index_paths([saturdays, chance, weekly])
+    assert paths[0].max() > 0 and np.sort(paths[0])[-2] < 0.05 * paths[0].max()
+    assert paths[1].max() < 1.1 * paths[1].mean()         # mostly the weekdays that happened to sell
+    assert paths[2].max() > 5 * paths[2].min()            # a clear weekly pattern stays
