@@ -69,11 +69,35 @@ def ses(y: np.ndarray, ends: Sequence[int], alphas: Sequence[float]) -> np.ndarr
     return levels.reshape(len(y), len(ends), len(alphas))
 
 
-def ses_path(x: np.ndarray, alpha: float) -> np.ndarray:
-    """Level after each element of each row (started at the row's first element)."""
+def ses_path(x: np.ndarray, alpha: float, lengths: np.ndarray | None = None) -> np.ndarray:
+    """Level after each element of each row (started at the row's first element).
+
+    With ``lengths`` (per row), only each row's first ``lengths`` elements are smoothed (the
+    rest of the row is left zero): rows are taken in bands of similar length, each band only
+    as wide as its longest row, so a few long rows do not make every row pay their width.
+    """
     if x.shape[1] == 0:
         return x.copy()
-    out, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=1, zi=(1.0 - alpha) * x[:, :1])
+    if lengths is None:
+        out, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=1, zi=(1.0 - alpha) * x[:, :1])
+        return out
+    out = np.zeros_like(x)
+    for rows, width in _bands(lengths):
+        part = x[rows, :width]
+        out[rows, :width], _ = lfilter([alpha], [1.0, alpha - 1.0], part, axis=1,
+                                       zi=(1.0 - alpha) * part[:, :1])
+    return out
+
+
+def _bands(lengths: np.ndarray, rows_per_band: int = 256) -> list[tuple[np.ndarray, int]]:
+    """Rows grouped by length (shortest first), with each group's widest length."""
+    order = np.argsort(lengths, kind="stable")
+    out = []
+    for lo in range(0, len(order), rows_per_band):
+        rows = order[lo:lo + rows_per_band]
+        width = int(lengths[rows[-1]])
+        if width > 0:
+            out.append((rows, width))
     return out
 
 
@@ -140,7 +164,8 @@ def croston(nz: NonZero, ends: Sequence[int], alpha: float = 0.1,
 
     ``debias=0.95`` is SBA. A series with no demand yet forecasts 0.
     """
-    size_path, interval_path = ses_path(nz.sizes, alpha), ses_path(nz.intervals, alpha)
+    size_path = ses_path(nz.sizes, alpha, nz.counts)
+    interval_path = ses_path(nz.intervals, alpha, nz.counts)
     out = np.zeros((len(nz.counts), len(ends)))
     for i, end in enumerate(ends):
         counts = nz.count_before(end)
@@ -155,7 +180,7 @@ def tsb(y: np.ndarray, nz: NonZero, ends: Sequence[int], alphas_d: Sequence[floa
     occurrence = ses((y > 0).astype(np.float64), ends, alphas_p)     # (n, E, P)
     out = np.zeros((len(y), len(ends), len(alphas_d), len(alphas_p)))
     for k, alpha_d in enumerate(alphas_d):
-        path = ses_path(nz.sizes, alpha_d)
+        path = ses_path(nz.sizes, alpha_d, nz.counts)
         for i, end in enumerate(ends):
             size = np.nan_to_num(nz.at(path, nz.count_before(end)), nan=0.0)
             out[:, i, k, :] = size[:, None] * occurrence[:, i, :]
@@ -298,6 +323,7 @@ def adida_imapa(y: np.ndarray, start: np.ndarray, nz: NonZero, ends: Sequence[in
     k_all = np.where(counts > 0, np.round(np.nan_to_num(interval, nan=1.0)), 1)
     k_all = np.clip(k_all, 1, max(min(ends), 1)).astype(np.int64)
     adida_out, imapa_out = np.zeros((len(y), len(ends))), np.zeros((len(y), len(ends)))
+    pick = _bucket_alpha(y, np.where(counts > 0, k_all, 0), grid)
     levels_w: list[np.ndarray] = []                   # weights of aggregation levels 1, 2, ...
     total = np.zeros((t, len(ends) * len(grid)))      # their running sum, for IMAPA
     for k in np.unique(k_all[counts > 0]):
@@ -306,13 +332,41 @@ def adida_imapa(y: np.ndarray, start: np.ndarray, nz: NonZero, ends: Sequence[in
             total += levels_w[-1]
         rows = np.flatnonzero((k_all == k) & (counts > 0))
         mine = y[rows]
-        buckets = t // k
-        sums = mine[:, t - buckets * k:].reshape(len(rows), buckets, k).sum(axis=2)
-        pick = np.searchsorted(grid, grid_alpha(sums, grid))
         for weights, out in ((levels_w[k - 1], adida_out), (total / k, imapa_out)):
             levels = (mine @ weights).reshape(len(rows), len(ends), len(grid))
-            out[rows] = levels[np.arange(len(rows)), :, pick]
+            out[rows] = levels[np.arange(len(rows)), :, pick[rows]]
     return adida_out, imapa_out
+
+
+def _bucket_alpha(y: np.ndarray, k: np.ndarray, grid: Sequence[float]) -> np.ndarray:
+    """Per row, the index in ``grid`` of the alpha with the least squared one-step error of SES
+    on the row's k-period bucket sums (the last t // k buckets; rows with k = 0: 0).
+
+    All rows at once: each row's sums are right-aligned and left-padded with its first sum,
+    which leaves SES's level and errors as they were (the padding is predicted exactly), then
+    smoothed in bands of similar length, so many small bucket sizes cost a few filter calls.
+    """
+    t = y.shape[1]
+    active = np.flatnonzero(k > 0)
+    pick = np.zeros(len(y), dtype=np.int64)
+    if not len(active):
+        return pick
+    lengths = t // k[active]
+    width = int(lengths.max())
+    sums = np.empty((len(active), width))
+    for size in np.unique(k[active]):
+        at = np.flatnonzero(k[active] == size)
+        count = t // size
+        own = y[active[at], t - count * size:].reshape(len(at), count, size).sum(axis=2)
+        sums[at, width - count:] = own
+        sums[at, :width - count] = own[:, :1]
+    errors = np.zeros((len(active), len(grid)))
+    for rows, band in _bands(lengths):
+        part = sums[rows, width - band:]
+        for g, alpha in enumerate(grid):
+            errors[rows, g] = ses_sse(part, alpha)
+    pick[active] = errors.argmin(axis=1)
+    return pick
 
 
 def seasonal_naive(y: np.ndarray, ends: Sequence[int], season: int, horizon: int) -> np.ndarray:

@@ -36,22 +36,35 @@ SEASON_TEST_PERIODS = 366
 
 @dataclass
 class Candidate:
-    """One model with fixed parameters: flat (n, ends) levels or (n, ends, h) paths."""
+    """One model with fixed parameters: what it knows at each end, and how that becomes a path.
+
+    ``states`` is (n, ends) for a flat forecast or (n, ends, k) with a ``basis``: the path over
+    h periods is ``states @ basis(h)`` (k, h), so a backtest window's squared error has a closed
+    form in the window's sums (see :class:`Windows`) and needs no (n, ends, h) array.
+    """
 
     name: str
     params: dict
-    states: np.ndarray                 # (n, ends) or (n, ends, k): what the model knows at each end
-    expand: Callable[[np.ndarray, int], np.ndarray] | None = None  # (states, h) → (n, ends, h)
+    states: np.ndarray
+    basis: Callable[[int], np.ndarray] | None = None   # h → (k, h); None: flat
     allowed: np.ndarray | None = None  # (n,) bool; None: every series
     prior: float = 1.0                 # score multiplier: below 1 favours a robust default
 
-    def paths(self, horizon: int) -> np.ndarray:
-        """Forecast paths (n, ends, horizon), never negative."""
-        if self.expand is None:
-            out = np.repeat(self.states[:, :, None], horizon, axis=2)
-        else:
-            out = self.expand(self.states, horizon)
-        return np.maximum(out, 0.0)
+    def coefficients(self, ends: slice = slice(None)) -> np.ndarray:
+        """(n, ends, k) weights of the basis (flat: k = 1, the level, never negative)."""
+        if self.basis is None:
+            return np.maximum(self.states[:, ends, None], 0.0)
+        return self.states[:, ends]
+
+    def basis_of(self, horizon: int) -> np.ndarray:
+        return np.ones((1, horizon)) if self.basis is None else self.basis(horizon)
+
+    def paths(self, horizon: int, rows: np.ndarray | None = None,
+              ends: slice = slice(None)) -> np.ndarray:
+        """Forecast paths (n, ends, horizon) (of ``rows`` only when given), never negative."""
+        coef = self.coefficients(ends)
+        coef = coef if rows is None else coef[rows]
+        return np.maximum(coef @ self.basis_of(horizon), 0.0)
 
 
 @dataclass
@@ -144,15 +157,15 @@ def _holt(y: np.ndarray, ends: Sequence[int]) -> list[Candidate]:
     for alpha, beta, phi in HOLT_PARAMS:
         state = (y @ fast.holt_weights(y.shape[1], ends, alpha, beta, phi))
         out.append(Candidate("Holt", {"alpha": alpha, "beta": beta, "phi": phi},
-                             state.reshape(len(y), len(ends), 2), _damped(phi)))
+                             state.reshape(len(y), len(ends), 2), _damped_basis(phi)))
     return out
 
 
-def _damped(phi: float) -> Callable[[np.ndarray, int], np.ndarray]:
-    def expand(state: np.ndarray, horizon: int) -> np.ndarray:
-        damp = np.cumsum(phi ** np.arange(1, horizon + 1))
-        return state[:, :, :1] + damp[None, None, :] * state[:, :, 1:]
-    return expand
+def _damped_basis(phi: float) -> Callable[[int], np.ndarray]:
+    """Level plus the damped trend's sum: rows (1, phi + ... + phi^j)."""
+    def basis(horizon: int) -> np.ndarray:
+        return np.stack([np.ones(horizon), np.cumsum(phi ** np.arange(1, horizon + 1))])
+    return basis
 
 
 def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
@@ -171,13 +184,13 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
     index = fast.seasonal_index(profile, shrink=_index_shrink(y, start, profile, cycles))
     out = [Candidate("SeasonalNaive", {"season": season},
                      np.stack([y[:, end - season:end] for end in ends], axis=1),
-                     _by_position, allowed)] if naive else []
+                     _position_basis(season), allowed)] if naive else []
     for level_cycles in (c for c in SEASON_LEVEL_CYCLES if c <= cycles):
         level = np.stack([y[:, end - level_cycles * season:end].mean(axis=1) for end in ends],
                          axis=1)
         out.append(Candidate("SeasonalIndex", {"season": season, "level_cycles": level_cycles,
                                                "index_cycles": cycles},
-                             level[:, :, None] * index, _by_position, allowed))
+                             level[:, :, None] * index, _position_basis(season), allowed))
     return out
 
 
@@ -215,8 +228,11 @@ def seasonal(y: np.ndarray, start: np.ndarray, season: int) -> np.ndarray:
     return np.nan_to_num(r) > 2.0 / np.sqrt(count)
 
 
-def _by_position(states: np.ndarray, horizon: int) -> np.ndarray:
-    return states[:, :, np.arange(horizon) % states.shape[2]]
+def _position_basis(season: int) -> Callable[[int], np.ndarray]:
+    """Step j repeats season position j % season: a one-hot row per position."""
+    def basis(horizon: int) -> np.ndarray:
+        return (np.arange(horizon)[None, :] % season == np.arange(season)[:, None]) * 1.0
+    return basis
 
 
 def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidate],
@@ -232,16 +248,15 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     origins = valid.sum(axis=1)
     scale1, scale2 = scales(y, start)
     mae, mse = np.full((n, len(pool)), np.nan), np.full((n, len(pool)), np.nan)
-    sums = actual.sum(axis=2), (actual ** 2).sum(axis=2)
-    need_mae = criterion != "rmsse"
+    windows = Windows(actual, valid)
+    tested = slice(0, e_bt)
     for c, cand in enumerate(pool):
-        if cand.expand is None and not need_mae:
-            mse[:, c] = _flat_mse(cand.states[:, :e_bt], sums, plan.horizon, valid)
-        elif cand.expand is None:
-            level = np.maximum(cand.states[:, :e_bt, None], 0.0)
-            mae[:, c], mse[:, c] = _errors(level, actual, valid)
-        else:
-            mae[:, c], mse[:, c] = _errors(cand.paths(plan.horizon)[:, :e_bt], actual, valid)
+        if criterion == "rmsse":
+            mse[:, c] = windows.mse(cand)
+        else:       # absolute error has no closed form: the paths themselves
+            paths = cand.coefficients(tested) if cand.basis is None else \
+                cand.paths(plan.horizon, ends=tested)     # flat: broadcast, no copy per step
+            mae[:, c], mse[:, c] = _errors(paths, actual, valid)
         if cand.allowed is not None:
             mae[~cand.allowed, c] = mse[~cand.allowed, c] = np.nan
     prior = np.array([cand.prior for cand in pool])
@@ -254,10 +269,12 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     point, backtest = np.zeros((n, horizon)), np.zeros((n, e_bt, plan.horizon))
     for c, cand in enumerate(pool):
         share = (weight * (order == c)).sum(axis=1)
-        mine = share > 0
-        if mine.any():
-            point[mine] += share[mine, None] * cand.paths(horizon)[mine, -1]
-            backtest[mine] += share[mine, None, None] * cand.paths(plan.horizon)[mine, :e_bt]
+        mine = np.flatnonzero(share > 0)
+        if len(mine):       # the paths of the series that chose this candidate only
+            point[mine] += share[mine, None] * \
+                cand.paths(horizon, rows=mine, ends=slice(-1, None))[:, 0]
+            backtest[mine] += share[mine, None, None] * \
+                cand.paths(plan.horizon, rows=mine, ends=tested)
     chosen_mae, chosen_mse = _errors(backtest, actual, valid)
     spread = _spread(backtest, actual, valid, chosen_mse)
     if order.shape[1] == 1:
@@ -309,13 +326,37 @@ def _spread(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray,
     return np.clip(np.nan_to_num(ratio, nan=1.0, posinf=1.0), 1.0, max(actual.shape[2], 1))
 
 
-def _flat_mse(level: np.ndarray, sums: tuple[np.ndarray, np.ndarray], horizon: int,
-              valid: np.ndarray) -> np.ndarray:
-    """Mean squared error of flat forecasts from the windows' sums (no per-step pass)."""
-    level = np.maximum(level, 0.0)
-    per_origin = (sums[1] - 2.0 * level * sums[0]) / horizon + level ** 2
-    with np.errstate(all="ignore"):
-        return (per_origin * valid).sum(axis=1) / valid.sum(axis=1)
+class Windows:
+    """The backtest windows' actuals, and what a closed-form squared error needs of them.
+
+    For a path ``c @ B`` (coefficients c, basis B of k rows) the window's squared error is
+    ``c·(B Bᵀ)c − 2 c·(B a) + a·a``: one (n, ends, k) product per basis instead of an
+    (n, ends, h) array per candidate. It holds while the path is not clipped at zero, which a
+    lower bound from the basis' extremes checks; rows where it might be are computed in full.
+    """
+
+    def __init__(self, actual: np.ndarray, valid: np.ndarray) -> None:
+        self.actual, self.valid = actual, valid
+        self.horizon = actual.shape[2]
+        self.squares = np.einsum("nej,nej->ne", actual, actual)
+        self._projections: dict[bytes, np.ndarray] = {}
+
+    def mse(self, cand: Candidate) -> np.ndarray:
+        """(n,) mean squared error per period over the valid origins (NaN when none)."""
+        tested = slice(0, self.actual.shape[1])
+        basis, coef = cand.basis_of(self.horizon), cand.coefficients(tested)
+        key = basis.tobytes()
+        if key not in self._projections:
+            self._projections[key] = self.actual @ basis.T
+        cross = coef @ (basis @ basis.T) - 2.0 * self._projections[key]
+        per_origin = (np.einsum("nek,nek->ne", cross, coef) + self.squares) / self.horizon
+        lowest = np.where(coef >= 0, coef * basis.min(axis=1), coef * basis.max(axis=1))
+        unsure = np.flatnonzero((lowest.sum(axis=2) < 0).any(axis=1))
+        if len(unsure):
+            err = cand.paths(self.horizon, rows=unsure, ends=tested) - self.actual[unsure]
+            per_origin[unsure] = np.einsum("nej,nej->ne", err, err) / self.horizon
+        with np.errstate(all="ignore"):
+            return (per_origin * self.valid).sum(axis=1) / self.valid.sum(axis=1)
 
 
 def _errors(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray
