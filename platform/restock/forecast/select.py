@@ -142,8 +142,9 @@ def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero | None, plan: 
 
 def _sporadic(y: np.ndarray, start: np.ndarray, nz: fast.NonZero,
               ends: Sequence[int]) -> list[Candidate]:
-    out = [Candidate("Croston", {"alpha": 0.1}, fast.croston(nz, ends, 0.1)),
-           Candidate("SBA", {"alpha": 0.1}, fast.croston(nz, ends, 0.1, debias=0.95))]
+    croston = fast.croston(nz, ends, 0.1)
+    out = [Candidate("Croston", {"alpha": 0.1}, croston),
+           Candidate("SBA", {"alpha": 0.1}, 0.95 * croston)]     # SBA: Croston debiased
     tsb = fast.tsb(y, nz, ends, TSB_ALPHA_D, TSB_ALPHA_P)
     out += [Candidate("TSB", {"alpha_d": ad, "alpha_p": ap}, tsb[:, :, i, k])
             for i, ad in enumerate(TSB_ALPHA_D) for k, ap in enumerate(TSB_ALPHA_P)]
@@ -355,6 +356,9 @@ class Windows:
         if len(unsure):
             err = cand.paths(self.horizon, rows=unsure, ends=tested) - self.actual[unsure]
             per_origin[unsure] = np.einsum("nej,nej->ne", err, err) / self.horizon
+        return self._mean(per_origin)
+
+    def _mean(self, per_origin: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
             return (per_origin * self.valid).sum(axis=1) / self.valid.sum(axis=1)
 
