@@ -4,7 +4,7 @@ A seeded synthetic panel of daily series × 730 days (half smooth with a weekly 
 intermittent or lumpy) is written as tidy Parquet (item_id, date, quantity; zero-demand days
 left out except each series' first, as exports do), sorted by item. restock then reads it in
 chunks, a group of whole series at a time, and classifies, chooses by backtest and forecasts
-28 days ahead: ``restock.forecast.io.groups`` → ``to_panel`` → ``forecast_panel``.
+28 days ahead: ``restock.forecast.io.panels`` → ``forecast_panel``, as ``restock forecast`` does.
 
 Each side runs in its own process with one BLAS thread, so its CPU time is one core's work and
 its peak RSS is its own: series per second per core = series / CPU seconds. statsforecast runs
@@ -31,7 +31,8 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "forecast_speed.json"
 DAYS, HORIZON, SEED = 730, 28, 20260101
-GROUP = 10_000
+GROUP = 10_000          # series per write
+GROUP_SERIES = 2_000    # series per read group: the forecast CLI's default
 
 
 def synthetic(n: int, days: int, seed: int) -> np.ndarray:
@@ -75,13 +76,14 @@ def write_panel(path: Path, n: int) -> dict:
 
 def restock_worker(path: str, n: int) -> dict:
     """Read, classify, choose and forecast every series of the file (run in a child)."""
-    from restock.forecast.io import Columns, groups
-    from restock.forecast.panel import forecast_panel, to_panel
+    from restock.forecast.io import Columns, panels, reuse_freed_memory
+    from restock.forecast.panel import forecast_panel
 
+    reuse_freed_memory()            # as the forecast command does
     span = (np.datetime64("2024-01-01"), np.datetime64("2024-01-01") + DAYS - 1)
     done, models = 0, {}
-    for frame in groups(Path(path), Columns(), max_series=10_000, chunk_rows=1_000_000):
-        panel = to_panel(frame, freq="D", start=span[0], end=span[1])
+    for panel in panels(Path(path), Columns(), freq="D", start=span[0], end=span[1],
+                        max_series=GROUP_SERIES, chunk_rows=1_000_000):
         result = forecast_panel(panel, HORIZON, calibrate=False)
         assert (result.point >= 0).all() and np.isfinite(result.point).all()
         done += len(result.ids)

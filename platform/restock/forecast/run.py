@@ -10,7 +10,15 @@ from pathlib import Path
 import pandas as pd
 
 from restock.errors import DataError
-from restock.forecast.io import Columns, NotGrouped, date_range, groups, located, read_all
+from restock.forecast.io import (
+    Columns,
+    NotGrouped,
+    date_range,
+    located,
+    panels,
+    read_all,
+    reuse_freed_memory,
+)
 from restock.forecast.panel import forecast_frame, forecast_panel, to_panel
 
 FREQS = ("D", "W", "M")
@@ -25,7 +33,7 @@ class Options:
     season: int | None = None
     quantiles: tuple[float, ...] = (0.5, 0.9, 0.95)
     time_budget: float = 0.0
-    max_series: int = 20_000
+    max_series: int = 2_000
     chunk_rows: int = 1_000_000
 
     def __post_init__(self) -> None:
@@ -87,12 +95,16 @@ def forecast_file(path: Path, out: Path, options: Options,
     if span is None:
         raise DataError("the file has no rows", record=str(path))
     part = out.with_name(out.name + ".part")
+    reuse_freed_memory()
+    grid = {"freq": options.freq, "start": span[0], "end": span[1]}
     try:
-        summary = _write(groups(path, cols, options.max_series, options.chunk_rows), part, span,
-                         options, cols, path, Summary(out=out, horizon=options.horizon))
+        summary = _write(panels(path, cols, **grid, max_series=options.max_series,
+                                chunk_rows=options.chunk_rows),
+                         part, options, Summary(out=out, horizon=options.horizon))
     except NotGrouped:
-        summary = _write(iter([read_all(path, cols, options.chunk_rows)]), part, span, options,
-                         cols, path, Summary(out=out, horizon=options.horizon, streamed=False))
+        whole = read_all(path, cols, options.chunk_rows)
+        summary = _write(iter([_whole_panel(whole, path, cols, grid)]), part, options,
+                         Summary(out=out, horizon=options.horizon, streamed=False))
     except BaseException:
         part.unlink(missing_ok=True)
         raise
@@ -101,14 +113,22 @@ def forecast_file(path: Path, out: Path, options: Options,
     return summary
 
 
-def _write(frames, part: Path, span: tuple, options: Options, cols: Columns, path: Path,
-           summary: Summary) -> Summary:
+def _whole_panel(frame: pd.DataFrame, path: Path, cols: Columns, grid: dict):
+    try:
+        return to_panel(frame, id_col=cols.id, date_col=cols.date, value_col=cols.quantity,
+                        **grid)
+    except DataError as err:
+        raise located(err, path, frame) from None
+
+
+def _write(groups_of_series, part: Path, options: Options, summary: Summary) -> Summary:
     deadline = time.monotonic() + options.time_budget
     try:
         with part.open("w", encoding="utf-8", newline="") as handle:
-            for i, frame in enumerate(frames):
-                result = _forecast_group(frame, span, options, cols, path,
-                                         max(deadline - time.monotonic(), 0.0))
+            for i, panel in enumerate(groups_of_series):
+                result = forecast_panel(panel, options.horizon, season_length=options.season,
+                                        time_budget_seconds=max(deadline - time.monotonic(),
+                                                                0.0))
                 table = forecast_frame(result, options.quantiles)
                 table["date"] = table["date"].dt.strftime("%Y-%m-%d")
                 table.to_csv(handle, header=i == 0, index=False, float_format="%.6g")
@@ -117,14 +137,3 @@ def _write(frames, part: Path, span: tuple, options: Options, cols: Columns, pat
         part.unlink(missing_ok=True)
         raise
     return summary
-
-
-def _forecast_group(frame: pd.DataFrame, span: tuple, options: Options, cols: Columns,
-                    path: Path, budget: float):
-    try:
-        panel = to_panel(frame, freq=options.freq, id_col=cols.id, date_col=cols.date,
-                         value_col=cols.quantity, start=span[0], end=span[1])
-    except DataError as err:
-        raise located(err, path, frame) from None
-    return forecast_panel(panel, options.horizon, season_length=options.season,
-                          time_budget_seconds=budget)

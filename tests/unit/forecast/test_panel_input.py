@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from restock.forecast import to_panel
+from restock.forecast.panel import arrow_panel
 
 
 def _rows(seed: int, n: int = 600) -> pd.DataFrame:
@@ -63,3 +64,41 @@ def test_times_of_day_and_mid_period_dates_are_counted_as_moved() -> None:
     weekly = to_panel(rows, freq="W")        # 2024-01-01 is a Monday; the others are not
     assert weekly.notes["dates_moved_to_period_start"] == 2
     np.testing.assert_array_equal(weekly.values, [[2.0, 1.0]])
+
+
+def _arrow(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.table({"item_id": pa.array(frame["item_id"].astype(str)),
+                     "date": pa.array(frame["date"].dt.date, pa.date32()),
+                     "quantity": pa.array(frame["quantity"], from_pandas=True)})
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M"])
+def test_arrow_tables_grouped_by_id_give_the_panel_pandas_gives(freq: str) -> None:
+    rows = _rows(4)
+    rows.loc[rows.index[::7], "quantity"] = np.nan
+    rows.loc[rows.index[::11], "quantity"] = -3.0
+    rows.loc[rows.index[5], "quantity"] = np.inf
+    # grouped by id but not sorted: c's rows first
+    rows = pd.concat([rows[rows["item_id"] == "c"], rows[rows["item_id"] != "c"]],
+                     ignore_index=True)
+    span = {"start": pd.Timestamp("2023-12-01"), "end": pd.Timestamp("2024-09-30")}
+    fast, general = arrow_panel(_arrow(rows), freq=freq, **span), to_panel(rows, freq=freq,
+                                                                           **span)
+    assert fast is not None
+    _same(fast, general)
+    assert fast.notes == general.notes
+
+
+def test_arrow_tables_the_fast_route_cannot_take_are_declined() -> None:
+    import pyarrow as pa
+
+    rows = _rows(5)
+    table = _arrow(rows)
+    text_dates = table.set_column(1, "date", pa.array(rows["date"].dt.strftime("%Y-%m-%d")))
+    a, b = rows[rows["item_id"] == "a"], rows[rows["item_id"] == "b"]
+    split = _arrow(pd.concat([a.iloc[:5], b, a.iloc[5:]], ignore_index=True))
+    assert arrow_panel(text_dates) is None
+    assert arrow_panel(split) is None          # a's rows are not together
+    assert arrow_panel(table.slice(0, 0)) is None
