@@ -129,3 +129,47 @@ def test_a_corrupt_gzip_is_one_line(tmp_path: Path, capsys) -> None:
     path.write_bytes(b"\x1f\x8b\x08\x00garbage")
     assert main(["forecast", str(path), "--horizon", "3", "--out", str(tmp_path / "f.csv")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _write_as_exported(frame: pd.DataFrame, path: Path) -> Path:
+    """Parquet as exports write it: Arrow dates, float32 quantities, several row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dates = pa.array(frame["date"].dt.date, pa.date32(), mask=frame["date"].isna().to_numpy())
+    pq.write_table(pa.table({"item_id": frame["item_id"].to_numpy(), "date": dates,
+                             "quantity": frame["quantity"].to_numpy(np.float32)}),
+                   path, row_group_size=150)
+    return path
+
+
+def test_parquet_with_arrow_dates_goes_straight_to_the_panel(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    from restock.forecast import panel as panel_module
+    from restock.forecast.io import date_range
+
+    history = _history(series=10)
+    path = _write_as_exported(history, tmp_path / "h.parquet")
+    reference = tmp_path / "ref.csv"
+    forecast_file(_write(history, tmp_path / "h.csv"), reference, Options(horizon=7))
+    assert date_range(path, Columns()) == (history["date"].min(), history["date"].max())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the pandas route was taken")
+
+    monkeypatch.setattr(panel_module, "to_panel", refuse)
+    out = tmp_path / "out.csv"
+    summary = forecast_file(path, out, Options(horizon=7, max_series=3, chunk_rows=200))
+    assert summary.streamed and summary.series == 10
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(reference))
+
+
+def test_a_missing_date_in_parquet_names_its_row(tmp_path: Path, capsys) -> None:
+    history = _history(series=3).reset_index(drop=True)
+    history.loc[40, "date"] = pd.NaT
+    path = _write_as_exported(history, tmp_path / "h.parquet")
+    assert main(["forecast", str(path), "--horizon", "3", "--out",
+                 str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path} row 41" in err and "not a date" in err and "Traceback" not in err
+    assert not (tmp_path / "f.csv").exists()
