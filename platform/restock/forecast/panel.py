@@ -443,7 +443,7 @@ def fast_min_history(plan: Backtest) -> int:
 class _Chunk:
     point: np.ndarray
     model: np.ndarray
-    params: list[dict]
+    params: np.ndarray      # (n,) object: the chosen model's parameter dict (read-only)
     mase: np.ndarray
     rmsse: np.ndarray
     sigma: np.ndarray
@@ -461,7 +461,7 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
     classes = classify(y, start, freq=freq, min_history=min_history)
     n = len(y)
     out = _Chunk(point=np.zeros((n, horizon)), model=np.full(n, "Zero", dtype=object),
-                 params=[{} for _ in range(n)], mase=np.full(n, np.nan),
+                 params=_no_params(n), mase=np.full(n, np.nan),
                  rmsse=np.full(n, np.nan), sigma=np.zeros(n), confidence=np.zeros(n),
                  spread=np.ones(n),
                  classes=classes, counts=_whole_units(y), calibration={})
@@ -476,6 +476,12 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
             _store(out, rows, choice)
             if calibrate:
                 out.calibration.setdefault("parts", []).append((choice, out.counts[rows]))
+    return out
+
+
+def _no_params(n: int) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    out[:] = [{}] * n       # one empty dict shared: parameter dicts are never changed in place
     return out
 
 
@@ -514,8 +520,9 @@ def _simple(out: _Chunk, y: np.ndarray, start: np.ndarray, classes: Classes,
 def _store(out: _Chunk, rows: np.ndarray, choice: Choice) -> None:
     out.point[rows] = choice.point
     out.model[rows] = choice.model
-    for i, row in enumerate(rows):
-        out.params[row] = choice.params[i]
+    params = np.empty(len(rows), dtype=object)
+    params[:] = choice.params
+    out.params[rows] = params
     out.mase[rows], out.rmsse[rows] = choice.mase, choice.rmsse
     out.sigma[rows] = np.sqrt(np.nan_to_num(choice.mse, nan=0.0))
     out.spread[rows] = choice.spread

@@ -219,13 +219,15 @@ def seasonal(y: np.ndarray, start: np.ndarray, season: int) -> np.ndarray:
     naive for noise, so seasonal models are offered only where the season shows.
     """
     recent = max(y.shape[1] - SEASON_TEST_PERIODS, 0)     # the last few years are enough
-    y, start = y[:, recent:], np.maximum(start - recent, 0)
-    real = np.arange(y.shape[1])[None, :] >= start[:, None]
-    count = np.maximum(real.sum(axis=1), 1)
-    mean = np.where(real, y, 0.0).sum(axis=1) / count
-    z = np.where(real, y - mean[:, None], 0.0)
+    y, start = y[:, recent:], np.clip(start - recent, 0, y.shape[1] - recent)
+    count = np.maximum(y.shape[1] - start, 1)
+    # the backfilled prefix holds the first value: take it out of the sum, zero it in z
+    mean = (y.sum(axis=1) - start * y[:, 0]) / count
+    z = y - mean[:, None]
+    for row in np.flatnonzero(start):       # usually few rows start inside the window
+        z[row, :start[row]] = 0.0
     with np.errstate(all="ignore"):
-        r = (z[:, season:] * z[:, :-season]).sum(axis=1) / (z ** 2).sum(axis=1)
+        r = np.einsum("ij,ij->i", z[:, season:], z[:, :-season]) / np.einsum("ij,ij->i", z, z)
     return np.nan_to_num(r) > 2.0 / np.sqrt(count)
 
 
@@ -280,7 +282,8 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     spread = _spread(backtest, actual, valid, chosen_mse)
     if order.shape[1] == 1:
         names = list(np.array([c.name for c in pool], dtype=object)[order[:, 0]])
-        params = [dict(pool[c].params) for c in order[:, 0]]
+        # one parameter dict per candidate, shared by the series that chose it (read-only)
+        params = list(_object_array([c.params for c in pool])[order[:, 0]])
     else:
         names = [_name(pool, order[i], used[i]) for i in range(n)]
         params = [_params(pool, order[i], used[i]) for i in range(n)]
@@ -378,6 +381,12 @@ def _errors(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray
 def _name(pool: list[Candidate], order: np.ndarray, used: np.ndarray) -> str:
     names = list(dict.fromkeys(pool[c].name for c in order[used]))
     return "+".join(names)
+
+
+def _object_array(items: list) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def _params(pool: list[Candidate], order: np.ndarray, used: np.ndarray) -> dict:
