@@ -138,25 +138,23 @@ class NonZero:
 
 def nonzero(y: np.ndarray, start: np.ndarray) -> NonZero:
     """Compact the positive demands at or after each row's start into left-aligned arrays."""
-    n = len(y)
-    mask = y > 0
-    for row in np.flatnonzero(start):       # the backfilled prefix is not demand
-        mask[row, :start[row]] = False
-    rows, cols = np.nonzero(mask)
+    n, t = y.shape
+    mask = (y > 0) & (np.arange(t)[None, :] >= start[:, None])
+    flat = np.flatnonzero(mask)
+    rows, cols = flat // max(t, 1), flat % max(t, 1)
     counts = np.bincount(rows, minlength=n)
     k = int(counts.max()) if n else 0
-    rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    cell = rows * k + rank                  # where each demand goes in the (n, k) arrays
+    rank = np.arange(len(flat)) - np.repeat(np.cumsum(counts) - counts, counts)
     sizes = np.zeros((n, k))
     positions = np.full((n, k), -1, dtype=np.int64)
-    sizes.ravel()[cell] = y[mask]
-    positions.ravel()[cell] = cols
+    sizes[rows, rank] = y[rows, cols]
+    positions[rows, rank] = cols
     previous = np.empty_like(cols)
     previous[1:] = cols[:-1]
     first = rank == 0
     previous[first] = start[rows[first]] - 1
     intervals = np.ones((n, k))
-    intervals.ravel()[cell] = cols - previous
+    intervals[rows, rank] = cols - previous
     return NonZero(sizes=sizes, intervals=intervals, positions=positions, counts=counts)
 
 
