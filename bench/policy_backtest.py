@@ -12,8 +12,10 @@ Policies, all on the same replay (review every ``review`` periods, backorders):
   own closed forecast windows, and the level asked of the formula corrected by the service the
   replay delivered in the cycles closed before each decision (restock.simulate.
   service_correction: a fill-rate target is met the same way, one safety factor for all items
-  set by the fill delivered). ``restock_without_feedback``: the same without that correction
-  (fill rate from the per-item loss function); ``restock_cycle_without_calibration``: one
+  set by the fill delivered), and a level per protection interval that counts an item exposed
+  once per order when its MOQ or packs make an order last several reviews (restock.simulate.
+  exposed_level). ``restock_without_feedback``: the rule before both (fill rate from the
+  per-item loss function); ``restock_cycle_without_calibration``: one
   period's error scaled by sqrt(L + R); ``pooled_cycle`` / ``pooled_fill_rate``: the target
   as the items' aggregate (average cycle service, fill rate of all their demand), reached at
   the least stock value (restock.policy.pooled_cycle_z / pooled_fill_z), with the same feedback;
@@ -135,7 +137,7 @@ def evaluate(data: dict) -> dict:
                          for t in TARGETS] for measure in MEASURES}
     uncalibrated = [{"target": t, **run(restock_policy(t, calibrate=False))} for t in TARGETS]
     without_feedback = {measure: [{"target": t, **run(restock_policy(
-        t, fill_rate=measure != "cycle", feedback=False))} for t in TARGETS]
+        t, fill_rate=measure != "cycle", feedback=False, per_order=False))} for t in TARGETS]
         for measure in MEASURES}
     curve = [{"target": t, **run(restock_policy(t))} for t in CURVE_TARGETS]
     extra = _with_extra_units(data, panel, options, run) if "promotions" in data else None

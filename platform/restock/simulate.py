@@ -305,7 +305,7 @@ CALIBRATIONS = ("errors", "spread", "none")
 
 def restock_policy(service_level: float, *, fill_rate: bool = False,
                    calibrate: str | bool = "spread", pooled: bool = False,
-                   feedback: bool = True, **shape) -> Policy:
+                   feedback: bool = True, per_order: bool = True, **shape) -> Policy:
     """restock's rule: order up to forecast + safety stock over lead time + review, the safety
     stock for a cycle service level or a fill rate.
 
@@ -348,9 +348,13 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
             return target - 1e-9, target
         if how != "none":
             sd = horizon_spread(state, horizon, sd)
+        cycle_demand = mean / horizon * state.review
         if pooled:
+            orders = cycles_per_order(cycle_demand, state.items) if per_order else 1.0
             return _pooled_levels(asked, mean, sd, state.items.unit_cost, fill_rate,
-                                  mean / horizon * state.review)
+                                  cycle_demand, orders)
+        if not by_fill and per_order:
+            asked = exposed_level(asked, cycle_demand, state.items)
         levels = stock_levels(mean / horizon, sd / np.sqrt(horizon), state.items.lead,
                               state.review, service_level=asked, fill_rate=by_fill, **shape)
         target = np.maximum(levels.order_up_to, 0.0)
@@ -388,6 +392,27 @@ def service_correction(record: ServiceRecord, level: float, *, fill_rate: bool =
             shift = float(np.clip(np.mean(shifts[recent]) + target - norm.ppf(achieved),
                                   -FEEDBACK_LIMIT, FEEDBACK_LIMIT))
     return shift
+
+
+def cycles_per_order(cycle_demand, items: Items) -> np.ndarray:
+    """Review cycles one order lasts: at least the MOQ, in whole packs, over a cycle's demand
+    (at least 1)."""
+    order = np.maximum(whole_packs(cycle_demand, items.pack), items.moq)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cycle_demand > 0, np.maximum(order / cycle_demand, 1.0), 1.0)
+
+
+def exposed_level(level, cycle_demand, items: Items) -> np.ndarray:
+    """The level one protection interval needs for ``level`` of all review cycles.
+
+    An order of at least the MOQ, in whole packs, can last several review cycles, and only the
+    one before its successor arrives risks a stockout: with ``n`` review cycles per order the
+    exposed one may fail ``n (1 - level)`` of the time ((R, s, nQ) arithmetic). Without this,
+    MOQ-bound items reach near-full service at any target and the service feedback has to push
+    the others' levels far from their formula. Kept within (0.5, 0.9999).
+    """
+    exposed = 1.0 - (1.0 - level) * cycles_per_order(cycle_demand, items)
+    return np.clip(exposed, 0.5, 0.9999)
 
 
 def _fed_back(state: Decision, level: float, fill_rate: bool) -> float:
@@ -449,12 +474,14 @@ def horizon_errors(state: Decision, horizon: np.ndarray) -> np.ndarray:
     return np.array(rows_out) if rows_out else np.empty((0, len(values)))
 
 
-def _pooled_levels(level, mean, sd, unit_cost, fill_rate,
-                   cycle_demand) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_levels(level, mean, sd, unit_cost, fill_rate, cycle_demand,
+                   orders) -> tuple[np.ndarray, np.ndarray]:
     active = mean > 0   # an item with no expected demand is not part of the service average
     z = np.full(len(mean), norm.ppf(level))
-    z[active] = pooled_fill_z(level, sd[active], cycle_demand[active], unit_cost[active]) \
-        if fill_rate else pooled_cycle_z(level, sd[active], unit_cost[active])
+    orders = np.broadcast_to(orders, mean.shape)[active]
+    z[active] = pooled_fill_z(level, sd[active], cycle_demand[active], unit_cost[active],
+                              orders) if fill_rate else \
+        pooled_cycle_z(level, sd[active], unit_cost[active], orders)
     target = np.maximum(mean + z * sd, 0.0)
     return target - 1e-9, target
 

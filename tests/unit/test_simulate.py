@@ -485,3 +485,14 @@ def _items_of(settings: pd.DataFrame):
 
     frame = check_items(settings)
     return Items.aligned(frame, frame["item_id"].to_numpy())
+
+
+def test_an_order_lasting_several_cycles_protects_only_the_last_of_them():
+    from restock.simulate import cycles_per_order, exposed_level
+
+    setting = _items_of(pd.concat([items(), items(item_id="B", moq=40, pack_size=1),
+                                   items(item_id="C", pack_size=25)], ignore_index=True))
+    cycle_demand = np.array([10.0, 10.0, 10.0])
+    assert list(cycles_per_order(cycle_demand, setting)) == [1.0, 4.0, 2.5]
+    assert exposed_level(0.9, cycle_demand, setting) == pytest.approx([0.9, 0.6, 0.75])
+    assert exposed_level(0.8, cycle_demand, setting)[1] == 0.5   # never below a coin toss

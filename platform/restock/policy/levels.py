@@ -172,7 +172,7 @@ def _pmf_grid(mean, variance, width):
     return np.exp(np.where(over, log_nb, log_poisson))
 
 
-def pooled_cycle_z(level: float, sd, unit_cost) -> np.ndarray:
+def pooled_cycle_z(level: float, sd, unit_cost, cycles_per_order=1.0) -> np.ndarray:
     """Safety factors giving ``level`` as the average cycle service of a group of items, at the
     least stock value.
 
@@ -181,9 +181,12 @@ def pooled_cycle_z(level: float, sd, unit_cost) -> np.ndarray:
     bought per currency unit, ``phi(z_i) / (unit_cost_i sd_i)`` (a Lagrange condition), so
     expensive or very uncertain items get less of the target and cheap, steady ones more.
     ``z`` stays within the service range of the org files (0.5 to 0.9999); an item without
-    spread or cost gets the upper end, since its protection is free.
+    spread or cost gets the upper end, since its protection is free. An item whose orders last
+    ``cycles_per_order`` review cycles (MOQ, packs) risks a stockout in one of them only: its
+    service is ``1 - (1 - Phi(z_i)) / n_i`` and its price of service ``n_i`` times higher.
     """
-    price = np.asarray(unit_cost, dtype=float) * np.asarray(sd, dtype=float)
+    orders = np.asarray(cycles_per_order, dtype=float)
+    price = np.asarray(unit_cost, dtype=float) * np.asarray(sd, dtype=float) * orders
     low, high = stats.norm.ppf(0.5), stats.norm.ppf(0.9999)
 
     def factors(log_multiplier: float) -> np.ndarray:
@@ -195,14 +198,15 @@ def pooled_cycle_z(level: float, sd, unit_cost) -> np.ndarray:
     lo, hi = -50.0, 50.0
     for _ in range(80):   # average service falls as the multiplier (price of service) rises
         mid = 0.5 * (lo + hi)
-        if stats.norm.cdf(factors(mid)).mean() > level:
+        if (1 - stats.norm.sf(factors(mid)) / orders).mean() > level:
             lo = mid
         else:
             hi = mid
     return factors(hi)
 
 
-def pooled_fill_z(level: float, sd, cycle_demand, unit_cost) -> np.ndarray:
+def pooled_fill_z(level: float, sd, cycle_demand, unit_cost,
+                  cycles_per_order=1.0) -> np.ndarray:
     """Safety factors giving ``level`` as the fill rate of a group of items together (units
     short over all of them / their demand per cycle), at the least stock value.
 
@@ -211,10 +215,13 @@ def pooled_fill_z(level: float, sd, cycle_demand, unit_cost) -> np.ndarray:
     ``(1 - level) sum(cycle_demand)`` buys the same shortage back per currency unit everywhere,
     ``1 - Phi(z_i) = unit_cost_i / lambda`` (a Lagrange condition): dear items run leaner, cheap
     ones fuller, whatever their spread. ``z`` stays between 0 and ``Phi^-1(0.9999)``; an item
-    without cost gets the upper end, since its protection is free.
+    without cost gets the upper end, since its protection is free. An item whose orders last
+    ``n_i = cycles_per_order`` review cycles (MOQ, packs) is exposed once per order: ``sd_i
+    L(z_i) / n_i`` units short per review cycle, and ``1 - Phi(z_i) = n_i unit_cost_i / lambda``.
     """
-    cost = np.asarray(unit_cost, dtype=float)
-    sd = np.asarray(sd, dtype=float)
+    orders = np.asarray(cycles_per_order, dtype=float)
+    cost = np.asarray(unit_cost, dtype=float) * orders
+    sd = np.asarray(sd, dtype=float) / orders
     allowed = (1.0 - level) * float(np.sum(cycle_demand))
     low, high = 0.0, stats.norm.ppf(0.9999)
 

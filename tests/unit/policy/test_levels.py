@@ -76,3 +76,13 @@ def test_pooled_fill_rate_meets_the_aggregate_at_less_stock_value_than_one_facto
 
     uniform = brentq(lambda k: (sd * standard_normal_loss(k)).sum() - short, -5, 10)
     assert (cost * sd * z).sum() < (cost * sd * uniform).sum()
+
+
+def test_pooled_cycle_service_counts_an_item_once_per_order():
+    from restock.policy import pooled_cycle_z
+
+    sd, cost, orders = np.array([4.0, 4.0]), np.array([1.0, 1.0]), np.array([1.0, 5.0])
+    z = pooled_cycle_z(0.95, sd, cost, orders)
+    service = 1 - stats.norm.sf(z) / orders
+    assert service.mean() == pytest.approx(0.95, abs=1e-9)
+    assert z[1] < z[0]   # the item exposed once in five cycles needs less
