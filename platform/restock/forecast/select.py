@@ -354,12 +354,20 @@ class Windows:
             self._projections[key] = self.actual @ basis.T
         cross = coef @ (basis @ basis.T) - 2.0 * self._projections[key]
         per_origin = (np.einsum("nek,nek->ne", cross, coef) + self.squares) / self.horizon
-        lowest = np.where(coef >= 0, coef * basis.min(axis=1), coef * basis.max(axis=1))
-        unsure = np.flatnonzero((lowest.sum(axis=2) < 0).any(axis=1))
+        unsure = self._maybe_clipped(coef, basis)
         if len(unsure):
             err = cand.paths(self.horizon, rows=unsure, ends=tested) - self.actual[unsure]
             per_origin[unsure] = np.einsum("nej,nej->ne", err, err) / self.horizon
         return self._mean(per_origin)
+
+    @staticmethod
+    def _maybe_clipped(coef: np.ndarray, basis: np.ndarray) -> np.ndarray:
+        """Rows whose path may dip below zero somewhere (a lower bound from the basis rows'
+        extremes); with no negative coefficient on a non-negative basis, none."""
+        if basis.min() >= 0 and not (coef < 0).any():
+            return np.zeros(0, dtype=np.int64)
+        lowest = np.where(coef >= 0, coef * basis.min(axis=1), coef * basis.max(axis=1))
+        return np.flatnonzero((lowest.sum(axis=2) < 0).any(axis=1))
 
     def _mean(self, per_origin: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
