@@ -364,6 +364,7 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
 
 FEEDBACK_LIMIT = 1.5       # most the correction may move the safety factor (z units)
 LOWEST_ASKED = 0.3         # the corrected level stays within (0.3, 0.9999)
+FEEDBACK_PRIOR = 200.0     # item-cycles of evidence at which a correction counts half
 
 
 def service_correction(record: ServiceRecord, level: float, *, fill_rate: bool = False,
@@ -376,7 +377,10 @@ def service_correction(record: ServiceRecord, level: float, *, fill_rate: bool =
     each closed review cycle the shift is re-estimated from the last ``window`` cycles: the
     average shift they ran with, plus the gap between the target and the pooled service they
     delivered, both as safety factors (``Phi^-1``) — a fixed point where the service delivered
-    is the target. Averaging over the window keeps one bad week from swinging the stock.
+    is the target. Averaging over the window keeps one bad week from swinging the stock, and
+    the shift is shrunk towards 0 while the window holds few item-cycles
+    (``n / (n + FEEDBACK_PRIOR)``): the first cycles of a replay, from forecasts of a few weeks'
+    history and a handful of items, would otherwise set it for a year.
     """
     target = norm.ppf(level)
     asked = record.demand if fill_rate else record.cycles
@@ -389,8 +393,10 @@ def service_correction(record: ServiceRecord, level: float, *, fill_rate: bool =
         total = sum(asked[recent])
         if total > 0:
             achieved = np.clip(sum(served[recent]) / total, 1e-3, 1 - 1e-3)
-            shift = float(np.clip(np.mean(shifts[recent]) + target - norm.ppf(achieved),
-                                  -FEEDBACK_LIMIT, FEEDBACK_LIMIT))
+            evidence = sum(record.cycles[recent])
+            weight = evidence / (evidence + FEEDBACK_PRIOR)
+            shift = weight * (np.mean(shifts[recent]) + target - norm.ppf(achieved))
+            shift = float(np.clip(shift, -FEEDBACK_LIMIT, FEEDBACK_LIMIT))
     return shift
 
 

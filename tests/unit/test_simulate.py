@@ -434,19 +434,26 @@ def _record(served: list[float], asked: int = 100):
 def test_service_short_of_target_raises_the_safety_factor_and_surplus_lowers_it():
     from scipy.stats import norm
 
-    from restock.simulate import FEEDBACK_LIMIT, corrected_level, service_correction
+    from restock.simulate import (
+        FEEDBACK_LIMIT,
+        FEEDBACK_PRIOR,
+        corrected_level,
+        service_correction,
+    )
 
     assert service_correction(_record([]), 0.9) == 0.0
     short = service_correction(_record([0.8]), 0.9)
-    assert short == pytest.approx(norm.ppf(0.9) - norm.ppf(0.8))
+    assert short == pytest.approx((norm.ppf(0.9) - norm.ppf(0.8)) * 100 / (100 + FEEDBACK_PRIOR))
+    # Little evidence moves the factor less than much evidence of the same miss.
+    assert service_correction(_record([0.8], asked=5000), 0.9) > short
     assert service_correction(_record([0.97] * 5), 0.9, fill_rate=True) < 0
     assert service_correction(_record([0.1] * 20), 0.95) == FEEDBACK_LIMIT
-    assert corrected_level(0.9, short) == pytest.approx(norm.cdf(2 * norm.ppf(0.9)
-                                                                 - norm.ppf(0.8)))
+    assert corrected_level(0.9, short) == pytest.approx(norm.cdf(norm.ppf(0.9) + short))
+    assert corrected_level(0.6, -FEEDBACK_LIMIT) == pytest.approx(0.3)   # the floor
     assert service_correction(_record([0.9] * 30), 0.9) == pytest.approx(0.0, abs=1e-9)
     # Service back on target under a raised factor keeps that factor (a fixed point).
-    raised = service_correction(_record([0.2] * 10 + [0.9] * 30), 0.9, window=13)
-    assert raised == FEEDBACK_LIMIT
+    raised = service_correction(_record([0.2] * 10 + [0.9] * 30, asked=10_000), 0.9, window=13)
+    assert raised == pytest.approx(FEEDBACK_LIMIT, rel=0.02)
 
 
 def test_the_replay_feeds_its_delivered_service_back_into_the_order_up_to_level():
