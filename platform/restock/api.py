@@ -17,6 +17,7 @@ JSON API (a viewer reads, an approver also decides):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from restock.web.service import (
     Review,
     current_user,
     entry_json,
+    guess_wait,
     live_summary,
     log,
     requested_summary,
@@ -83,6 +85,10 @@ def _api_routes() -> list[Route]:
 def _api(handler, *, json_body: bool = False):
     """Bearer (or session) auth, then the handler in a thread; errors become JSON with a code."""
     async def endpoint(request: Request) -> Response:
+        wait = guess_wait(request) if "authorization" in request.headers else 0.0
+        if wait:
+            return JSONResponse({"error": "too many wrong tokens from this address"},
+                                status_code=429, headers={"Retry-After": str(math.ceil(wait))})
         user = current_user(request)
         if user is None:
             return JSONResponse({"error": "a valid bearer token is required"}, status_code=401,

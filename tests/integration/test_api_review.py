@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from restock.api import create_app
 from restock.errors import ConfigError, SecretError
 from restock.store import CatalogEntry, OrderStatus, Store, open_store
-from restock.web.access import load_access, new_session, session_user
+from restock.web.access import GuessLimit, load_access, new_session, session_user
 from tests.conftest import PG_ADMIN_URL
 from tests.e2e.review_kit import TOKENS, SeededRun, seed_run, write_access, write_org
 from tests.support.daemon_kit import fresh_pg_database
@@ -109,6 +109,44 @@ def test_login_sets_a_strict_http_only_cookie_and_never_logs_the_token(site):
     assert client.get("/orgs/acme").status_code == 200
     assert client.post("/logout").headers["location"] == "/login"
     assert client.get("/orgs/acme").status_code == 303
+
+
+def test_wrong_tokens_from_one_address_are_slowed_down_on_the_page_and_the_api(site):
+    guesses = site.client()
+    for attempt in range(10):
+        assert guesses.post("/login", data={"token": f"guess-{attempt}"}).status_code == 401
+    with capture_logs() as logs:
+        stopped = guesses.post("/login", data={"token": TOKENS["alice"], "next": "/"})
+    assert stopped.status_code == 429 and "set-cookie" not in stopped.headers
+    assert 0 < int(stopped.headers["retry-after"]) <= 300 and "Too many wrong tokens" in stopped.text
+    assert [e["event"] for e in logs] == ["review.login_throttled"]
+    api = httpx.get(f"{site.url}/api/runs", headers={"Authorization": f"Bearer {TOKENS['vic']}"})
+    assert api.status_code == 429 and api.headers["retry-after"]
+
+
+def test_a_right_token_clears_the_wrong_ones_before_it(site):
+    client = site.client()
+    for round_ in range(3):
+        for attempt in range(9):
+            assert client.post("/login", data={"token": f"g{round_}{attempt}"}).status_code == 401
+        assert client.post("/login", data={"token": TOKENS["alice"]}).status_code == 303
+    assert site.api("vic").get("/api/runs").status_code == 200
+
+
+def test_guess_limit_forgets_wrong_tokens_older_than_its_window():
+    now = [0.0]
+    limit = GuessLimit(allowed=3, window=60.0, clients=2, clock=lambda: now[0])
+    for _ in range(3):
+        limit.missed("a")
+        now[0] += 10.0
+    assert limit.wait("a") == 30.0 and limit.wait("b") == 0.0   # the first miss ages out at 60
+    now[0] = 61.0
+    assert limit.wait("a") == 0.0
+    limit.missed("b")
+    limit.missed("c")        # only two addresses are kept: the longest quiet one ("a") goes
+    assert set(limit._misses) == {"b", "c"}
+    with pytest.raises(ValueError):
+        GuessLimit(allowed=0)
 
 
 def test_login_only_redirects_within_the_site(site):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -93,6 +94,48 @@ class Access:
 
     def by_name(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
+
+
+class GuessLimit:
+    """Wrong tokens per client address: after ``allowed`` of them within ``window`` seconds the
+    address must wait until the oldest leaves the window, so tokens cannot be guessed at speed.
+
+    Kept in memory by each process (replicas each count their own; a proxy in front can limit
+    across them). At most ``clients`` addresses are remembered, the longest quiet go first.
+    """
+
+    def __init__(self, allowed: int = 10, window: float = 300.0, clients: int = 10_000,
+                 clock=time.monotonic) -> None:
+        if allowed < 1 or window <= 0 or clients < 1:
+            raise ValueError("allowed and clients must be at least 1 and window above 0")
+        self.allowed, self.window, self.clients, self.clock = allowed, window, clients, clock
+        self._misses: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, client: str) -> float:
+        """Seconds ``client`` must wait before its next try (0: it may try now)."""
+        with self._lock:
+            recent = self._recent(client)
+            if len(recent) < self.allowed:
+                return 0.0
+            return max(recent[-self.allowed] + self.window - self.clock(), 0.0)
+
+    def missed(self, client: str) -> None:
+        with self._lock:
+            recent = self._recent(client)
+            recent.append(self.clock())
+            self._misses.pop(client, None)
+            self._misses[client] = recent[-self.allowed:]     # newest last in the dict
+            while len(self._misses) > self.clients:
+                self._misses.pop(next(iter(self._misses)))
+
+    def passed(self, client: str) -> None:
+        with self._lock:
+            self._misses.pop(client, None)
+
+    def _recent(self, client: str) -> list[float]:
+        since = self.clock() - self.window
+        return [t for t in self._misses.get(client, ()) if t > since]
 
 
 def load_access(config_dir: str | Path) -> Access:

@@ -28,11 +28,13 @@ from restock.web.service import (
     NotAllowed,
     NotFound,
     current_user,
+    guess_wait,
     live_summary,
     log,
     requested_summary,
     require,
     review,
+    token_user,
 )
 
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
@@ -51,14 +53,15 @@ def environment() -> Environment:
     return env
 
 
-def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+def page(request: Request, template: str, status: int = 200, *,
+         headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
     """A rendered page, with the session's CSRF token for its forms; never cached."""
     user = context.pop("user", None)
     session = request.cookies.get(SESSION_COOKIE)
     csrf = csrf_token(user, session) if user is not None and session else ""
     html = environment().get_template(template).render(
         base=request.scope.get("root_path", ""), user=user, csrf=csrf, **context)
-    return HTMLResponse(html, status_code=status, headers=_NO_STORE)
+    return HTMLResponse(html, status_code=status, headers={**_NO_STORE, **(headers or {})})
 
 
 _NO_STORE = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
@@ -107,8 +110,14 @@ async def read_form(request: Request) -> dict[str, str]:
 async def login(request: Request) -> Response:
     form = await read_form(request)
     access = review(request).access()
-    user = access.by_token(str(form.get("token", "")).strip())
     target = _safe_next(form.get("next"))
+    wait = guess_wait(request)
+    if wait:
+        log.warning("review.login_throttled", client=_client(request))
+        return page(request, "login.html.j2", 429, next=target, configured=bool(access.users),
+                    problem=f"Too many wrong tokens from here: try again in {math.ceil(wait)} s.",
+                    headers={"Retry-After": str(math.ceil(wait))})
+    user = token_user(request, str(form.get("token", "")).strip())
     if user is None:
         log.warning("review.login_refused", client=_client(request))
         return page(request, "login.html.j2", 401, next=target, configured=bool(access.users),

@@ -15,7 +15,7 @@ from restock.domain import PurchaseOrder, RunSummary
 from restock.errors import ConfigError, RestockError
 from restock.log import get_logger
 from restock.store import OrderStatus, Store
-from restock.web.access import Access, Role, User, load_access, session_user
+from restock.web.access import Access, GuessLimit, Role, User, load_access, session_user
 
 log = get_logger("restock.review")
 SESSION_COOKIE = "restock_session"
@@ -36,6 +36,7 @@ class Review:
 
     store: Store
     config_dir: Path
+    guesses: GuessLimit = field(default_factory=GuessLimit)   # wrong tokens per address
     _access: Access = field(default_factory=Access)
     _stamp: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,12 +84,33 @@ def review(request: Request) -> Review:
 
 
 def current_user(request: Request) -> User | None:
-    """The user a bearer token or the session cookie names (None: not logged in)."""
-    access = review(request).access()
+    """The user a bearer token or the session cookie names (None: not logged in).
+
+    A wrong bearer token counts against the caller's address (see :func:`token_user`)."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        return access.by_token(auth[7:].strip())
-    return session_user(access, request.cookies.get(SESSION_COOKIE))
+        return token_user(request, auth[7:].strip())
+    return session_user(review(request).access(), request.cookies.get(SESSION_COOKIE))
+
+
+def token_user(request: Request, token: str) -> User | None:
+    """The user whose token this is; a wrong one is counted against the caller's address."""
+    service, address = review(request), client_address(request)
+    user = service.access().by_token(token)
+    if user is None:
+        service.guesses.missed(address)
+    else:
+        service.guesses.passed(address)
+    return user
+
+
+def guess_wait(request: Request) -> float:
+    """Seconds this caller must wait before trying a token again (0: now)."""
+    return review(request).guesses.wait(client_address(request))
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 def require(user: User, org: str, role: Role = Role.VIEWER) -> None:
