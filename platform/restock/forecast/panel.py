@@ -496,6 +496,7 @@ def _criterion(criterion: str, sporadic: bool) -> str:
 def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int, season: int,
                   *, sporadic: bool, criterion: str, combine: int, keep: bool) -> Choice:
     nz = fast.nonzero(y, start) if sporadic else None
+    plan = plan.sparse() if sporadic else plan
     pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season)
     return choose(y, start, plan, pool, horizon, criterion=criterion, combine=combine,
                   keep_backtest=keep)

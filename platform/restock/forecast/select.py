@@ -21,6 +21,7 @@ from restock.forecast import fast
 
 ORIGINS = 3
 MAX_ORIGINS = 6
+SPARSE_MAX_ORIGINS = 24
 MIN_TRAIN = 4
 CRITERIA = ("auto", "rmsse", "mase", "both")
 
@@ -85,6 +86,21 @@ class Backtest:
             origins = int(np.clip((t - 2 * h_bt) // (4 * step), ORIGINS, MAX_ORIGINS))
         ends = [t - h_bt - k * step for k in range(origins)]
         return cls(ends=[e for e in ends if e >= 1], horizon=h_bt, final=t)
+
+    def sparse(self) -> Backtest:
+        """The plan for sporadic demand: windows a whole backtest horizon apart, so that they
+        do not overlap, as many as the usual rule affords at that step (up to
+        SPARSE_MAX_ORIGINS); this plan when fewer than ORIGINS fit.
+
+        A window of sporadic demand holds few demands and overlapping windows share them, so
+        telling candidates apart takes more, separate windows than regular demand does. On the
+        usual two-year daily panel the count stays the same; long histories get more.
+        """
+        h = self.horizon
+        origins = min((self.final - 2 * h) // (4 * h), SPARSE_MAX_ORIGINS)
+        if origins < ORIGINS:
+            return self
+        return Backtest.plan(self.final, h, origins=origins, step=h)
 
     @property
     def all_ends(self) -> list[int]:

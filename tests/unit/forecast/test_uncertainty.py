@@ -1,4 +1,5 @@
-"""Noise in what the forecast reports: the demand's own, non-collapsing tails, season indices."""
+"""Noise in choosing and reporting: the demand's own, non-collapsing tails, season indices,
+sporadic backtest windows."""
 
 from __future__ import annotations
 
@@ -78,3 +79,15 @@ def test_season_indices_keep_a_real_season_and_drop_a_chance_one() -> None:
     assert paths[0].max() > 0 and np.sort(paths[0])[-2] < 0.05 * paths[0].max()
     assert paths[1].max() < 1.1 * paths[1].mean()         # mostly the weekdays that happened to sell
     assert paths[2].max() > 5 * paths[2].min()            # a clear weekly pattern stays
+
+
+def test_sporadic_backtest_windows_do_not_overlap_and_long_histories_get_more() -> None:
+    daily = Backtest.plan(1913, 28)
+    sparse = daily.sparse()
+    assert sparse.horizon == daily.horizon == 28 and sparse.final == 1913
+    assert np.all(np.diff(sparse.ends) == -28)                   # whole windows apart
+    assert len(sparse.ends) == (1913 - 56) // 112 > len(daily.ends)
+    two_years = Backtest.plan(730, 28)
+    assert len(two_years.sparse().ends) == len(two_years.ends)  # the same work there
+    short = Backtest.plan(39, 12)                                # three windows do not fit
+    assert short.sparse() is short
