@@ -198,7 +198,8 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
         return []
     cycles = min(SEASON_INDEX_CYCLES, first // season)
     profile = np.stack([fast.seasonal_profile(y, end, season, cycles) for end in ends], axis=1)
-    index = fast.seasonal_index(profile, shrink=_index_shrink(y, start, profile, cycles))
+    raw = fast.seasonal_index(profile)
+    index = 1.0 + (1.0 - _index_shrink(y, start, profile, raw, cycles, allowed)) * (raw - 1.0)
     out = [Candidate("SeasonalNaive", {"season": season},
                      np.stack([y[:, end - season:end] for end in ends], axis=1),
                      _position_basis(season), allowed)] if naive else []
@@ -211,21 +212,23 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
     return out
 
 
-def _index_shrink(y: np.ndarray, start: np.ndarray, profile: np.ndarray,
-                  cycles: int) -> np.ndarray:
+def _index_shrink(y: np.ndarray, start: np.ndarray, profile: np.ndarray, index: np.ndarray,
+                  cycles: int, allowed: np.ndarray) -> np.ndarray:
     """How far to pull each season index toward 1: the share of its spread that sampling noise
-    explains (positive-part James-Stein), (n, ends, 1).
+    explains (positive-part James-Stein), (n, ends, 1); 0 where seasons are not offered.
 
     A position's mean over ``cycles`` seasons of demand with level m varies by
     (m E[size²]/E[size] − m²) / cycles, so its index by (E[size²]/E[size] / m − 1) / cycles. On
     sporadic demand that is most of the index: the weekday that happened to sell.
     """
-    level = profile.mean(axis=2)
-    spread = ((fast.seasonal_index(profile) - 1.0) ** 2).mean(axis=2)
+    share = np.zeros(profile.shape[:2])
+    rows = np.flatnonzero(allowed)
+    level = profile[rows].mean(axis=2)
+    spread = ((index[rows] - 1.0) ** 2).mean(axis=2)
     with np.errstate(all="ignore"):
-        noise = (_size_moment(y, start)[:, None] / level - 1.0) / cycles
-        share = np.nan_to_num(noise / spread, nan=1.0, posinf=1.0)
-    return np.clip(share, 0.0, 1.0)[:, :, None]
+        noise = (_size_moment(y[rows], start[rows])[:, None] / level - 1.0) / cycles
+        share[rows] = np.clip(np.nan_to_num(noise / spread, nan=1.0, posinf=1.0), 0.0, 1.0)
+    return share[:, :, None]
 
 
 def seasonal(y: np.ndarray, start: np.ndarray, season: int) -> np.ndarray:
