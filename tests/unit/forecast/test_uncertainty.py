@@ -59,26 +59,30 @@ def test_small_forecast_with_a_wide_backtest_keeps_a_positive_safety_quantile() 
     np.testing.assert_array_equal(count, stats.nbinom.ppf([0.5, 0.95], r, p))
 
 
-def _season_index_paths(rows: list[np.ndarray]) -> np.ndarray:
-    """The SeasonalIndex (one season's level) forecast of each row as of the end, (n, 7)."""
+def _season_index(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The SeasonalIndex (4 seasons' level) forecast of each row as of the end, (n, 7), and
+    whether the row is offered seasonal models."""
     y, start = fast.backfill(np.vstack(rows))
     plan = Backtest.plan(y.shape[1], 14)
     pool = candidates(y, start, fast.nonzero(y, start), plan, sporadic=True, season=7)
     index = next(c for c in pool if c.name == "SeasonalIndex" and c.params["level_cycles"] == 4)
-    return index.paths(7)[:, -1]
+    return index.paths(7)[:, -1], index.allowed
 
 
 def test_season_indices_keep_a_real_season_and_drop_a_chance_one() -> None:
-    rng = np.random.default_rng(5)
     t = 364
-    saturdays = np.where(np.arange(t) % 7 == 5, rng.integers(3, 6, t), 0).astype(float)
-    chance = (rng.random(t) < 0.2) * rng.integers(1, 4, t).astype(float)
-    chance[np.arange(t) % 7 == 5] += rng.random((t + 1) // 7) < 0.15     # a faint weekday lean
+    saturday = np.arange(t) % 7 == 5
+    rng = np.random.default_rng(5)
+    saturdays = np.where(saturday, rng.integers(3, 6, t), 0).astype(float)
     weekly = rng.poisson(np.tile([20, 22, 21, 20, 25, 40, 5], t // 7)).astype(float)
-    paths = _season_index_paths([saturdays, chance, weekly])
+    rng = np.random.default_rng(7)
+    faint = (rng.random(t) < 0.2) * rng.integers(1, 4, t).astype(float)
+    faint[saturday] += 2.0 * (rng.random(saturday.sum()) < 0.5)   # a weak Saturday lean
+    paths, allowed = _season_index([saturdays, weekly, faint])
+    assert allowed.all()                             # each passes the season test
     assert paths[0].max() > 0 and np.sort(paths[0])[-2] < 0.05 * paths[0].max()
-    assert paths[1].max() < 1.1 * paths[1].mean()         # mostly the weekdays that happened to sell
-    assert paths[2].max() > 5 * paths[2].min()            # a clear weekly pattern stays
+    assert paths[1].max() > 5 * paths[1].min()       # a clear weekly pattern stays
+    assert paths[2].max() < 1.1 * paths[2].mean()    # mostly the weekdays that happened to sell
 
 
 def test_sporadic_backtest_windows_do_not_overlap_and_long_histories_get_more() -> None:
