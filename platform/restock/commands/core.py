@@ -89,12 +89,19 @@ def load_org_by_id(folder: Path, org: str) -> OrgConfig:
 def run_cycle(config: OrgConfig, folder: Path, *, dry_run: bool = False) -> RunSummary:
     """One cycle of ``config`` against the state store named by the daemon-wide settings."""
     from restock.cycle import run_org
+    from restock.daemon.slots import org_run_lock
     from restock.log import configure
 
     configure(level=os.environ.get("RESTOCK_LOG_LEVEL", "WARNING"))
-    store = open_state(state_url(folder))
+    url = state_url(folder)
+    store = open_state(url)
     try:
-        return run_org(config, store=store, dry_run=dry_run)
+        # the daemon's run lock for the org: a run it has going is not raced
+        with org_run_lock(url, config.org) as held:
+            if not held:
+                raise fail(f"org {config.org!r} is being run right now (by the daemon or "
+                           "another `restock run`); nothing was done", EXIT_FAILED)
+            return run_org(config, store=store, dry_run=dry_run)
     finally:
         close = getattr(store, "close", None)
         if close is not None:

@@ -99,36 +99,24 @@ class SlotLedger:
     @contextmanager
     def org_lock(self, org: str) -> Iterator[str]:
         """Try to hold the org's run lock for the block; yields HELD, or who has it instead:
-        RUNNING_HERE (a run in this process) or ELSEWHERE (another replica)."""
+        RUNNING_HERE (a run in this process) or ELSEWHERE (another replica, or `restock run`)."""
         local = self._local_lock(org)
         if not local.acquire(blocking=False):
             yield RUNNING_HERE
             return
         try:
-            if not self.is_postgres:
-                yield HELD
-                return
-            with self._advisory(org) as held:
+            with self._across_processes(org) as held:
                 yield HELD if held else ELSEWHERE
         finally:
             local.release()
 
+    def _across_processes(self, org: str):
+        if self.is_postgres:
+            return advisory_lock(self.engine, org)
+        return sqlite_org_lock(self.engine.url.database, org)
+
     def is_running_here(self, org: str) -> bool:
         return self._local_lock(org).locked()
-
-    @contextmanager
-    def _advisory(self, org: str) -> Iterator[bool]:
-        key = _lock_key(org)
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            held = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-            try:
-                yield held
-            finally:
-                if held:
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-        finally:
-            conn.close()
 
     def claim(self, org: str, slot: str, kind: str) -> Claim | None:
         """Own (org, slot) or learn that another replica does (None). Call under org_lock."""
@@ -198,6 +186,65 @@ class SlotLedger:
     def _local_lock(self, org: str) -> threading.Lock:
         with self._guard:
             return self._local_locks.setdefault(org, threading.Lock())
+
+
+@contextmanager
+def sqlite_org_lock(database: str | None, org: str) -> Iterator[bool]:
+    """The org's run lock beside a SQLite state file: an exclusive ``flock`` on
+    ``<file>.<org>.lock``, dropped by the system when its holder exits, however it exits.
+    Yields whether it is held (always True for an in-memory database or where there is no
+    ``flock``: nothing else can share those)."""
+    try:
+        import fcntl
+    except ImportError:                 # pragma: no cover - not a POSIX system
+        yield True
+        return
+    if not database or database == ":memory:":
+        yield True
+        return
+    path = Path(f"{database}.{hashlib.sha256(org.encode()).hexdigest()[:16]}.lock")
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def org_run_lock(url: str, org: str) -> Iterator[bool]:
+    """The run lock the daemon takes for ``org``, for a run started elsewhere (`restock run`):
+    yields whether it is held. PostgreSQL: the same session advisory lock; SQLite: the lock
+    file beside the database."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        lock = advisory_lock(engine, org) if engine.dialect.name == "postgresql" else \
+            sqlite_org_lock(engine.url.database, org)
+        with lock as held:
+            yield held
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def advisory_lock(engine: sa.Engine, org: str) -> Iterator[bool]:
+    """The org's PostgreSQL session advisory lock for the block (PostgreSQL drops it with a
+    dead session); yields whether it is held."""
+    key = _lock_key(org)
+    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        held = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        try:
+            yield held
+        finally:
+            if held:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        conn.close()
 
 
 def migrate(engine: sa.Engine) -> None:
