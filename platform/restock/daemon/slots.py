@@ -111,7 +111,7 @@ class SlotLedger:
             local.release()
 
     def _across_processes(self, org: str):
-        if self.is_postgres:
+        if self.engine.dialect.name == "postgresql":      # the engine in use, as it is now
             return advisory_lock(self.engine, org)
         return sqlite_org_lock(self.engine.url.database, org)
 
