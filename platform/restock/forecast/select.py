@@ -194,21 +194,37 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
     if first < 2 * season:
         return []
     allowed = (first - start >= 2 * season) & seasonal(y[:, :first], start, season)
-    if not allowed.any():
+    rows = np.flatnonzero(allowed)
+    if not len(rows):
         return []
+    # Worked out for the series where the season shows only (often few of a sporadic group);
+    # the others keep zero states, never scored.
+    y, start = y[rows], start[rows]
     cycles = min(SEASON_INDEX_CYCLES, first // season)
     profile = np.stack([fast.seasonal_profile(y, end, season, cycles) for end in ends], axis=1)
     raw = fast.seasonal_index(profile)
-    index = 1.0 + (1.0 - _index_shrink(y, start, profile, raw, cycles, allowed)) * (raw - 1.0)
+    index = 1.0 + (1.0 - _index_shrink(y, start, profile, raw, cycles,
+                                       np.ones(len(rows), dtype=bool))) * (raw - 1.0)
+    shape = (len(allowed), len(ends), season)
     out = [Candidate("SeasonalNaive", {"season": season},
-                     np.stack([y[:, end - season:end] for end in ends], axis=1),
-                     _position_basis(season), allowed)] if naive else []
+                     _rows_of(np.stack([y[:, end - season:end] for end in ends], axis=1), rows,
+                              shape), _position_basis(season), allowed)] if naive else []
     for level_cycles in (c for c in SEASON_LEVEL_CYCLES if c <= cycles):
         level = np.stack([y[:, end - level_cycles * season:end].mean(axis=1) for end in ends],
                          axis=1)
         out.append(Candidate("SeasonalIndex", {"season": season, "level_cycles": level_cycles,
                                                "index_cycles": cycles},
-                             level[:, :, None] * index, _position_basis(season), allowed))
+                             _rows_of(level[:, :, None] * index, rows, shape),
+                             _position_basis(season), allowed))
+    return out
+
+
+def _rows_of(values: np.ndarray, rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` of ``rows`` placed in a zero array of ``shape`` (all rows)."""
+    if len(rows) == shape[0]:
+        return values
+    out = np.zeros(shape)
+    out[rows] = values
     return out
 
 
@@ -275,10 +291,12 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     for c, cand in enumerate(pool):
         if criterion == "rmsse":
             mse[:, c] = windows.mse(cand)
-        else:       # absolute error has no closed form: the paths themselves
-            paths = cand.coefficients(tested) if cand.basis is None else \
-                cand.paths(plan.horizon, ends=tested)     # flat: broadcast, no copy per step
-            mae[:, c], mse[:, c] = _errors(paths, actual, valid)
+        elif cand.basis is None:      # absolute error has no closed form: the paths themselves
+            mae[:, c], mse[:, c] = _errors(cand.coefficients(tested), actual, valid)
+        else:                         # (a flat level broadcasts; a shaped path only where allowed)
+            rows = slice(None) if cand.allowed is None else np.flatnonzero(cand.allowed)
+            mae[rows, c], mse[rows, c] = _errors(
+                cand.paths(plan.horizon, rows=rows, ends=tested), actual[rows], valid[rows])
         if cand.allowed is not None:
             mae[~cand.allowed, c] = mse[~cand.allowed, c] = np.nan
     prior = np.array([cand.prior for cand in pool])
