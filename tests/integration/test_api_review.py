@@ -20,9 +20,7 @@ from restock.api import create_app
 from restock.errors import ConfigError, SecretError
 from restock.store import CatalogEntry, OrderStatus, Store, open_store
 from restock.web.access import GuessLimit, load_access, new_session, session_user
-from tests.conftest import PG_ADMIN_URL
 from tests.e2e.review_kit import TOKENS, SeededRun, seed_run, write_access, write_org
-from tests.support.daemon_kit import fresh_pg_database
 from tests.support.loopback import serve_asgi
 from tests.support.receivers import OrderReceiver
 from tests.support.summaries import make_summary
@@ -46,15 +44,6 @@ class Site:
     def api(self, user: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30,
                             headers={"Authorization": f"Bearer {TOKENS[user]}"})
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.sqlite'}"
-    else:
-        with fresh_pg_database(PG_ADMIN_URL) as url:
-            yield url
 
 
 @pytest.fixture

@@ -9,17 +9,7 @@ from pathlib import Path
 import pytest
 
 from restock.daemon.slots import ELSEWHERE, HELD, SlotLedger, org_run_lock
-from tests.conftest import PG_ADMIN_URL
-from tests.support.daemon_kit import demo_warehouse, files_org, fresh_pg_database, restock_cli
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def state_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'restock.sqlite'}"
-    else:
-        with fresh_pg_database(PG_ADMIN_URL) as url:
-            yield url
+from tests.support.daemon_kit import demo_warehouse, files_org, restock_cli
 
 
 @pytest.fixture
@@ -36,26 +26,26 @@ def _run(config: Path, url: str):
                        cwd=config.parent, env={"RESTOCK_STATE_URL": url})
 
 
-def test_a_run_by_hand_does_nothing_while_the_daemon_runs_the_org(org_folder, state_url):
-    ledger = SlotLedger(state_url, replica="daemon-1")
+def test_a_run_by_hand_does_nothing_while_the_daemon_runs_the_org(org_folder, store_url):
+    ledger = SlotLedger(store_url, replica="daemon-1")
     try:
         with ledger.org_lock("acme") as lock:
             assert lock == HELD
-            refused = _run(org_folder, state_url)
+            refused = _run(org_folder, store_url)
             assert refused.returncode == 1
             assert "is being run right now" in refused.stderr
             assert "Traceback" not in refused.stderr and refused.stdout == ""
-        done = _run(org_folder, state_url)
+        done = _run(org_folder, store_url)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["org"] == "acme"
     finally:
         ledger.close()
 
 
-def test_the_daemon_finds_the_org_taken_while_a_run_by_hand_holds_it(state_url):
-    ledger = SlotLedger(state_url, replica="daemon-1")
+def test_the_daemon_finds_the_org_taken_while_a_run_by_hand_holds_it(store_url):
+    ledger = SlotLedger(store_url, replica="daemon-1")
     try:
-        with org_run_lock(state_url, "acme") as held:
+        with org_run_lock(store_url, "acme") as held:
             assert held
             with ledger.org_lock("acme") as lock:
                 assert lock == ELSEWHERE
