@@ -200,25 +200,45 @@ def _max_bid_shorthand(value: Any) -> Any:
     return {"default": value} if isinstance(value, (int, float)) else value
 
 
+ServiceScope = Literal["item", "pooled"]
+"""``item``: every item meets the service level itself; ``pooled``: the items meet it on
+average, with the least stock value (see docs/policy.md)."""
+
+
+def _not_pooled_alone(scope: str | None) -> str | None:
+    if scope == "pooled":
+        raise ValueError("a SKU cannot be pooled on its own: set service_scope: pooled on the "
+                         "org or the SKU's category")
+    return scope
+
+
 class PolicyOverride(Strict):
     """Settings that may differ per category or SKU."""
 
     service_level: ServiceLevel | None = None
     service_measure: Literal["cycle", "fill_rate"] | None = None
+    service_scope: ServiceScope | None = None
     buffer: Buffer | None = None
     review_period_days: Positive | None = None
     lead_time_days: Positive | None = None
     max_order_quantity: Positive | None = None
 
 
+class SkuOverride(PolicyOverride):
+    """A SKU's own settings; it may leave a pool (``service_scope: item``) but not form one."""
+
+    service_scope: Annotated[ServiceScope | None, AfterValidator(_not_pooled_alone)] = None
+
+
 class Overrides(Strict):
     categories: dict[str, PolicyOverride] = Field(default_factory=dict)
-    skus: dict[str, PolicyOverride] = Field(default_factory=dict)
+    skus: dict[str, SkuOverride] = Field(default_factory=dict)
 
 
 class Policy(Strict):
     service_level: ServiceLevel = 0.95
     service_measure: Literal["cycle", "fill_rate"] = "cycle"
+    service_scope: ServiceScope = "item"
     buffer: Buffer | None = None           # None: from service_level and the forecast's spread
     review_period_days: Positive = 7
     lead_time_days: Positive = 14          # when an offer does not say
@@ -232,7 +252,8 @@ class Policy(Strict):
         """The effective per-item settings: SKU over category over org defaults."""
         merged: dict[str, Any] = {
             "service_level": self.service_level, "service_measure": self.service_measure,
-            "buffer": self.buffer, "review_period_days": self.review_period_days,
+            "service_scope": self.service_scope, "buffer": self.buffer,
+            "review_period_days": self.review_period_days,
             "lead_time_days": self.lead_time_days, "max_order_quantity": self.max_order_quantity}
         for layer in (self.overrides.categories.get(category or ""), self.overrides.skus.get(sku)):
             if layer is not None:

@@ -60,10 +60,28 @@ def _safety(row: dict) -> Reason:
                       f"{num(row['cover_days'])} days of cover", data=data)
     measure = "fill rate" if row["fill_rate"] else "service"
     data.update(service_level=row["service_level"],
-                measure="fill_rate" if row["fill_rate"] else "cycle")
+                measure="fill_rate" if row["fill_rate"] else "cycle", scope="item")
     level = f"{row['service_level'] * 100:.4g}%"
+    if _pooled(row):
+        return _pooled_safety(row, data, level, measure)
     return Reason(code="safety_stock", message=f"safety stock {num(units)} for {level} "
                   f"{measure} ({method.replace('_', ' ')} demand)", data=data)
+
+
+def _pooled(row: dict) -> bool:
+    factor = row.get("safety_factor")
+    return factor is not None and not math.isnan(factor)
+
+
+def _pooled_safety(row: dict, data: dict, level: str, measure: str) -> Reason:
+    pool, count = row["pool"], int(row["pool_items"])
+    data.update(scope="pooled", pool=pool, pool_items=count, item_level=row["item_level"],
+                safety_factor=row["safety_factor"])
+    group = "the org's" if pool == "org" else f"category {pool.removeprefix('category:')}'s"
+    return Reason(code="safety_stock", message=f"safety stock {num(row['safety_stock'])} for "
+                  f"{level} {measure} on average over {group} {count} pooled "
+                  f"item{'s' if count != 1 else ''}; this item's share is "
+                  f"{row['item_level'] * 100:.4g}% (normal demand)", data=data)
 
 
 def quantity(row: dict, as_of: date | None) -> list[Reason]:

@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from restock.config import Policy
+from restock.config import Policy, PolicyOverride
 from restock.domain import Reason
 from restock.errors import DataError
 
@@ -125,7 +125,8 @@ def _problem(frame: pd.DataFrame, row: int, field: str, code: str, kind: str) ->
 
 
 def item_settings(items: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """Per item: effective service level, measure, buffer, review, lead time, max quantity, bid.
+    """Per item: effective service level, measure, buffer, review, lead time, max quantity, bid,
+    and the ``pool`` whose items share the service level (None: the item meets it alone).
 
     SKU over category over org (``Policy.for_item``), evaluated once per distinct override so a
     large catalogue with few overrides costs a handful of calls.
@@ -155,7 +156,29 @@ def _settings_row(policy: Policy, sku: str | None, category: str | None) -> dict
         "review_days": float(merged.review_period_days or policy.review_period_days),
         "default_lead_days": float(merged.lead_time_days or policy.lead_time_days),
         "max_quantity": float(merged.max_order_quantity or np.inf),
+        "pool": _pool(policy, sku, category, merged),
     }
+
+
+_SERVICE_KEYS = ("service_level", "service_measure", "service_scope", "buffer")
+
+
+def _pool(policy: Policy, sku: str | None, category: str | None,
+          merged: PolicyOverride) -> str | None:
+    """The group meeting the service level together: ``org`` or ``category:<name>`` (the layer
+    that set the item's service target), or None when the item meets its own level."""
+    buffer = merged.buffer
+    if merged.service_scope != "pooled" or (buffer is not None and buffer.service_level is None):
+        return None   # units or days of cover: a fixed buffer has no level to share
+    if _sets_service(policy.overrides.skus.get(sku or "")):
+        return None   # a SKU given its own target is held to it
+    if category is not None and _sets_service(policy.overrides.categories.get(category)):
+        return f"category:{category}"
+    return "org"
+
+
+def _sets_service(layer: PolicyOverride | None) -> bool:
+    return layer is not None and any(getattr(layer, key) is not None for key in _SERVICE_KEYS)
 
 
 def _max_bid(policy: Policy, sku: str, category: str | None) -> float:

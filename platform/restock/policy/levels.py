@@ -37,7 +37,8 @@ class Levels:
 def stock_levels(rate, sd, lead_time, review_period, *, service_level=np.nan,
                  fill_rate=False, buffer_units=np.nan, cover_periods=np.nan,
                  lead_time_sd=0.0, discrete=True, distribution="normal",
-                 slow_below=SLOW_MOVER_MEAN, max_dispersion=MAX_DISPERSION) -> Levels:
+                 slow_below=SLOW_MOVER_MEAN, max_dispersion=MAX_DISPERSION,
+                 safety_factor=np.nan) -> Levels:
     """Order-up-to levels ``S = mean + safety stock`` over lead time + review period.
 
     Arguments broadcast over items; all times are in the periods of ``rate`` (units per period)
@@ -47,12 +48,14 @@ def stock_levels(rate, sd, lead_time, review_period, *, service_level=np.nan,
     cycle service level. ``distribution`` is the shape of demand over the protection interval
     for service-level buffers: ``normal`` or ``gamma`` (skewed, never negative); with
     ``discrete``, slow movers (mean below ``slow_below``, variance at most ``max_dispersion`` times
-    the mean) are counted in whole units.
+    the mean) are counted in whole units. A service-level item with a ``safety_factor`` (not
+    NaN) keeps that many sds of normal demand instead: the factor a pooled target gave it
+    (:func:`pooled_cycle_z`, :func:`pooled_fill_z`), whatever its own level.
     """
-    rate, sd, lead, review, level, fill, units, cover, lead_sd = np.broadcast_arrays(
+    rate, sd, lead, review, level, fill, units, cover, lead_sd, factor = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (rate, sd, lead_time, review_period,
                                                 service_level, fill_rate, buffer_units,
-                                                cover_periods, lead_time_sd)))
+                                                cover_periods, lead_time_sd, safety_factor)))
     mean = rate * (lead + review)
     spread = np.sqrt(sd**2 * (lead + review) + rate**2 * lead_sd**2)
     safety = np.zeros_like(mean)
@@ -78,10 +81,14 @@ def stock_levels(rate, sd, lead_time, review_period, *, service_level=np.nan,
         # Forecast errors far wider than Poisson mostly reflect a level that moved, not a
         # heavy-tailed demand: a negative binomial that wide would stock for rare giants.
         slow = by_service & (mean > 0) & (mean < slow_below) & \
-            (spread**2 <= max_dispersion * mean)
+            (spread**2 <= max_dispersion * mean) & np.isnan(factor)
         whole, kind = discrete_levels(mean[slow], spread[slow] ** 2, level[slow], fill[slow],
                                       rate[slow] * review[slow])
         safety[slow], method[slow] = whole - mean[slow], kind
+    factored = by_service & ~np.isnan(factor)
+    if factored.any():
+        safety[factored] = factor[factored] * spread[factored]
+        method[factored] = "normal"
     return Levels(mean=mean, sd=spread, safety_stock=safety, order_up_to=mean + safety,
                   method=method)
 

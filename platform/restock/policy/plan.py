@@ -5,6 +5,8 @@
 1. the order-up-to level ``S`` = expected demand over lead time + review period + safety stock,
    with the safety stock from the item's buffer (units, days of cover, or a cycle service level /
    fill rate over the forecast's uncertainty), see :mod:`restock.policy.levels`;
+   with a pooled service level (``service_scope: pooled``), each item's share of its pool's
+   target, priced at the offer chosen for it (see :mod:`restock.policy.pooled`);
 2. for every usable offer (price breaks included) the quantity it would take: ``S`` minus the
    inventory position, rounded up to whole packs, raised to the MOQ (itself rounded up to whole
    packs), capped by the maximum order quantity;
@@ -37,6 +39,7 @@ from restock.policy.guard import holds_for
 from restock.policy.inputs import item_settings, prepare_items, prepare_offers
 from restock.policy.levels import stock_levels
 from restock.policy.loss import normal_loss
+from restock.policy.pooled import pooled_settings
 from restock.policy.quantity import order_quantities
 
 _ITEM_FIELDS = ("sku", "category", "description", "on_hand", "allocated", "on_order",
@@ -82,6 +85,12 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
     settings = item_settings(items, policy)
     rows = _candidate_rows(items, settings, offers)
     chosen = _choose(rows, rows["usable"].to_numpy())
+    if settings["pool"].notna().any():
+        # A pooled item's share of the target depends on the offer it is bought from (price,
+        # lead time, MOQ): choose at its own level first, then plan again at its share.
+        settings = pooled_settings(settings, items["sku"], chosen)
+        rows = _candidate_rows(items, settings, offers)
+        chosen = _choose(rows, rows["usable"].to_numpy())
     ordering = chosen[chosen["need"] > 0]
     result = Plan(problems=problems + offer_problems, budget=policy.budget)
     kept, cut = apply_budget(ordering, policy.budget)
@@ -135,7 +144,8 @@ def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray) -> pd.DataFrame:
                           frame["review_days"], service_level=frame["service_level"],
                           fill_rate=frame["fill_rate"], buffer_units=frame["buffer_units"],
                           cover_periods=frame["cover_days"],
-                          lead_time_sd=frame["lead_time_sd_days"])
+                          lead_time_sd=frame["lead_time_sd_days"],
+                          safety_factor=frame.get("safety_factor", np.nan))
     frame = frame.assign(mean=levels.mean, sd=levels.sd, safety_stock=levels.safety_stock,
                          order_up_to=levels.order_up_to, method=levels.method)
     frame["need"] = frame["order_up_to"] - frame["position"]

@@ -1,0 +1,68 @@
+"""Pooled service levels: a group of items meets its target on average, at the least stock value.
+
+With ``service_scope: pooled`` the org's (or a category's) service level is the average over its
+items rather than every item's own. :func:`restock.policy.levels.pooled_cycle_z` and
+:func:`restock.policy.levels.pooled_fill_z` share the target out so that cheap, steady items get
+more of it and dear, erratic ones less; the backtest (``bench/policy_backtest.py``) measures the
+same rule. Each pooled item is priced at its chosen offer: the spread of demand over that offer's
+lead time + review, its unit price, and the review cycles one order of its MOQ and packs lasts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from restock.policy.levels import pooled_cycle_z, pooled_fill_z
+from restock.policy.loss import standard_normal_loss
+from restock.policy.quantity import whole_packs
+
+POOLED_COLUMNS = ("safety_factor", "item_level", "pool_items")
+
+
+def cycles_per_order(cycle_demand, pack_size, moq) -> np.ndarray:
+    """Review cycles one order lasts: at least the MOQ, in whole packs, over a cycle's demand
+    (at least 1)."""
+    cycle_demand = np.asarray(cycle_demand, dtype=float)
+    order = np.maximum(whole_packs(cycle_demand, pack_size), np.asarray(moq, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cycle_demand > 0, np.maximum(order / cycle_demand, 1.0), 1.0)
+
+
+def pooled_settings(settings: pd.DataFrame, skus: pd.Series,
+                    chosen: pd.DataFrame) -> pd.DataFrame:
+    """``settings`` with a safety factor, own service level and pool size per pooled item.
+
+    ``chosen`` holds each item's chosen offer row (sd over its lead time + review, unit price,
+    pack size, effective MOQ). Items of a pool without a usable offer or without expected
+    demand keep their own level: nothing can be ordered for them, or they have no service to
+    count.
+    """
+    settings = settings.assign(safety_factor=np.nan, item_level=np.nan, pool_items=0)
+    members = chosen[chosen["pool"].notna() & (chosen["mean"] > 0)]
+    where = pd.Series(np.arange(len(skus)), index=skus.to_numpy())
+    columns = [settings.columns.get_loc(c) for c in POOLED_COLUMNS]
+    for (_, level, fill), group in members.groupby(["pool", "service_level", "fill_rate"]):
+        factor, own = _pool_factors(group, float(level), bool(fill))
+        rows = where[group["sku"].to_numpy()].to_numpy()
+        settings.iloc[rows, columns[0]] = factor
+        settings.iloc[rows, columns[1]] = own
+        settings.iloc[rows, columns[2]] = len(group)
+    return settings
+
+
+def _pool_factors(group: pd.DataFrame, level: float,
+                  fill_rate: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Safety factors for one pool and the service each item then gets on its own."""
+    sd, price = group["sd"].to_numpy(dtype=float), group["unit_price"].to_numpy(dtype=float)
+    cycle_demand = (group["demand_rate"] * group["review_days"]).to_numpy(dtype=float)
+    orders = cycles_per_order(cycle_demand, group["pack_size"].to_numpy(dtype=float),
+                              group["moq_effective"].to_numpy(dtype=float))
+    if fill_rate:
+        factor = pooled_fill_z(level, sd, cycle_demand, price, orders)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            short = sd * standard_normal_loss(factor) / orders / cycle_demand
+        return factor, np.clip(1.0 - np.nan_to_num(short), 0.0, 1.0)
+    factor = pooled_cycle_z(level, sd, price, orders)
+    return factor, 1.0 - norm.sf(factor) / orders
