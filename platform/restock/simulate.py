@@ -26,6 +26,14 @@ from scipy.stats import norm
 from restock.errors import ConfigError, DataError
 from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
+from restock.forecast.promotions import (  # noqa: F401  (re-exported)
+    EFFECTS,
+    LIFT_PRIOR,
+    PromotionEffect,
+    calendar_flags,
+    promotion_extra,
+    promotion_lift,
+)
 from restock.policy.empirical import error_levels
 from restock.policy.levels import pooled_cycle_z, pooled_fill_z, stock_levels
 from restock.policy.quantity import whole_packs
@@ -103,11 +111,8 @@ def promotion_flags(promotions: pd.DataFrame, panel: Panel,
     _first_bad(frame, ~flag.isin([0, 1]), "promotion", "must be 0 or 1", source)
     dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed")
     _first_bad(frame, dates.isna(), "date", "must be a date like 2024-01-31", source)
-    tidy = pd.DataFrame({"item_id": frame["item_id"].astype(str), "date": dates,
-                         "quantity": flag.astype(float)})
-    grid = to_panel(tidy, freq=panel.freq, start=panel.dates[0], end=panel.dates[-1])
-    flags = pd.DataFrame(np.nan_to_num(grid.values) > 0, index=grid.ids, columns=grid.dates)
-    return flags.reindex(index=panel.ids, columns=panel.dates, fill_value=False).to_numpy()
+    calendar = pd.DataFrame({"item_id": frame["item_id"], "date": dates, "promotion": flag})
+    return calendar_flags(calendar, panel.ids, panel.dates, panel.freq)
 
 
 def check_level(level: float, name: str = "service_level") -> float:
@@ -152,16 +157,15 @@ class ForecastCache:
     the retailer's promotion calendar, known ahead for the lead time + review: the history is
     forecast with promotion periods scaled down to the item's usual level (so a spike neither
     lifts the level nor the spread afterwards), and the periods ahead on promotion are scaled
-    back up by the item's lift (:func:`promotion_lift`), learnt from the history before ``t``.
-    With ``promotion_effect="extra"`` a promotion adds the item's extra units per period
-    (:func:`promotion_extra`) instead of multiplying: an item that barely sells off promotion
-    has a huge, unstable lift on a near-zero level, but a steady extra.
+    back up by the item's lift, learnt from the history before ``t``; with
+    ``promotion_effect="extra"`` a promotion adds the item's extra units per period instead
+    (both in :mod:`restock.forecast.promotions`, which the live cycle uses too).
     """
 
     def __init__(self, panel: Panel, *, season_length: int | None = None,
                  window: int | None = None, promotions: np.ndarray | None = None,
                  promotion_effect: str = "lift") -> None:
-        if promotion_effect not in ("lift", "extra"):
+        if promotion_effect not in EFFECTS:
             raise ConfigError(f"must be lift or extra (got {promotion_effect!r})",
                               field="promotion_effect")
         self.panel, self.season_length, self.window = panel, season_length, window
@@ -171,101 +175,41 @@ class ForecastCache:
             raise DataError(f"promotions must be {panel.values.shape} like the panel "
                             f"(got {self.promotions.shape})", record="promotions")
         self._made: dict[tuple[int, int], object] = {}
-        self._lift: dict[int, np.ndarray] = {}
+        self._effects: dict[int, PromotionEffect] = {}
 
     def demand_over(self, t: int, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd of demand over ``periods`` after period ``t`` (known: periods < t)."""
         horizon = math.ceil(float(np.max(periods, initial=1.0)))
         key = (t, horizon)
         if key not in self._made:
-            start = 0 if self.window is None else max(0, t - self.window)
+            start = self._start(t)
             values = self.panel.values[:, start:t]
             if self.promotions is not None:
-                values = self._without_promotions(values, self.promotions[:, start:t], t)
+                values = self.promotion_effect(t).remove(values, self.promotions[:, start:t])
             known = Panel(ids=self.panel.ids, dates=self.panel.dates[start:t],
                           values=values, freq=self.panel.freq)
             self._made[key] = forecast_panel(known, horizon, season_length=self.season_length)
         made = self._made[key]
         if self.promotions is None:
             return made.demand_over(periods)
-        return self._promoted(t, made, periods)
+        return self.promotion_effect(t).demand_over(made, periods, self.promotions[:, t:])
 
-    def lift(self, t: int) -> np.ndarray:
-        """Each item's promotion lift as known before ``t`` (see :func:`promotion_lift`)."""
-        if t not in self._lift:
-            start = 0 if self.window is None else max(0, t - self.window)
-            self._lift[t] = promotion_lift(self.panel.values[:, start:t],
-                                           self.promotions[:, start:t])
-        return self._lift[t]
+    def promotion_effect(self, t: int) -> PromotionEffect:
+        """Each item's promotion effect as known before ``t`` (see
+        :class:`restock.forecast.promotions.PromotionEffect`)."""
+        if t not in self._effects:
+            start = self._start(t)
+            self._effects[t] = PromotionEffect.learnt(self.panel.values[:, start:t],
+                                                      self.promotions[:, start:t], self.effect)
+        return self._effects[t]
 
-    def _without_promotions(self, values, promoted, t: int) -> np.ndarray:
-        if self.effect == "extra":
-            return np.maximum(values - np.where(promoted, self.extra(t)[:, None], 0.0), 0.0)
-        return values / np.where(promoted, self.lift(t)[:, None], 1.0)
-
-    def extra(self, t: int) -> np.ndarray:
-        """Each item's extra demand per promotion period as known before ``t``."""
-        if -t - 1 not in self._lift:   # negative keys: extras, next to the lifts
-            start = 0 if self.window is None else max(0, t - self.window)
-            self._lift[-t - 1] = promotion_extra(self.panel.values[:, start:t],
-                                                 self.promotions[:, start:t])
-        return self._lift[-t - 1]
-
-    def _promoted(self, t: int, made, periods) -> tuple[np.ndarray, np.ndarray]:
-        base_mean, base_sd = made.demand_over(periods)
-        n, h = made.point.shape
-        ahead = np.zeros((n, h), dtype=bool)
-        known = self.promotions[:, t:t + h]
-        ahead[:, :known.shape[1]] = known
-        steps = np.arange(h)[None, :] < np.asarray(periods, dtype=float).reshape(-1, 1)
-        if self.effect == "extra":
-            return base_mean + self.extra(t) * (ahead & steps).sum(axis=1), base_sd
-        boosted = (made.point * np.where(ahead, self.lift(t)[:, None], 1.0) * steps).sum(axis=1)
-        plain = (made.point * steps).sum(axis=1)
-        with np.errstate(all="ignore"):
-            ratio = np.where(plain > 0, boosted / plain, 1.0)
-        return base_mean * ratio, base_sd * ratio
+    def _start(self, t: int) -> int:
+        return 0 if self.window is None else max(0, t - self.window)
 
     def made_before(self, t: int, periods: np.ndarray) -> list[int]:
         """Decision periods before ``t`` that already have a forecast over ``periods``."""
         horizon = math.ceil(float(np.max(periods, initial=1.0)))
         return sorted(made for made, h in self._made if h == horizon and made < t)
-
-
-LIFT_PRIOR = 10.0   # promotion periods after which an item's own lift weighs as much as the pool's
-
-
-def promotion_extra(values: np.ndarray, promoted: np.ndarray) -> np.ndarray:
-    """Per item: extra demand per promotion period (promotion mean - other mean, at least 0),
-    shrunk towards ``(pooled lift - 1) x the item's other mean`` while it has seen few
-    promotions (see :func:`promotion_lift`)."""
-    values = np.nan_to_num(values)
-    on, off = promoted.sum(axis=1), (~promoted).sum(axis=1)
-    on_mean = np.where(promoted, values, 0).sum(axis=1) / np.maximum(on, 1)
-    off_mean = np.where(promoted, 0, values).sum(axis=1) / np.maximum(off, 1)
-    with np.errstate(all="ignore"):
-        pooled = (np.where(promoted, values, 0).sum() / max(on.sum(), 1)) / \
-            (np.where(promoted, 0, values).sum() / max(off.sum(), 1))
-    pooled = pooled if np.isfinite(pooled) and pooled > 0 else 1.0
-    weight = on / (on + LIFT_PRIOR)
-    return np.maximum(weight * (on_mean - off_mean) + (1 - weight) * (pooled - 1) * off_mean,
-                      0.0)
-
-
-def promotion_lift(values: np.ndarray, promoted: np.ndarray) -> np.ndarray:
-    """Per item: mean demand in promotion periods / mean demand in the others, shrunk towards
-    the lift of all items together while an item has seen few promotions (at least 1)."""
-    values = np.nan_to_num(values)
-    on, off = promoted.sum(axis=1), (~promoted).sum(axis=1)
-    on_sum = np.where(promoted, values, 0).sum(axis=1)
-    off_sum = np.where(promoted, 0, values).sum(axis=1)
-    with np.errstate(all="ignore"):
-        pooled = (on_sum.sum() / max(on.sum(), 1)) / (off_sum.sum() / max(off.sum(), 1))
-        pooled = pooled if np.isfinite(pooled) and pooled > 0 else 1.0
-        own = np.where((on > 0) & (off_sum > 0), (on_sum / np.maximum(on, 1))
-                       / (off_sum / np.maximum(off, 1)), pooled)
-    weight = on / (on + LIFT_PRIOR)
-    return np.maximum(weight * own + (1 - weight) * pooled, 1.0)
 
 
 @dataclass
