@@ -7,7 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from restock.errors import DataError
 from restock.forecast.io import (
@@ -19,7 +21,7 @@ from restock.forecast.io import (
     read_all,
     reuse_freed_memory,
 )
-from restock.forecast.panel import forecast_frame, forecast_panel, to_panel
+from restock.forecast.panel import forecast_panel, to_panel
 
 FREQS = ("D", "W", "M")
 
@@ -96,6 +98,18 @@ def forecast_file(path: Path, out: Path, options: Options,
         raise DataError("the file has no rows", record=str(path))
     part = out.with_name(out.name + ".part")
     reuse_freed_memory()
+    # One BLAS thread: the products here are small (a group's series × a few hundred
+    # periods), and idle BLAS threads spinning between them doubled the CPU time (measured
+    # on 50k series: 9.6 s → 4.9 s, and the wall time with it).
+    with threadpool_limits(limits=1, user_api="blas"):
+        summary = _forecast_into(path, part, out, options, cols, span)
+    part.replace(out)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Columns,
+                   span: tuple) -> Summary:
     grid = {"freq": options.freq, "start": span[0], "end": span[1]}
     try:
         summary = _write(panels(path, cols, **grid, max_series=options.max_series,
@@ -108,8 +122,6 @@ def forecast_file(path: Path, out: Path, options: Options,
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    part.replace(out)
-    summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -124,16 +136,50 @@ def _whole_panel(frame: pd.DataFrame, path: Path, cols: Columns, grid: dict):
 def _write(groups_of_series, part: Path, options: Options, summary: Summary) -> Summary:
     deadline = time.monotonic() + options.time_budget
     try:
-        with part.open("w", encoding="utf-8", newline="") as handle:
+        with part.open("wb") as handle:
             for i, panel in enumerate(groups_of_series):
+                # calibration is measured on the first group's backtest only (it is a sample)
                 result = forecast_panel(panel, options.horizon, season_length=options.season,
                                         time_budget_seconds=max(deadline - time.monotonic(),
-                                                                0.0))
-                table = forecast_frame(result, options.quantiles)
-                table["date"] = table["date"].dt.strftime("%Y-%m-%d")
-                table.to_csv(handle, header=i == 0, index=False, float_format="%.6g")
+                                                                0.0), calibrate=i == 0)
+                write_csv(result, options.quantiles, handle, header=i == 0)
                 summary.add(result.info, len(result.ids))
     except BaseException:
         part.unlink(missing_ok=True)
         raise
     return summary
+
+
+def write_csv(result, quantiles: tuple[float, ...], handle, *, header: bool) -> None:
+    """The rows of :func:`restock.forecast.forecast_frame` as CSV, written by Arrow's writer
+    (several times faster than pandas' on millions of rows): dates as YYYY-MM-DD, numbers to
+    six significant digits, text quoted."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    n, h = result.point.shape
+    columns = {
+        "item_id": pa.array(np.repeat(result.ids.astype(str), h)),
+        "step": pa.array(np.tile(np.arange(1, h + 1), n)),
+        "date": pa.array(np.tile(np.asarray(result.dates.strftime("%Y-%m-%d")), n)),
+        "forecast": pa.array(significant(result.point.ravel())),
+        "model": pa.array(np.repeat(result.model.astype(str), h)),
+    }
+    if len(quantiles) and n:
+        values = result.step_quantiles(quantiles).reshape(n * h, len(quantiles))
+        for k, q in enumerate(quantiles):
+            columns[f"q{q:g}"] = pa.array(significant(values[:, k]))
+    pacsv.write_csv(pa.table(columns), handle, pacsv.WriteOptions(include_header=header))
+
+
+def significant(values: np.ndarray, digits: int = 6) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (as ``%.6g`` would print them).
+
+    Dividing the rounded integer by a power of ten gives the double nearest that decimal, so
+    it prints as the short decimal, not 1.2345600000000001."""
+    with np.errstate(all="ignore"):
+        magnitude = np.floor(np.log10(np.abs(values)))
+    exponent = (digits - 1 - np.where(np.isfinite(magnitude), magnitude, 0)).astype(int)
+    scale = np.power(10.0, np.abs(exponent))
+    up = exponent >= 0
+    return np.where(up, np.round(values * scale) / scale, np.round(values / scale) * scale)

@@ -173,3 +173,14 @@ def test_a_missing_date_in_parquet_names_its_row(tmp_path: Path, capsys) -> None
     err = capsys.readouterr().err.strip()
     assert f"{path} row 41" in err and "not a date" in err and "Traceback" not in err
     assert not (tmp_path / "f.csv").exists()
+
+
+def test_numbers_are_written_to_six_significant_digits_as_short_decimals() -> None:
+    from restock.forecast.run import significant
+
+    values = np.array([123456.789, 1234567.8, 0.000123456789, 0.0, -5.55555555, 91.64449999,
+                       2.0, np.nan])
+    got = significant(values)
+    assert [repr(float(v)) for v in got[:7]] == ["123457.0", "1234570.0", "0.000123457", "0.0",
+                                                 "-5.55556", "91.6445", "2.0"]
+    assert np.isnan(got[7])
