@@ -39,7 +39,7 @@ from restock.policy.guard import holds_for
 from restock.policy.inputs import item_settings, prepare_items, prepare_offers
 from restock.policy.levels import stock_levels
 from restock.policy.loss import normal_loss
-from restock.policy.pooled import pooled_settings
+from restock.policy.pooled import pooled_settings, with_pool_shares
 from restock.policy.quantity import order_quantities
 
 _ITEM_FIELDS = ("sku", "category", "description", "on_hand", "allocated", "on_order",
@@ -89,7 +89,7 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
         # A pooled item's share of the target depends on the offer it is bought from (price,
         # lead time, MOQ): choose at its own level first, then plan again at its share.
         settings = pooled_settings(settings, items["sku"], chosen)
-        rows = _candidate_rows(items, settings, offers)
+        rows = _sized(with_pool_shares(rows, settings, items["sku"]))
         chosen = _choose(rows, rows["usable"].to_numpy())
     ordering = chosen[chosen["need"] > 0]
     result = Plan(problems=problems + offer_problems, budget=policy.budget)
@@ -124,10 +124,6 @@ def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame,
     rows = base[base["valid"]].merge(usable.drop(columns=["valid"]), on="sku", how="inner")
     rows["lead_defaulted"] = rows["lead_time_days"].isna()
     rows["lead"] = rows["lead_time_days"].fillna(rows["default_lead_days"])
-    rows = _with_levels(rows, rows["lead"].to_numpy())
-    rows = order_quantities(rows)
-    rows["under_bid"] = rows["unit_price"] <= rows["max_bid"]
-    rows["usable"] = rows["under_bid"] & rows["feasible"]
     with np.errstate(divide="ignore", invalid="ignore"):
         cover = np.where(rows["demand_rate"] > 0,
                          np.maximum(rows["position"], 0) / rows["demand_rate"], np.inf)
@@ -136,6 +132,15 @@ def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame,
     rows["short_before_arrival"] = normal_loss(rows["position"],
                                                rows["demand_rate"] * rows["lead"],
                                                rows["demand_sd"] * np.sqrt(rows["lead"]))
+    return _sized(rows)
+
+
+def _sized(rows: pd.DataFrame) -> pd.DataFrame:
+    """Candidate rows with the level, quantity and usability their items' settings give."""
+    rows = _with_levels(rows, rows["lead"].to_numpy())
+    rows = order_quantities(rows)
+    rows["under_bid"] = rows["unit_price"] <= rows["max_bid"]
+    rows["usable"] = rows["under_bid"] & rows["feasible"]
     return rows
 
 

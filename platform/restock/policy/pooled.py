@@ -52,6 +52,14 @@ def pooled_settings(settings: pd.DataFrame, skus: pd.Series,
     return settings
 
 
+def with_pool_shares(rows: pd.DataFrame, settings: pd.DataFrame,
+                     skus: pd.Series) -> pd.DataFrame:
+    """Candidate ``rows`` (one per item and offer) with their items' pooled columns."""
+    where = pd.Index(skus.to_numpy()).get_indexer(rows["sku"])
+    return rows.assign(**{column: settings[column].to_numpy()[where]
+                          for column in POOLED_COLUMNS})
+
+
 def _pool_factors(group: pd.DataFrame, level: float,
                   fill_rate: bool) -> tuple[np.ndarray, np.ndarray]:
     """Safety factors for one pool and the service each item then gets on its own."""
