@@ -15,21 +15,24 @@ from restock.domain import (
     OFFER_COLUMNS,
     OPEN_ORDER_COLUMNS,
     POSITION_COLUMNS,
+    PROMOTION_COLUMNS,
     Snapshot,
 )
 from restock.errors import ConnectorError
 
 COLUMNS = {"catalog": CATALOG_COLUMNS, "offers": OFFER_COLUMNS, "positions": POSITION_COLUMNS,
-           "history": HISTORY_COLUMNS, "open_orders": OPEN_ORDER_COLUMNS}
+           "history": HISTORY_COLUMNS, "open_orders": OPEN_ORDER_COLUMNS,
+           "promotions": PROMOTION_COLUMNS}
 REQUIRED = {"catalog": ("sku",), "offers": ("sku", "supplier", "unit_price"),
             "positions": ("sku", "location", "on_hand"),
             "history": ("sku", "location", "date", "quantity"),
-            "open_orders": ("sku", "quantity")}
+            "open_orders": ("sku", "quantity"), "promotions": ("sku", "date")}
 DEFAULTS: dict[str, Any] = {"description": "", "category": None, "unit": "each",
                             "lead_time_days": math.nan, "moq": 1.0, "pack_size": 1.0,
                             "min_qty": 1.0, "supplier_sku": None, "currency": None,
                             "allocated": 0.0, "on_order": 0.0, "backorders": 0.0,
-                            "reference": None, "supplier": None, "expected_date": None}
+                            "reference": None, "supplier": None, "expected_date": None,
+                            "promotion": 1.0}   # a calendar row without the flag: on promotion
 
 
 def conform(frame: pd.DataFrame, dataset: str, system: str) -> pd.DataFrame:
@@ -41,12 +44,12 @@ def conform(frame: pd.DataFrame, dataset: str, system: str) -> pd.DataFrame:
     for column in COLUMNS[dataset]:
         if column not in frame.columns:
             frame[column] = DEFAULTS[column]
-    if dataset == "history" and not frame.empty:
-        frame["date"] = _dates(frame["date"], system)
+    if dataset in ("history", "promotions") and not frame.empty:
+        frame["date"] = _dates(frame["date"], dataset, system)
     return frame[list(COLUMNS[dataset])].reset_index(drop=True)
 
 
-def _dates(values: pd.Series, system: str) -> pd.Series:
+def _dates(values: pd.Series, dataset: str, system: str) -> pd.Series:
     """Calendar dates from ISO text, date objects, yyyymmdd numbers or Unix times.
 
     Numbers are never read as pandas' default nanoseconds, which would put every day in 1970.
@@ -63,7 +66,7 @@ def _dates(values: pd.Series, system: str) -> pd.Series:
         return pd.to_datetime(stamps, unit="s", utc=True).dt.date
     if 1e11 <= largest < 1e14:            # the same span in milliseconds
         return pd.to_datetime(stamps, unit="ms", utc=True).dt.date
-    raise ConnectorError(system, f"history: dates are numbers ({largest:g}) that are neither "
+    raise ConnectorError(system, f"{dataset}: dates are numbers ({largest:g}) that are neither "
                          "yyyymmdd nor Unix seconds or milliseconds")
 
 

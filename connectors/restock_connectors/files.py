@@ -5,7 +5,7 @@
     source:
       connector: files
       path: ./warehouse          # catalog.csv, positions.csv, history.{csv,csv.gz,parquet},
-                                 # optional offers.csv and open_orders.csv
+                                 # optional offers.csv, open_orders.csv, promotions.csv
     order_sink:
       connector: files
       path: ./outbox             # one JSON document per purchase order, named by its key
@@ -45,6 +45,7 @@ from restock.domain import (
     OFFER_COLUMNS,
     OPEN_ORDER_COLUMNS,
     POSITION_COLUMNS,
+    PROMOTION_COLUMNS,
     PurchaseOrder,
     RunSummary,
     Snapshot,
@@ -61,12 +62,13 @@ _REQUIRED = {
     "positions": ("sku", "on_hand"),
     "history": ("sku", "date", "quantity"),
     "open_orders": ("sku", "supplier", "quantity"),
+    "promotions": ("sku", "date"),
 }
 _DEFAULTS: dict[str, object] = {
     "description": "", "category": "", "unit": "each", "location": DEFAULT_LOCATION,
     "allocated": 0.0, "on_order": 0.0, "backorders": 0.0, "lead_time_days": float("nan"),
     "moq": 1.0, "pack_size": 1.0, "min_qty": 0.0, "supplier_sku": None, "reference": None,
-    "expected_date": pd.NaT,
+    "expected_date": pd.NaT, "promotion": 1.0,
 }
 _NUMERIC = ("on_hand", "allocated", "on_order", "backorders", "quantity", "unit_price",
             "lead_time_days", "moq", "pack_size", "min_qty")
@@ -119,6 +121,7 @@ class FilesSourceSettings(ConnectorSettings):
     history: str | None = None            # None: history.csv, history.csv.gz or history.parquet
     offers: str = "offers.csv"            # optional: without it, the catalog's supplier columns
     open_orders: str = "open_orders.csv"  # optional
+    promotions: str = "promotions.csv"    # optional: the promotion calendar (sku, date, promotion)
     as_of: date | Literal["today", "history_end"] = "today"
 
 
@@ -147,9 +150,9 @@ class FilesInventorySource(InventorySource):
         catalog = _conform(raw_catalog, "catalog", self.context.currency)
         positions = self._read("positions", self._required_file(self.settings.positions))
         history = self._read("history", self._history_file())
-        open_orders = self._open_orders()
         snapshot = Snapshot(catalog=catalog, offers=offers, positions=positions,
-                            history=history, open_orders=open_orders,
+                            history=history, open_orders=self._optional("open_orders"),
+                            promotions=self._optional("promotions"),
                             as_of=self._as_of(history), source=f"files:{self.folder}")
         return _narrow(snapshot, scope)
 
@@ -185,11 +188,12 @@ class FilesInventorySource(InventorySource):
                             f"supplier offers", record=f"{catalog.attrs['source']}:1")
         return _conform(renamed, "offers", self.context.currency)
 
-    def _open_orders(self) -> pd.DataFrame:
-        path = _resolve(self.settings.open_orders, str(self.folder))
+    def _optional(self, dataset: str) -> pd.DataFrame:
+        """An optional file's frame; without the file, an empty one."""
+        path = _resolve(getattr(self.settings, dataset), str(self.folder))
         if not path.is_file():
-            return pd.DataFrame(columns=list(OPEN_ORDER_COLUMNS))
-        return self._read("open_orders", path)
+            return pd.DataFrame(columns=list(_COLUMNS[dataset]))
+        return self._read(dataset, path)
 
     def _read(self, dataset: str, path: Path) -> pd.DataFrame:
         return _conform(self._read_raw(dataset, path), dataset, self.context.currency)
@@ -231,7 +235,8 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 
 _COLUMNS = {"catalog": CATALOG_COLUMNS, "offers": OFFER_COLUMNS, "positions": POSITION_COLUMNS,
-            "history": HISTORY_COLUMNS, "open_orders": OPEN_ORDER_COLUMNS}
+            "history": HISTORY_COLUMNS, "open_orders": OPEN_ORDER_COLUMNS,
+            "promotions": PROMOTION_COLUMNS}
 
 
 def _conform(frame: pd.DataFrame, dataset: str, currency: str) -> pd.DataFrame:
@@ -289,7 +294,7 @@ def _narrow(snapshot: Snapshot, scope: Scope) -> Snapshot:
     return Snapshot(catalog=keep(snapshot.catalog), offers=keep(snapshot.offers),
                     positions=keep(snapshot.positions, by_location=True), history=history,
                     open_orders=keep(snapshot.open_orders), as_of=snapshot.as_of,
-                    source=snapshot.source)
+                    source=snapshot.source, promotions=keep(snapshot.promotions))
 
 
 # ---------------------------------------------------------------- order sink

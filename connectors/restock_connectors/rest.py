@@ -24,7 +24,8 @@ YAML::
 ``params`` are sent with every request of the endpoint; ``{since}`` in a value becomes the first
 history date restock wants (ISO) and ``{org}`` the org id; a parameter using ``{since}`` is left
 out when restock wants all history. ``fields`` maps each Snapshot column to a dotted path in one record (``a.b.0.c``); required
-columns must be mapped, the others default. ``offers`` and ``open_orders`` are optional.
+columns must be mapped, the others default. ``offers``, ``open_orders`` and ``promotions`` (the
+promotion calendar: sku, date and optionally promotion 0/1) are optional.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Endpoints(BaseModel):
     history: Endpoint
     offers: Endpoint | None = None
     open_orders: Endpoint | None = None
+    promotions: Endpoint | None = None
 
     @model_validator(mode="after")
     def _columns_known_and_required_mapped(self) -> Endpoints:

@@ -13,6 +13,7 @@ YAML::
         positions: SELECT item_no AS sku, wh AS location, qty AS on_hand FROM stock
         history: SELECT item_no AS sku, wh AS location, day AS date, qty AS quantity
                  FROM usage WHERE day >= :since
+        promotions: SELECT item_no AS sku, day AS date FROM promo_days    # optional
 
 Each query returns the Snapshot's columns by name (``AS``); required ones are listed in
 docs/connectors.md, the rest default. ``:since`` (history start) and ``:org`` may be used.
@@ -59,6 +60,7 @@ class Queries(BaseModel):
     history: str
     offers: str | None = None
     open_orders: str | None = None
+    promotions: str | None = None     # the promotion calendar: sku, date[, promotion]
 
 
 class SqlSettings(ConnectorSettings):

@@ -18,9 +18,9 @@ line in that file as the frame's index (or in a ``_line`` column); the place the
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ _KEYS = {
     "history": ("sku", "location", "date"),
     "offers": ("sku", "supplier", "min_qty"),
     "open_orders": ("reference", "sku"),
+    "promotions": ("sku", "date"),
 }
 _REQUIRED = {
     "catalog": ("sku",),
@@ -47,6 +48,7 @@ _REQUIRED = {
     "history": ("sku", "date", "quantity"),
     "offers": ("sku", "supplier", "unit_price"),
     "open_orders": ("sku", "quantity"),
+    "promotions": ("sku", "date"),
 }
 # Optional numeric columns: filled with the default when the column is absent or a cell is empty.
 _DEFAULTS = {
@@ -55,6 +57,7 @@ _DEFAULTS = {
     "history": {},
     "catalog": {},
     "open_orders": {},
+    "promotions": {"promotion": 1.0},   # a listed day without the flag is on promotion
 }
 
 
@@ -90,10 +93,11 @@ def clean_snapshot(snapshot: Snapshot, *, as_of: date | None = None, org: str | 
     history = cleaner.history(snapshot.history, known, units)
     offers = cleaner.offers(snapshot.offers, known, units)
     open_orders = cleaner.open_orders(snapshot.open_orders, known)
+    promotions = cleaner.promotions(snapshot.promotions, known)
     blocked = cleaner.blocked
     offers = offers[~offers["sku"].isin(list(blocked))]
     cleaned = dataclasses.replace(snapshot, catalog=catalog, positions=positions, history=history,
-                                  offers=offers, open_orders=open_orders)
+                                  offers=offers, open_orders=open_orders, promotions=promotions)
     return CleanResult(snapshot=cleaned, quarantined=cleaner.quarantined, blocked_skus=blocked)
 
 
@@ -159,6 +163,20 @@ class _Cleaner:
         self._org_rule(rows)
         self._unknown_sku_rule(rows, known)
         rows.numeric("quantity", minimum=0.0, what="quantity")
+        rows.finish(self.quarantined)
+        return rows.df
+
+    def promotions(self, frame: pd.DataFrame, known: set[str]) -> pd.DataFrame:
+        # Planned promotions lie ahead of the planning date too: no latest date.
+        rows = _Rows("promotions", frame)
+        self._org_rule(rows)
+        self._unknown_sku_rule(rows, known)
+        rows.dates("date", latest=None)
+        rows.numeric("promotion", minimum=0.0, what="promotion flag")
+        flag = rows.df["promotion"].to_numpy(float)
+        rows.flag((flag > 0) & (flag != 1),
+                  "promotion flag {:g} must be 0 or 1", rows.df["promotion"])
+        rows.drop_duplicates()
         rows.finish(self.quarantined)
         return rows.df
 
@@ -285,18 +303,20 @@ class _Rows:
         self.df[column] = text.astype(object).where(~blank, None)
         self.flag(blank, f"missing {column}")
 
-    def dates(self, column: str, *, latest: pd.Timestamp) -> None:
-        """Parse dates; flag unparsable ones and any after ``latest``."""
+    def dates(self, column: str, *, latest: pd.Timestamp | None) -> None:
+        """Parse dates; flag unparsable ones and any after ``latest`` (None: no limit)."""
         raw = self.df[column]
         parsed = _to_datetime(raw)
         unparsable = parsed.isna().to_numpy(bool)
         blank = raw.isna().to_numpy(bool)
         self.flag(unparsable & blank, "date is missing or unparsable")
         self.flag(unparsable & ~blank, "date is unparsable: {!r}", raw.astype(str).str.slice(0, 40))
+        self.df[column] = parsed
+        if latest is None:
+            return
         future = (parsed > latest).fillna(False).to_numpy(bool)
         self.flag(future, "date {:%Y-%m-%d} is after the planning date " + f"{latest:%Y-%m-%d}",
                   parsed)
-        self.df[column] = parsed
 
     def drop_duplicates(self) -> None:
         """Exact repeats: keep the first, set aside the rest. Same key, different values: all."""

@@ -24,6 +24,7 @@ OFFER_COLUMNS = ("sku", "supplier", "unit_price", "lead_time_days", "moq", "pack
 POSITION_COLUMNS = ("sku", "location", "on_hand", "allocated", "on_order", "backorders")
 HISTORY_COLUMNS = ("sku", "location", "date", "quantity")
 OPEN_ORDER_COLUMNS = ("reference", "sku", "supplier", "quantity", "expected_date")
+PROMOTION_COLUMNS = ("sku", "date", "promotion")
 
 
 @dataclass
@@ -40,6 +41,9 @@ class Snapshot:
       quantity, expected_date); lets restock match its own submitted orders.
     - ``as_of``: when the snapshot was taken (the planning date).
     - ``source``: a label for messages (e.g. ``files:/data/acme``).
+    - ``promotions``: the promotion calendar, past and planned (sku, date, promotion = 1 on
+      promotion that day, 0 not; a day not listed is not). Empty: no calendar, and the plan is
+      made as without one (docs/forecasting.md, "Promotion calendars").
     """
 
     catalog: pd.DataFrame
@@ -50,6 +54,8 @@ class Snapshot:
     open_orders: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=list(OPEN_ORDER_COLUMNS)))
     source: str = ""
+    promotions: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(PROMOTION_COLUMNS)))
 
 
 class Mode(StrEnum):

@@ -3,10 +3,17 @@
 The numbers the planner sees per SKU (demand rate and its spread per day) come from the forecast
 over that SKU's own lead time + review period, so safety stock rests on the forecast's
 uncertainty over the horizon that matters, not on a constant.
+
+With a promotion calendar in the snapshot, the history is forecast with its promotion periods
+brought back to each SKU's usual level, and the promotion periods inside a SKU's lead time +
+review raise its demand by the lift learnt from its past promotions
+(:mod:`restock.forecast.promotions`, the same code the backtest replays); the lines concerned get
+a ``promotion`` reason. Without a calendar the plan is made as it always was.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +34,8 @@ from restock.domain import (
     Snapshot,
 )
 from restock.forecast import forecast_panel, to_panel
+from restock.forecast.panel import Panel
+from restock.forecast.promotions import PromotionEffect, calendar_flags
 from restock.policy import Plan, plan
 from restock.store import CatalogEntry, Store
 
@@ -57,11 +66,12 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     snap = cleaned.snapshot
     items, blocked_skips = _items(config, snap, cleaned.blocked_skus)
     history = _window(snap.history, as_of, config.forecast.history_days)
-    forecast = _forecast(config, history, items, as_of)
+    forecast = _forecast(config, history, items, as_of, snap.promotions)
     items = _with_demand(items, forecast, config)
     items = book.add_own_orders(items, snap.open_orders, as_of)
     items["usual_order_qty"] = _usual_order(items, snap.offers, book.past_line_quantities())
     result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of))
+    _explain_promotions(result, items, config.forecast.freq)
     previous = store.models.latest(config.org)
     catalog = _catalog(config, run_id, forecast, history)
     store.models.record(catalog)
@@ -138,8 +148,9 @@ def _skip(sku: str, code: str, message: str) -> SkippedLine:
 # ---------------------------------------------------------------- forecast
 
 def _forecast(config: OrgConfig, history: pd.DataFrame, items: pd.DataFrame,
-              as_of: date) -> dict[str, Any]:
-    """Forecast every SKU's consumption; returns per-SKU arrays keyed by name."""
+              as_of: date, promotions: pd.DataFrame) -> dict[str, Any]:
+    """Forecast every SKU's consumption; returns per-SKU arrays keyed by name (and, with a
+    promotion calendar, the SKUs' promotion effect and their promoted periods ahead)."""
     freq = config.forecast.freq
     tidy = history.groupby(["sku", "date"], as_index=False)["quantity"].sum()
     if tidy.empty or items.empty:    # nothing plannable (every SKU blocked): no horizon either
@@ -148,14 +159,31 @@ def _forecast(config: OrgConfig, history: pd.DataFrame, items: pd.DataFrame,
     horizon_days = (items["lead_time_days"] + items["review_period_days"]).max()
     horizon = int(min(max(math.ceil(horizon_days / DAYS_PER_PERIOD[freq]), 1),
                       math.ceil(MAX_HORIZON_DAYS / DAYS_PER_PERIOD[freq])))
-    result = forecast_panel(panel, horizon,
+    effect, known = _without_promotions(panel, promotions)
+    result = forecast_panel(known, horizon,
                             season_length=config.forecast.season_length or SEASON[freq],
                             time_budget_seconds=config.forecast.statsmodels_seconds)
-    return {"result": result, "ids": np.asarray(result.ids).astype(str), "panel": panel,
+    made = {"result": result, "ids": np.asarray(result.ids).astype(str), "panel": panel,
             "model": np.asarray(result.model).astype(str),
             "class": np.asarray(result.demand_class).astype(str),
             "mase": result.mase, "rmsse": result.rmsse, "params": result.params,
             "confidence": result.confidence}
+    if effect is not None:
+        made["promotion"] = effect
+        made["promoted_ahead"] = calendar_flags(promotions, result.ids, result.dates, freq,
+                                                id_col="sku")
+    return made
+
+
+def _without_promotions(panel: Panel, promotions: pd.DataFrame
+                        ) -> tuple[PromotionEffect | None, Panel]:
+    """Each SKU's promotion lift learnt from the history, and the history without it."""
+    if promotions is None or promotions.empty:
+        return None, panel
+    promoted = calendar_flags(promotions, panel.ids, panel.dates, panel.freq, id_col="sku")
+    listed = np.isin(panel.ids.astype(str), promotions["sku"].astype(str).unique())
+    effect = PromotionEffect.learnt(panel.values, promoted, listed=listed)
+    return effect, dataclasses.replace(panel, values=effect.remove(panel.values, promoted))
 
 
 def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfig
@@ -172,7 +200,7 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
         result = forecast["result"]
         periods = np.zeros(len(result.ids))
         periods[position[found]] = days[found] / DAYS_PER_PERIOD[config.forecast.freq]
-        mean, sd = result.demand_over(periods)
+        mean, sd = _demand_over(forecast, periods)
         rate[found] = mean[position[found]] / days[found]
         sd_day[found] = sd[position[found]] / np.sqrt(days[found])
         model[found] = forecast["model"][position[found]]
@@ -181,7 +209,30 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
     items["demand_sd"] = np.nan_to_num(sd_day, nan=0.0, posinf=0.0).clip(min=0.0)
     items["forecast_confidence"] = np.nan_to_num(confidence, nan=0.0)
     items["model"] = model
+    if "promotion" in forecast:
+        _add_promotion_columns(items, forecast, position, periods)
     return items
+
+
+def _demand_over(forecast: dict[str, Any], periods: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    result = forecast["result"]
+    if "promotion" not in forecast:
+        return result.demand_over(periods)
+    return forecast["promotion"].demand_over(result, periods, forecast["promoted_ahead"])
+
+
+def _add_promotion_columns(items: pd.DataFrame, forecast: dict[str, Any],
+                           position: np.ndarray, periods: np.ndarray) -> None:
+    """Per SKU: promoted periods inside its lead time + review, its lift, and the factor by
+    which they raised its demand there (1: no promotion ahead, or no forecast)."""
+    result, effect = forecast["result"], forecast["promotion"]
+    ahead = effect.periods_ahead(result, periods, forecast["promoted_ahead"])
+    ratio = effect.ratio(result, periods, forecast["promoted_ahead"])
+    found = position >= 0
+    items["promotion_periods"] = np.where(found, ahead[position], 0).astype(int)
+    items["promotion_lift"] = np.where(found, effect.size[position], 1.0)
+    items["promotion_factor"] = np.where(found, ratio[position], 1.0)
 
 
 def _usual_order(items: pd.DataFrame, offers: pd.DataFrame,
@@ -205,6 +256,35 @@ def _call_plan(items: pd.DataFrame, offers: pd.DataFrame, config: OrgConfig,
     if policy.budget is not None:
         policy = policy.model_copy(update={"budget": max(policy.budget - committed, 0.0)})
     return plan(items, offers, policy, guard=config.guard, currency=config.currency)
+
+
+def _explain_promotions(result: Plan, items: pd.DataFrame, freq: str) -> None:
+    """A ``promotion`` reason, after the forecast reason, on every line and skipped need whose
+    demand a promotion ahead raised."""
+    if "promotion_periods" not in items:
+        return
+    raised = items[(items["promotion_periods"] > 0) & (items["promotion_factor"] > 1.0)]
+    reasons = {row.sku: _promotion_reason(row, freq) for row in raised.itertuples()}
+    for line in [*result.lines, *result.skipped]:
+        if line.sku in reasons:
+            _insert_after_forecast(line.reasons, reasons[line.sku])
+
+
+def _promotion_reason(row: Any, freq: str) -> Reason:
+    unit = {"D": "day", "W": "week", "M": "month"}[freq]
+    periods = int(row.promotion_periods)
+    return Reason(
+        code="promotion",
+        message=f"{periods} {unit}{'s' if periods != 1 else ''} on promotion within the lead "
+                f"time + review: forecast x{row.promotion_factor:.2f} (sales x"
+                f"{row.promotion_lift:.2f} on promotion, learnt from its past promotions)",
+        data={"promotion_periods": periods, "period": freq, "lift": float(row.promotion_lift),
+              "demand_factor": float(row.promotion_factor)})
+
+
+def _insert_after_forecast(reasons: list[Reason], reason: Reason) -> None:
+    codes = [r.code for r in reasons]
+    reasons.insert(codes.index("forecast") + 1 if "forecast" in codes else len(reasons), reason)
 
 
 def _set_aside(result: Plan) -> list[QuarantinedRecord]:

@@ -10,8 +10,15 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from restock.clean import clean_snapshot
 from restock.connectors import ConnectorContext, Scope
-from restock.domain import CATALOG_COLUMNS, HISTORY_COLUMNS, OFFER_COLUMNS, POSITION_COLUMNS
+from restock.domain import (
+    CATALOG_COLUMNS,
+    HISTORY_COLUMNS,
+    OFFER_COLUMNS,
+    POSITION_COLUMNS,
+    PROMOTION_COLUMNS,
+)
 from restock.errors import ConnectorError, ConnectorUnavailable, CredentialsRejected
 from restock_connectors.sql import SqlSource
 
@@ -27,6 +34,8 @@ def _seed(url: str, prefix: str) -> None:
                              "day DATE, qty NUMERIC)")
         conn.exec_driver_sql(f"CREATE TABLE {prefix}prices (item_no VARCHAR(20), "
                              "vendor VARCHAR(40), price NUMERIC, pack INTEGER)")
+        conn.exec_driver_sql(f"CREATE TABLE {prefix}promo (item_no VARCHAR(20), day DATE, "
+                             "on_promo INTEGER)")
         conn.execute(sa.text(f"INSERT INTO {prefix}items VALUES (:a, :b, :c)"),
                      [{"a": "A1", "b": "Bolt", "c": "hw"}, {"a": "B2", "b": "Nut", "c": "hw"}])
         conn.execute(sa.text(f"INSERT INTO {prefix}stock VALUES (:a, :b, :c)"),
@@ -35,6 +44,10 @@ def _seed(url: str, prefix: str) -> None:
                      [{"a": "A1", "b": "main", "c": date(2026, 11, d), "d": d} for d in (1, 2, 3)])
         conn.execute(sa.text(f"INSERT INTO {prefix}prices VALUES (:a, :b, :c, :d)"),
                      [{"a": "A1", "b": "Acme", "c": 0.5, "d": 10}])
+        conn.execute(sa.text(f"INSERT INTO {prefix}promo VALUES (:a, :b, :c)"),
+                     [{"a": "A1", "b": date(2026, 11, 20), "c": 1},
+                      {"a": "A1", "b": date(2026, 11, 21), "c": 0},
+                      {"a": "B2", "b": date(2026, 12, 4), "c": 1}])
     engine.dispose()
 
 
@@ -71,7 +84,7 @@ def mariadb_url() -> str:
 def _drop(url: str, prefix: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table in ("items", "stock", "usage", "prices"):
+        for table in ("items", "stock", "usage", "prices", "promo"):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prefix}{table}")
     engine.dispose()
 
@@ -193,3 +206,30 @@ def test_legacy_yyyymmdd_dates_are_days_not_nanoseconds(database):
     with source(url, queries, folder) as src:
         snap = src.pull(Scope())
     assert set(snap.history["date"]) == {date(2026, 11, 2)}
+
+
+def test_the_promotions_query_gives_the_calendar_past_and_ahead(database):
+    url, prefix, folder = database
+    queries = {**_queries(prefix), "promotions": f"SELECT item_no AS sku, day AS date, "
+                                                 f"on_promo AS promotion FROM {prefix}promo"}
+    with source(url, queries, folder) as src:
+        snap = src.pull(Scope(since=date(2026, 11, 2)))
+    assert tuple(snap.promotions.columns) == PROMOTION_COLUMNS
+    cleaned = clean_snapshot(snap, as_of=date(2026, 11, 4))
+    calendar = cleaned.snapshot.promotions.sort_values("date")
+    assert cleaned.quarantined == []            # planned days after the planning date are fine
+    assert list(calendar["sku"]) == ["A1", "A1", "B2"]
+    assert [d.date() for d in calendar["date"]] == [date(2026, 11, 20), date(2026, 11, 21),
+                                                   date(2026, 12, 4)]
+    assert list(calendar["promotion"]) == [1.0, 0.0, 1.0]
+
+
+def test_a_promotions_query_without_the_flag_lists_promotion_days(database):
+    url, prefix, folder = database
+    queries = {**_queries(prefix), "promotions": f"SELECT item_no AS sku, day AS date "
+                                                 f"FROM {prefix}promo WHERE on_promo = 1"}
+    with source(url, queries, folder) as src:
+        snap = src.pull(Scope(skus=["A1"]))
+    assert snap.promotions[["sku", "promotion"]].values.tolist() == [["A1", 1.0]]
+    with source(url, _queries(prefix), folder) as src:
+        assert src.pull(Scope()).promotions.empty      # no query: no calendar

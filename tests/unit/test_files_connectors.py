@@ -172,6 +172,35 @@ def test_open_orders_are_read_when_present(tmp_path):
 
 # ---------------------------------------------------------------- outbox
 
+PROMOTIONS = ("sku,date,promotion\n"
+              "A1,2023-12-20,1\nA1,2024-01-09,1\nB2,2024-01-10,2\nZ9,2024-01-11,1\n"
+              "A1,someday,1\nB2,2024-01-12,\n")
+
+
+def test_promotions_are_read_and_a_bad_row_is_quarantined_with_file_and_line(tmp_path):
+    from restock.clean import clean_snapshot
+
+    folder = _warehouse(tmp_path / "wh", **{"promotions.csv": PROMOTIONS})
+    snap = _source(str(folder), tmp_path).pull(Scope())
+    assert list(snap.promotions.columns[:3]) == ["sku", "date", "promotion"]
+    cleaned = clean_snapshot(snap, as_of=date(2024, 1, 4))
+    reasons = {q.record: q.reason for q in cleaned.quarantined if q.dataset == "promotions"}
+    assert reasons == {
+        "promotions.csv:4 (sku=B2, date=2024-01-10)": "promotion flag 2 must be 0 or 1",
+        "promotions.csv:5 (sku=Z9, date=2024-01-11)": "SKU not in the catalog",
+        "promotions.csv:6 (sku=A1, date=?)": "date is missing or unparsable"}
+    kept = cleaned.snapshot.promotions
+    assert kept[["sku", "promotion"]].values.tolist() == [["A1", 1.0], ["A1", 1.0], ["B2", 1.0]]
+    assert [d.date() for d in kept["date"]] == [date(2023, 12, 20), date(2024, 1, 9),
+                                               date(2024, 1, 12)]   # ahead of the planning date
+    assert cleaned.blocked_skus == {}                # a bad calendar row never blocks an order
+
+
+def test_without_promotions_file_the_calendar_is_empty(tmp_path):
+    snap = _source(str(_warehouse(tmp_path / "wh")), tmp_path).pull(Scope())
+    assert snap.promotions.empty and list(snap.promotions.columns) == ["sku", "date", "promotion"]
+
+
 def _order(key: str, quantity: float = 100) -> PurchaseOrder:
     line = OrderLine(sku="A1", supplier="acme", quantity=quantity, unit_price=0.5,
                      reasons=[Reason(code="forecast", message="forecast 80 over 14 days")])

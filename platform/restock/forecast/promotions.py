@@ -80,13 +80,23 @@ class PromotionEffect:
     size: np.ndarray     # (n,) the lift (>= 1) or the extra units per period (>= 0)
 
     @classmethod
-    def learnt(cls, values: np.ndarray, promoted: np.ndarray, kind: str = "lift"
-               ) -> PromotionEffect:
-        """The effect seen in ``values`` (items x periods) where ``promoted`` is true."""
+    def learnt(cls, values: np.ndarray, promoted: np.ndarray, kind: str = "lift",
+               listed: np.ndarray | None = None) -> PromotionEffect:
+        """The effect seen in ``values`` (items x periods) where ``promoted`` is true.
+
+        ``listed`` marks the items the calendar lists (default: all). Only they are pooled:
+        the pool compares promotion and usual levels over its items, so a catalogue of slow
+        items never on promotion beside a few busy promoted ones would inflate it."""
         if kind not in EFFECTS:
             raise ConfigError(f"must be lift or extra (got {kind!r})", field="promotion_effect")
         learn = promotion_lift if kind == "lift" else promotion_extra
-        return cls(kind=kind, size=learn(values, promoted))
+        if listed is None:
+            return cls(kind=kind, size=learn(values, promoted))
+        listed = np.asarray(listed, dtype=bool)
+        size = np.full(len(values), 1.0 if kind == "lift" else 0.0)
+        if listed.any():
+            size[listed] = learn(values[listed], promoted[listed])
+        return cls(kind=kind, size=size)
 
     def remove(self, values: np.ndarray, promoted: np.ndarray) -> np.ndarray:
         """``values`` with the promotion periods brought back to the item's usual level."""

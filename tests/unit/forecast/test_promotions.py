@@ -65,3 +65,15 @@ def test_an_unknown_effect_names_the_setting():
     with pytest.raises(ConfigError, match="lift or extra") as raised:
         PromotionEffect.learnt(np.zeros((1, 3)), np.zeros((1, 3), dtype=bool), kind="double")
     assert raised.value.field == "promotion_effect"
+
+
+def test_only_the_items_the_calendar_lists_pool_their_promotions():
+    promoted = np.zeros((2, 40), dtype=bool)
+    promoted[0, ::10] = True                                   # a busy item, 4 promotions
+    values = np.vstack([np.where(promoted[0], 300.0, 100.0), np.full(40, 1.0)])
+    everyone = PromotionEffect.learnt(values, promoted)
+    listed = PromotionEffect.learnt(values, promoted, listed=np.array([True, False]))
+    assert everyone.size[0] > 4.0        # the slow item's usual level drags the pool's down
+    assert listed.size == pytest.approx([3.0, 1.0])
+    extra = PromotionEffect.learnt(values, promoted, "extra", listed=np.array([True, False]))
+    assert extra.size == pytest.approx([200.0, 0.0])
