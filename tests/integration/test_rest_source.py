@@ -195,3 +195,16 @@ def test_history_dates_as_small_numbers_are_refused(wms):
     state["epoch"] = [{"item": "SKU1", "wh": "W1", "at": 45962, "n": 1}]   # a spreadsheet's
     with source(cfg) as src, pytest.raises(ConnectorError, match="neither yyyymmdd nor Unix"):
         src.pull(Scope())
+
+
+def test_a_promotions_endpoint_gives_the_calendar(wms):
+    url, state = wms
+    cfg = config(url)
+    cfg["endpoints"]["promotions"] = {"path": "/epoch", "fields": {"sku": "item", "date": "day"}}
+    state["epoch"] = [{"item": "SKU1", "day": 20261120}, {"item": "SKU2", "day": 20261121}]
+    with source(cfg) as src:
+        snap = src.pull(Scope(skus=["SKU1"]))
+    assert snap.promotions.values.tolist() == [["SKU1", date(2026, 11, 20), 1.0]]
+    cfg["endpoints"]["promotions"]["fields"]["location"] = "wh"
+    with pytest.raises(ValidationError, match="promotions.fields: unknown column"):
+        RestSource.Settings.model_validate(cfg)
