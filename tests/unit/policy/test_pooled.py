@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import norm
 
 from restock.config import Policy
-from restock.policy import plan, standard_normal_loss
+from restock.policy import plan, standard_normal_loss, stock_levels
 from restock.policy.pooled import cycles_per_order
 
 REVIEW, LEAD = 7.0, 14.0
@@ -183,3 +183,14 @@ def test_an_item_without_a_usable_offer_keeps_its_own_level_outside_the_pool():
     skipped = next(s for s in result.skipped if s.sku == "dear-erratic")
     assert safety_reason(skipped).data["scope"] == "item"
     assert {safety_reason(line).data["pool_items"] for line in result.lines} == {4}
+
+
+def test_a_safety_factor_replaces_the_level_of_service_items_only():
+    levels = stock_levels([10.0, 10.0, 10.0, 10.0], 3.0, 14.0, 7.0, service_level=0.95,
+                          buffer_units=[np.nan, 5.0, np.nan, np.nan],
+                          cover_periods=[np.nan, np.nan, 2.0, np.nan],
+                          safety_factor=[1.2, 1.2, 1.2, np.nan])
+    spread = 3.0 * np.sqrt(21.0)
+    assert levels.safety_stock == pytest.approx([1.2 * spread, 5.0, 20.0,
+                                                 norm.ppf(0.95) * spread])
+    assert list(levels.method) == ["normal", "units", "days_of_cover", "normal"]
