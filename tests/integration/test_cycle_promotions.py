@@ -4,6 +4,7 @@ real SQLite store, ``run_org`` end to end, with and without ``promotions.csv``."
 from __future__ import annotations
 
 import shutil
+import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def _run(folder: Path) -> RunSummary:
                    "order_sink: {connector: files, path: outbox}\n"
                    "summary_sinks:\n  - {connector: files, path: summaries}\n"
                    "policy: {budget: 1000000}\nforecast: {statsmodels_seconds: 0}\n")
-    store = open_store(f"sqlite:///{folder / 'state.sqlite'}")
+    # a store of its own per run: a run never sees another's catalog or orders
+    store = open_store(f"sqlite:///{folder / f'state-{uuid.uuid4().hex[:8]}.sqlite'}")
     try:
         summary = run_org(load_org(org), store=store)
     finally:
@@ -79,3 +81,16 @@ def test_a_promotion_inside_the_lead_time_orders_more_and_says_why(warehouses):
     others = [line for line in with_calendar.values() if line.sku != sku]
     assert not any(r.code == "promotion" for line in [*others, *without.values()]
                    for r in line.reasons)
+
+
+def test_a_calendar_without_promotion_days_plans_as_without_one(warehouses):
+    root, sku = warehouses
+    quiet = root / "quiet"
+    shutil.copytree(root / "plain", quiet)
+    days = PAST_PROMOTIONS.append(PLANNED).strftime("%Y-%m-%d")
+    pd.DataFrame({"sku": sku, "date": days, "promotion": 0}).to_csv(
+        quiet / "warehouse" / "promotions.csv", index=False)
+    without, listed = _lines(_run(root / "plain")), _lines(_run(quiet))
+    assert {s: (line.quantity, line.forecast_lead_review) for s, line in listed.items()} == \
+        {s: (line.quantity, line.forecast_lead_review) for s, line in without.items()}
+    assert not any(r.code == "promotion" for line in listed.values() for r in line.reasons)
