@@ -90,9 +90,11 @@ def run_cycle(config: OrgConfig, folder: Path, *, dry_run: bool = False) -> RunS
     """One cycle of ``config`` against the state store named by the daemon-wide settings."""
     from restock.cycle import run_org
     from restock.daemon.slots import org_run_lock
+    from restock.forecast.io import one_blas_thread
     from restock.log import configure
 
     configure(level=os.environ.get("RESTOCK_LOG_LEVEL", "WARNING"))
+    one_blas_thread()
     url = state_url(folder)
     store = open_state(url)
     try:

@@ -13,6 +13,7 @@ from restock.daemon.core import Daemon, Runner
 from restock.daemon.http import HttpServer, create_daemon_app
 from restock.daemon.slots import SlotLedger
 from restock.errors import ConfigError, RestockError
+from restock.forecast.io import one_blas_thread
 from restock.log import get_logger
 from restock.settings import Settings
 
@@ -53,6 +54,7 @@ def review_app(store: Any, settings: Settings) -> Any:
 def run_daemon(settings: Settings, *, runner: Runner | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code (0 after a graceful stop)."""
     org_files(settings.config_dir)      # a missing config folder is a mistake to report now
+    one_blas_thread()
     url = settings.resolved_state_url()
     store = open_state(url)
     ledger = SlotLedger(url, replica=settings.replica_id,
