@@ -122,7 +122,7 @@ class SkippedLine(BaseModel):
 class QuarantinedRecord(BaseModel):
     """An input record that was set aside and why; it never drives an order."""
 
-    dataset: str          # "history", "positions", "catalog", "offers"
+    dataset: str          # "history", "positions", "catalog", "offers", "promotions"...
     record: str           # where it was: "history.csv:118" or "sku=A12 date=2024-01-03"
     reason: str
 

@@ -181,8 +181,9 @@ def _without_promotions(panel: Panel, promotions: pd.DataFrame
     if promotions is None or promotions.empty:
         return None, panel
     promoted = calendar_flags(promotions, panel.ids, panel.dates, panel.freq, id_col="sku")
-    listed = np.isin(panel.ids.astype(str), promotions["sku"].astype(str).unique())
-    effect = PromotionEffect.learnt(panel.values, promoted, listed=listed)
+    on_promotion = promotions.loc[promotions["promotion"] == 1, "sku"].astype(str).unique()
+    pooled = np.isin(panel.ids.astype(str), on_promotion)   # past or planned
+    effect = PromotionEffect.learnt(panel.values, promoted, pooled=pooled)
     return effect, dataclasses.replace(panel, values=effect.remove(panel.values, promoted))
 
 

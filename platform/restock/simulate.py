@@ -31,6 +31,7 @@ from restock.forecast.promotions import (  # noqa: F401  (re-exported)
     LIFT_PRIOR,
     PromotionEffect,
     calendar_flags,
+    on_the_calendar,
     promotion_extra,
     promotion_lift,
 )
@@ -174,6 +175,7 @@ class ForecastCache:
         if self.promotions is not None and self.promotions.shape != panel.values.shape:
             raise DataError(f"promotions must be {panel.values.shape} like the panel "
                             f"(got {self.promotions.shape})", record="promotions")
+        self._pooled = None if self.promotions is None else on_the_calendar(self.promotions)
         self._made: dict[tuple[int, int], object] = {}
         self._effects: dict[int, PromotionEffect] = {}
 
@@ -200,7 +202,8 @@ class ForecastCache:
         if t not in self._effects:
             start = self._start(t)
             self._effects[t] = PromotionEffect.learnt(self.panel.values[:, start:t],
-                                                      self.promotions[:, start:t], self.effect)
+                                                      self.promotions[:, start:t], self.effect,
+                                                      pooled=self._pooled)
         return self._effects[t]
 
     def _start(self, t: int) -> int:

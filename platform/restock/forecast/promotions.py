@@ -39,6 +39,12 @@ def calendar_flags(calendar: pd.DataFrame, ids, dates: pd.DatetimeIndex, freq: s
     return flags.reindex(index=ids, columns=dates, fill_value=False).to_numpy()
 
 
+def on_the_calendar(flags: np.ndarray) -> np.ndarray:
+    """Per item: whether the calendar puts it on promotion at least once (``flags`` over the
+    history and the periods ahead)."""
+    return np.asarray(flags, dtype=bool).any(axis=1)
+
+
 def promotion_lift(values: np.ndarray, promoted: np.ndarray) -> np.ndarray:
     """Per item: mean demand in promotion periods / mean demand in the others, shrunk towards
     the lift of all items together while an item has seen few promotions (at least 1)."""
@@ -81,21 +87,22 @@ class PromotionEffect:
 
     @classmethod
     def learnt(cls, values: np.ndarray, promoted: np.ndarray, kind: str = "lift",
-               listed: np.ndarray | None = None) -> PromotionEffect:
+               pooled: np.ndarray | None = None) -> PromotionEffect:
         """The effect seen in ``values`` (items x periods) where ``promoted`` is true.
 
-        ``listed`` marks the items the calendar lists (default: all). Only they are pooled:
-        the pool compares promotion and usual levels over its items, so a catalogue of slow
-        items never on promotion beside a few busy promoted ones would inflate it."""
+        ``pooled`` marks the items that share the pool (default: all): the items the calendar
+        puts on promotion at least once, past or planned (:func:`on_the_calendar`). The pool
+        compares promotion and usual levels over its items, so a catalogue of slow items never
+        on promotion beside a few busy promoted ones would inflate it."""
         if kind not in EFFECTS:
             raise ConfigError(f"must be lift or extra (got {kind!r})", field="promotion_effect")
         learn = promotion_lift if kind == "lift" else promotion_extra
-        if listed is None:
+        if pooled is None:
             return cls(kind=kind, size=learn(values, promoted))
-        listed = np.asarray(listed, dtype=bool)
+        pooled = np.asarray(pooled, dtype=bool)
         size = np.full(len(values), 1.0 if kind == "lift" else 0.0)
-        if listed.any():
-            size[listed] = learn(values[listed], promoted[listed])
+        if pooled.any():
+            size[pooled] = learn(values[pooled], promoted[pooled])
         return cls(kind=kind, size=size)
 
     def remove(self, values: np.ndarray, promoted: np.ndarray) -> np.ndarray:
@@ -141,5 +148,5 @@ class PromotionEffect:
         return steps, promoted
 
 
-__all__ = ["LIFT_PRIOR", "PromotionEffect", "calendar_flags", "promotion_extra",
-           "promotion_lift"]
+__all__ = ["LIFT_PRIOR", "PromotionEffect", "calendar_flags", "on_the_calendar",
+           "promotion_extra", "promotion_lift"]

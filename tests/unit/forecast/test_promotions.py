@@ -9,7 +9,7 @@ import pytest
 
 from restock.errors import ConfigError
 from restock.forecast import forecast_panel, to_panel
-from restock.forecast.promotions import PromotionEffect, calendar_flags
+from restock.forecast.promotions import PromotionEffect, calendar_flags, on_the_calendar
 
 
 def test_calendar_flags_mark_a_period_when_any_of_its_days_is_on_promotion():
@@ -67,13 +67,15 @@ def test_an_unknown_effect_names_the_setting():
     assert raised.value.field == "promotion_effect"
 
 
-def test_only_the_items_the_calendar_lists_pool_their_promotions():
+def test_only_the_items_the_calendar_puts_on_promotion_pool_their_promotions():
     promoted = np.zeros((2, 40), dtype=bool)
     promoted[0, ::10] = True                                   # a busy item, 4 promotions
     values = np.vstack([np.where(promoted[0], 300.0, 100.0), np.full(40, 1.0)])
     everyone = PromotionEffect.learnt(values, promoted)
-    listed = PromotionEffect.learnt(values, promoted, listed=np.array([True, False]))
+    pooled = on_the_calendar(promoted)
+    assert pooled.tolist() == [True, False]
+    listed = PromotionEffect.learnt(values, promoted, pooled=pooled)
     assert everyone.size[0] > 4.0        # the slow item's usual level drags the pool's down
     assert listed.size == pytest.approx([3.0, 1.0])
-    extra = PromotionEffect.learnt(values, promoted, "extra", listed=np.array([True, False]))
+    extra = PromotionEffect.learnt(values, promoted, "extra", pooled=pooled)
     assert extra.size == pytest.approx([200.0, 0.0])
