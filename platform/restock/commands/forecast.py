@@ -34,6 +34,9 @@ def forecast_command(
     id_col: Annotated[str, typer.Option("--id-column")] = "item_id",
     date_col: Annotated[str, typer.Option("--date-column")] = "date",
     value_col: Annotated[str, typer.Option("--quantity-column")] = "quantity",
+    jobs: Annotated[int, typer.Option(
+        "--jobs", help="Processes forecasting side by side (a file sorted by item; each one "
+                       "reads the file and takes every n-th group).", min=1)] = 1,
 ) -> None:
     """Forecast every series in INPUT; a summary of classes, models and input fixes goes to stderr.
 
@@ -43,7 +46,8 @@ def forecast_command(
 
     try:
         options = Options(horizon=horizon, freq=freq.upper(), season=season,
-                          quantiles=_levels(quantiles), time_budget=statsmodels_seconds)
+                          quantiles=_levels(quantiles), time_budget=statsmodels_seconds,
+                          jobs=jobs)
         summary = forecast_file(input_file, out, options, columns=(id_col, date_col, value_col))
     except RestockError as err:
         raise fail(str(err), EXIT_USAGE) from None

@@ -210,26 +210,37 @@ def groups(path: Path, columns: Columns, max_series: int = 20_000,
 
 
 def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
-           max_series: int = 2_000, chunk_rows: int = 1_000_000) -> Iterator[Panel]:
+           max_series: int = 2_000, chunk_rows: int = 1_000_000,
+           share: tuple[int, int] = (0, 1)) -> Iterator[Panel]:
     """The file's series as dense panels (see :func:`restock.forecast.to_panel`), a group of
     about ``max_series`` whole series at a time; errors name the file and line or row.
 
     Parquet groups go from Arrow to the panel directly where the column types allow (see
     :func:`restock.forecast.panel.arrow_panel`). Raises NotGrouped like :func:`groups`.
+    ``share=(k, n)``: only groups k, k + n, k + 2n, ... (the groups are the same in every
+    reader of the file, so n processes with k = 0..n-1 cover it once); the others are read
+    past without being laid out.
     """
+    mine, every = share
+    if not 0 <= mine < every:
+        raise ValueError(f"share must be (k, n) with 0 <= k < n (got {share!r})")
     from restock.forecast.panel import arrow_panel
 
     options = {"freq": freq, "start": start, "end": end, "id_col": columns.id,
                "date_col": columns.date, "value_col": columns.quantity}
     path = Path(path)
     if not is_parquet(path):
-        for frame in groups(path, columns, max_series, chunk_rows):
-            yield _located_panel(frame, path, options)
+        for index, frame in enumerate(groups(path, columns, max_series, chunk_rows)):
+            if index % every == mine:
+                yield _located_panel(frame, path, options)
         return
     import pyarrow as pa
 
     with closing(_open_parquet(path, columns.names)) as file:
-        for batches, first_row in _parquet_batch_groups(file, columns, max_series, chunk_rows):
+        batch_groups = _parquet_batch_groups(file, columns, max_series, chunk_rows)
+        for index, (batches, first_row) in enumerate(batch_groups):
+            if index % every != mine:
+                continue
             table = pa.Table.from_batches(batches)
             panel = arrow_panel(table, **options)
             yield panel if panel is not None else \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,8 +39,12 @@ class Options:
     time_budget: float = 0.0
     max_series: int = 2_000
     chunk_rows: int = 1_000_000
+    jobs: int = 1                   # processes forecasting groups side by side
 
     def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise DataError(f"{self.jobs} is not a number of processes (at least 1)",
+                            record="--jobs")
         if self.freq not in FREQS:
             raise DataError(f"{self.freq!r} is not a frequency (use D, W or M)", record="--freq")
         if self.horizon < 1:
@@ -69,6 +75,14 @@ class Summary:
         if warning:
             self.warnings.add(warning)
         self.notes.update({k: v for k, v in notes.items() if isinstance(v, int)})
+
+    def merge(self, other: Summary) -> None:
+        """Add another process's totals to these."""
+        self.series += other.series
+        for mine, theirs in ((self.classes, other.classes), (self.models, other.models),
+                             (self.notes, other.notes)):
+            mine.update(theirs)
+        self.warnings |= other.warnings
 
     def lines(self) -> list[str]:
         """A few human lines for stderr."""
@@ -109,9 +123,12 @@ def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Co
                    span: tuple) -> Summary:
     grid = {"freq": options.freq, "start": span[0], "end": span[1]}
     try:
-        summary = _write(panels(path, cols, **grid, max_series=options.max_series,
-                                chunk_rows=options.chunk_rows),
-                         part, options, Summary(out=out, horizon=options.horizon))
+        if options.jobs > 1:
+            summary = _in_processes(path, part, out, options, cols, grid)
+        else:
+            summary = _write(panels(path, cols, **grid, max_series=options.max_series,
+                                    chunk_rows=options.chunk_rows),
+                             part, options, Summary(out=out, horizon=options.horizon))
     except NotGrouped:
         whole = read_all(path, cols, options.chunk_rows)
         summary = _write(iter([_whole_panel(whole, path, cols, grid)]), part, options,
@@ -119,6 +136,52 @@ def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Co
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+    return summary
+
+
+def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Columns,
+                  grid: dict) -> Summary:
+    """Process k of n forecasts groups k, k + n, ... (every process reads the file, cheaply,
+    and lays out only its own groups), each group into a file of its own; the files are then
+    joined in group order, so the output is what one process writes."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    folder = Path(tempfile.mkdtemp(prefix=f"{part.name}.", dir=part.parent))
+    try:
+        with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn")) as pool:
+            shares = [pool.submit(_forecast_share, path, cols, options, grid,
+                                  (k, options.jobs), folder) for k in range(options.jobs)]
+            summaries = [share.result() for share in shares]
+        summary = Summary(out=out, horizon=options.horizon)
+        for one in summaries:
+            summary.merge(one)
+        with part.open("wb") as handle:
+            for piece in sorted(folder.iterdir()):
+                with piece.open("rb") as source:
+                    shutil.copyfileobj(source, handle, 1 << 20)
+        return summary
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _forecast_share(path: Path, cols: Columns, options: Options, grid: dict,
+                    share: tuple[int, int], folder: Path) -> Summary:
+    """One process's groups (see :func:`_in_processes`), each written to ``folder``."""
+    reuse_freed_memory()
+    one_blas_thread()
+    deadline = time.monotonic() + options.time_budget
+    mine, every = share
+    summary = Summary(out=folder, horizon=options.horizon)
+    for j, panel in enumerate(panels(path, cols, **grid, max_series=options.max_series,
+                                     chunk_rows=options.chunk_rows, share=share)):
+        index = mine + j * every
+        result = forecast_panel(panel, options.horizon, season_length=options.season,
+                                time_budget_seconds=max(deadline - time.monotonic(), 0.0),
+                                calibrate=index == 0)
+        with (folder / f"{index:09d}.csv").open("wb") as handle:
+            write_csv(result, options.quantiles, handle, header=index == 0)
+        summary.add(result.info, len(result.ids))
     return summary
 
 

@@ -184,3 +184,28 @@ def test_numbers_are_written_to_six_significant_digits_as_short_decimals() -> No
     assert [repr(float(v)) for v in got[:7]] == ["123457.0", "1234570.0", "0.000123457", "0.0",
                                                  "-5.55556", "91.6445", "2.0"]
     assert np.isnan(got[7])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_several_processes_write_what_one_writes(tmp_path: Path, suffix: str) -> None:
+    path = _write(_history(series=11), tmp_path / f"h{suffix}")
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    forecast_file(path, one, Options(horizon=5, max_series=2, chunk_rows=60))
+    summary = forecast_file(path, two, Options(horizon=5, max_series=2, chunk_rows=60, jobs=3))
+    assert summary.series == 11 and sum(summary.models.values()) == 11
+    assert two.read_bytes() == one.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["one.csv", "two.csv",
+                                                                 f"h{suffix}"])
+
+
+def test_a_bad_row_found_by_a_worker_process_is_still_one_line(tmp_path: Path, capsys) -> None:
+    history = _history(series=6).reset_index(drop=True)
+    history["quantity"] = history["quantity"].astype(object)
+    history.loc[len(history) - 3, "quantity"] = "lots"      # in the last group
+    path = _write(history, tmp_path / "h.csv")
+    assert main(["forecast", str(path), "--horizon", "3", "--jobs", "2",
+                 "--out", str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path}:{len(history) - 1}" in err and "'lots' is not a number" in err
+    assert "Traceback" not in err and not (tmp_path / "f.csv").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["h.csv"]
