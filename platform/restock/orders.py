@@ -57,16 +57,21 @@ class OrderBook:
         references = set(open_orders["reference"].astype(str)) if len(open_orders) else set()
         own: dict[str, float] = defaultdict(float)
         which: dict[str, list[str]] = defaultdict(list)
+        # the supplier of an order open for the SKU: the source's, then restock's own (newer)
+        supplier = dict(zip(open_orders["sku"].astype(str), open_orders["supplier"],
+                            strict=True)) if len(open_orders) else {}
         for entry in self.ledger.list(self.org, ACTIVE_STATUSES):
             if not self._still_unseen(entry, references):
                 continue
             for line in entry.order.lines:
                 own[line.sku] += line.quantity
                 which[line.sku].append(entry.order_id)
+                supplier[line.sku] = line.supplier
         items = items.copy()
         items["own_on_order"] = items["sku"].map(own).fillna(0.0)
         items["own_orders"] = items["sku"].map(lambda sku: ", ".join(which.get(sku, [])))
         items["on_order"] = items["on_order"] + items["own_on_order"]
+        items["open_supplier"] = items["sku"].map(supplier)
         return items
 
     def _still_unseen(self, entry: LedgerEntry, references: set[str]) -> bool:

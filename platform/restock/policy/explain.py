@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, timedelta
+from functools import lru_cache
 
 import pandas as pd
 
@@ -21,6 +22,7 @@ def records(frame: pd.DataFrame) -> list[dict]:
             for values in zip(*(frame[c].tolist() for c in columns), strict=True)]
 
 
+@lru_cache(maxsize=1 << 16)   # lead times, packs, MOQs and prices repeat across lines
 def num(value: float) -> str:
     """A quantity for people: at most two decimals, no trailing zeros, thousands separated."""
     text = f"{float(value):,.2f}".rstrip("0").rstrip(".")
@@ -127,10 +129,13 @@ def quantity(row: dict, as_of: date | None) -> list[Reason]:
 def _offer(row: dict, as_of: date | None) -> Reason:
     why = "cheapest offer arriving in time" if row["any_in_time"] else \
         "fastest offer (none arrives before stock runs out)"
+    if row.get("kept"):
+        why = "the supplier of the order already open for this SKU, arriving in time"
     arrives = (as_of + timedelta(days=float(row["lead"]))).isoformat() if as_of else None
     data = {"supplier": row["supplier"], "unit_price": row["unit_price"],
             "lead_time_days": row["lead"], "min_qty": row["min_qty"],
             "offers_considered": int(row["offers_considered"]), "expected_arrival": arrives,
+            "kept_open_order_supplier": bool(row.get("kept", False)),
             "value": row["quantity"] * row["unit_price"]}
     return Reason(code="offer", message=f"{row['supplier']} at {num(row['unit_price'])} per "
                   f"unit, {num(row['lead'])} days: {why} "

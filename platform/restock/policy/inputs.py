@@ -20,7 +20,8 @@ from restock.errors import DataError
 ITEM_COLUMNS = ("sku", "on_hand", "allocated", "on_order", "backorders", "demand_rate",
                 "demand_sd")
 ITEM_OPTIONAL = {"category": None, "description": "", "usual_order_qty": np.nan,
-                 "forecast_confidence": np.nan, "lead_time_sd_days": 0.0}
+                 "forecast_confidence": np.nan, "lead_time_sd_days": 0.0,
+                 "open_supplier": None}   # the supplier of an order already open for the SKU
 OFFER_REQUIRED = ("sku", "supplier", "unit_price")
 OFFER_OPTIONAL = {"lead_time_days": np.nan, "moq": 0.0, "pack_size": 1.0, "min_qty": 0.0,
                   "supplier_sku": None, "currency": None}

@@ -44,7 +44,8 @@ from restock.policy.quantity import order_quantities
 
 _ITEM_FIELDS = ("sku", "category", "description", "on_hand", "allocated", "on_order",
                 "backorders", "demand_rate", "demand_sd", "usual_order_qty",
-                "forecast_confidence", "lead_time_sd_days", "position", "valid")
+                "forecast_confidence", "lead_time_sd_days", "open_supplier", "position",
+                "valid")
 
 
 @dataclass
@@ -129,6 +130,11 @@ def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame,
                          np.maximum(rows["position"], 0) / rows["demand_rate"], np.inf)
     rows["days_of_cover"] = cover
     rows["in_time"] = rows["lead"] <= cover
+    # An order already open for the SKU counts in its position, so a slower, cheaper offer may
+    # now look in time; switching to it would stack a second, bigger order on the first (its
+    # longer lead time asks for more stock). Such an SKU stays with that order's supplier
+    # while its offer is in time.
+    rows["kept"] = rows["in_time"] & (rows["supplier"] == rows["open_supplier"])
     rows["short_before_arrival"] = normal_loss(rows["position"],
                                                rows["demand_rate"] * rows["lead"],
                                                rows["demand_sd"] * np.sqrt(rows["lead"]))
@@ -170,7 +176,8 @@ def _stockout_probability(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _choose(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    """Per SKU, among ``mask`` rows: the cheapest offer arriving in time, else the fastest."""
+    """Per SKU, among ``mask`` rows: the cheapest offer arriving in time (the supplier of an
+    order already open for the SKU first, when its offer is in time), else the fastest."""
     pool = rows[mask]
     if pool.empty:
         return pool.assign(any_in_time=pd.Series(dtype=bool), offers_considered=0)
@@ -179,7 +186,8 @@ def _choose(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     price, lead = pool["unit_price"].to_numpy(), pool["lead"].to_numpy()
     order = np.lexsort((pool["supplier"].to_numpy(), pool["quantity"].to_numpy(),
                         np.where(any_in, lead, price), np.where(any_in, price, lead),
-                        np.where(any_in, late, False), pool["sku"].to_numpy()))
+                        ~pool["kept"].to_numpy(), np.where(any_in, late, False),
+                        pool["sku"].to_numpy()))
     ranked = pool.iloc[order]
     first = ~ranked["sku"].duplicated().to_numpy()
     counts = pool.groupby("sku")["supplier"].size()

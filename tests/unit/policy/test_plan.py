@@ -100,6 +100,27 @@ def test_cheapest_offer_that_arrives_in_time_wins():
     assert line.reasons[4].data["expected_arrival"] == "2026-03-12"
 
 
+def test_an_sku_with_an_open_order_stays_with_that_orders_supplier_while_it_is_in_time():
+    offers = [offer(supplier="fast", unit_price=3.0, lead_time_days=10),
+              offer(supplier="slow", unit_price=2.0, lead_time_days=40)]
+    # yesterday's order from "fast" counts as on order: "slow" now looks in time too
+    yesterday = item(on_hand=100, on_order=180)                 # about 43 days of cover
+    switched = only_line(run([yesterday], offers))
+    kept = run([{**yesterday, "open_supplier": "fast"}], offers)
+    assert switched.supplier == "slow"          # the bigger order a longer lead time asks for
+    assert kept.lines == [] or kept.lines[0].supplier == "fast"
+    stuck = only_line(run([{**item(on_hand=100, on_order=0), "open_supplier": "slow"}], offers))
+    assert stuck.supplier == "fast"             # the open order's supplier is too late now
+    assert not stuck.reasons[4].data["kept_open_order_supplier"]
+    monthly = {"review_period_days": 60}       # a long review: both offers leave a need
+    open_fast = {**item(on_hand=100, on_order=200), "open_supplier": "fast"}
+    kept_line = only_line(run([open_fast], offers, **monthly))
+    assert kept_line.supplier == "fast" and kept_line.reasons[4].data["kept_open_order_supplier"]
+    assert "already open" in kept_line.reasons[4].message
+    unkept = only_line(run([{**open_fast, "open_supplier": None}], offers, **monthly))
+    assert unkept.supplier == "slow" and unkept.quantity > kept_line.quantity
+
+
 def test_when_nothing_arrives_in_time_the_fastest_offer_is_taken_and_flagged():
     offers = [offer(supplier="slow", unit_price=1.0, lead_time_days=30),
               offer(supplier="fast", unit_price=5.0, lead_time_days=7)]
