@@ -11,11 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from restock.config import load_org
-from restock.cycle import run_org
 from restock.demo import generate
-from restock.domain import RunStatus, RunSummary
-from restock.store import open_store
+from restock.domain import RunSummary
+from tests.support.samples import run_on_fresh_store
 
 HISTORY_END = date(2026, 6, 30)
 AS_OF = HISTORY_END + timedelta(days=1)
@@ -52,13 +50,7 @@ def _run(folder: Path) -> RunSummary:
                    "summary_sinks:\n  - {connector: files, path: summaries}\n"
                    "policy: {budget: 1000000}\nforecast: {statsmodels_seconds: 0}\n")
     # a store of its own per run: a run never sees another's catalog or orders
-    store = open_store(f"sqlite:///{folder / f'state-{uuid.uuid4().hex[:8]}.sqlite'}")
-    try:
-        summary = run_org(load_org(org), store=store)
-    finally:
-        store.close()
-    assert summary.status == RunStatus.OK, summary.errors
-    return summary
+    return run_on_fresh_store(org, folder / f"state-{uuid.uuid4().hex[:8]}.sqlite")
 
 
 def _lines(summary: RunSummary) -> dict:

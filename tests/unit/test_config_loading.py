@@ -11,16 +11,9 @@ import pytest
 from restock.config import SecretRef, known_secret_values, load_org, load_orgs
 from restock.connectors import ConnectorSettings, OrderSink, SubmitResult, register
 from restock.errors import ConfigError, SecretError
+from tests.support.samples import MINIMAL_ORG
 
-BASE = """\
-org: acme
-source:
-  connector: files
-  path: ./warehouse
-order_sink:
-  connector: files
-  path: ./outbox
-"""
+BASE = MINIMAL_ORG
 
 
 class _TokenSettings(ConnectorSettings):

@@ -6,16 +6,9 @@ import pytest
 
 from restock.config import load_org
 from restock.errors import ConfigError
+from tests.support.samples import MINIMAL_ORG
 
-BASE = """\
-org: acme
-source:
-  connector: files
-  path: ./warehouse
-order_sink:
-  connector: files
-  path: ./outbox
-"""
+BASE = MINIMAL_ORG
 
 
 def load(tmp_path, monkeypatch, text):

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from restock.config import load_org
-from restock.cycle import run_org
 from restock.demo import generate
-from restock.domain import RunStatus
-from restock.store import open_store
+from tests.support.samples import run_on_fresh_store
 
 HISTORY_END = date(2026, 6, 30)
 
@@ -34,12 +31,7 @@ def run(tmp_path: Path, warehouse: Path, policy: str):
                     f"order_sink: {{connector: files, path: {tmp_path / 'outbox'}}}\n"
                     f"forecast: {{statsmodels_seconds: 0}}\npolicy: {policy}\n")
     path.chmod(0o640)
-    store = open_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    try:
-        summary = run_org(load_org(path), store=store)
-    finally:
-        store.close()
-    assert summary.status == RunStatus.OK, summary.errors
+    summary = run_on_fresh_store(path, tmp_path / "state.sqlite")
     return [line for order in summary.orders + summary.held for line in order.lines]
 
 
