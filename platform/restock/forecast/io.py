@@ -333,7 +333,8 @@ def _runs(ids) -> tuple[np.ndarray, list[str]]:
 
     if not pa.types.is_dictionary(ids.type):
         ids = pc.dictionary_encode(ids)
-    codes = ids.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    codes = ids.indices.fill_null(-1) if ids.null_count else ids.indices
+    codes = codes.to_numpy(zero_copy_only=False)
     if not len(codes):
         return np.zeros(0, dtype=np.int64), []
     starts = np.concatenate([[0], np.flatnonzero(codes[1:] != codes[:-1]) + 1])

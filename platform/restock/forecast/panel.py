@@ -162,13 +162,20 @@ def arrow_panel(table, *, freq: str = "D", id_col: str = "item_id", date_col: st
     if runs is None:
         return None
     codes, names = runs
-    days = dates.combine_chunks().view(pa.int32()).to_numpy()
-    quantity = numbers.combine_chunks().to_numpy(zero_copy_only=False)   # null → NaN
+    days = _joined(dates.cast(pa.int32()))
+    quantity = _joined(numbers)                                       # null → NaN
     if not np.issubdtype(quantity.dtype, np.floating):
         quantity = quantity.astype(np.float64)
     if not np.isfinite(quantity).all():     # the rule: not a finite number → missing
         quantity = np.where(np.isfinite(quantity), quantity, np.nan)
     return _lay_out(codes, names, _Stamps.of_days(days, freq), quantity, freq, start, end)
+
+
+def _joined(column) -> np.ndarray:
+    """A chunked Arrow column as one numpy array, joined by numpy (whose freed memory the
+    process reuses, where Arrow's pool would map fresh pages for every group)."""
+    parts = [chunk.to_numpy(zero_copy_only=False) for chunk in column.chunks]
+    return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 def _is_number(kind) -> bool:
@@ -373,14 +380,28 @@ def _notes(codes: np.ndarray, stamps: _Stamps, quantity: np.ndarray, freq: str, 
         "rows_merged_into_a_period": merged,
         "dates_moved_to_period_start": stamps.moved,
     }
-    if len(stamps.days):
-        low = int(stamps.days.min())     # the distinct days used, by a scatter (no sort)
-        seen = np.zeros(int(stamps.days.max()) - low + 1, dtype=bool)
-        seen[stamps.days - low] = True
-        hint = _frequency_hint((np.flatnonzero(seen) + low).astype("datetime64[D]"), freq)
-        if hint:
-            notes["frequency_warning"] = hint
+    sample = _distinct_days(stamps.days[:_HINT_SAMPLE])
+    hint = _frequency_hint(sample, freq)
+    # A hint says *every* date is alike: a sample of enough dates that are not settles it
+    # for all rows; otherwise look at every row.
+    if len(stamps.days) > _HINT_SAMPLE and (hint or len(sample) < 3):
+        hint = _frequency_hint(_distinct_days(stamps.days), freq)
+    if hint:
+        notes["frequency_warning"] = hint
     return notes
+
+
+_HINT_SAMPLE = 10_000
+
+
+def _distinct_days(days: np.ndarray) -> np.ndarray:
+    """The distinct day numbers as dates (a scatter, no sort)."""
+    if not len(days):
+        return days.astype("datetime64[D]")
+    low = int(days.min())
+    seen = np.zeros(int(days.max()) - low + 1, dtype=bool)
+    seen[days - low] = True
+    return (np.flatnonzero(seen) + low).astype("datetime64[D]")
 
 
 def _duplicates(codes: np.ndarray, dates: np.ndarray) -> int:

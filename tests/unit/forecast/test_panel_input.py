@@ -102,3 +102,12 @@ def test_arrow_tables_the_fast_route_cannot_take_are_declined() -> None:
     assert arrow_panel(text_dates) is None
     assert arrow_panel(split) is None          # a's rows are not together
     assert arrow_panel(table.slice(0, 0)) is None
+
+
+def test_the_frequency_hint_looks_past_a_first_stretch_of_rows_on_one_date() -> None:
+    months = pd.date_range("2023-01-01", periods=12, freq="MS")
+    rows = pd.DataFrame({"item_id": np.tile([f"i{k:05d}" for k in range(2_000)], 12),
+                         "date": np.repeat(months, 2_000), "quantity": 1.0})  # by date
+    assert "monthly data" in to_panel(rows, freq="D").notes["frequency_warning"]
+    daily = rows.assign(date=rows["date"] + pd.to_timedelta(np.arange(len(rows)) % 5, "D"))
+    assert "frequency_warning" not in to_panel(daily, freq="D").notes
