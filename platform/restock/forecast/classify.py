@@ -36,6 +36,7 @@ class Classes:
     observed: np.ndarray    # (n,) observed periods
     demands: np.ndarray     # (n,) periods with demand
     idle: np.ndarray        # (n,) periods since the last demand (observed periods if none)
+    size_moment: np.ndarray | None = None   # (n,) E[size²] / E[size] (0 without demand)
 
     @property
     def sporadic(self) -> np.ndarray:
@@ -58,11 +59,14 @@ def classify(y: np.ndarray, start: np.ndarray, *, freq: str = "D", min_history: 
     first, prefix = y[:, 0] if t else np.zeros(len(y)), np.minimum(start, t)
     positive = y > 0
     demands = np.count_nonzero(positive, axis=1) - prefix * (first > 0)
+    total = y.sum(axis=1) - prefix * first
+    squares = np.einsum("ij,ij->i", y, y) - prefix * first ** 2
     with np.errstate(all="ignore"):
         adi = np.where(demands > 0, observed / np.maximum(demands, 1), np.inf)
-        size_mean = (y.sum(axis=1) - prefix * first) / demands
-        size_var = (np.einsum("ij,ij->i", y, y) - prefix * first ** 2) / demands - size_mean ** 2
+        size_mean = total / demands
+        size_var = squares / demands - size_mean ** 2
         cv2 = np.where(demands > 0, np.maximum(size_var, 0.0) / size_mean ** 2, np.nan)
+        moment = np.where(total > 0, squares / total, 0.0)
     last = t - 1 - positive[:, ::-1].argmax(axis=1)
     idle = np.where(demands > 0, t - 1 - last, observed).astype(np.int64)
     limit = np.maximum(4 * np.where(np.isfinite(adi), adi, 0), HALF_YEAR.get(freq, 182)) \
@@ -74,4 +78,4 @@ def classify(y: np.ndarray, start: np.ndarray, *, freq: str = "D", min_history: 
     label[demands == 0] = "dead"
     label[observed < MIN_OBSERVATIONS] = "too_short"
     return Classes(label=label.astype(str), adi=adi, cv2=cv2, observed=observed,
-                   demands=demands, idle=idle)
+                   demands=demands, idle=idle, size_moment=moment)

@@ -493,7 +493,8 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
             choice = _choose_group(y[rows], start[rows], plan, horizon, season,
                                    sporadic=bool(classes.sporadic[rows[0]]),
                                    criterion=_criterion(criterion, classes.sporadic[rows[0]]),
-                                   combine=combine, keep=calibrate)
+                                   combine=combine, keep=calibrate,
+                                   moment=classes.size_moment[rows])
             _store(out, rows, choice)
             if calibrate:
                 out.calibration.setdefault("parts", []).append((choice, out.counts[rows]))
@@ -515,12 +516,13 @@ def _criterion(criterion: str, sporadic: bool) -> str:
 
 
 def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int, season: int,
-                  *, sporadic: bool, criterion: str, combine: int, keep: bool) -> Choice:
+                  *, sporadic: bool, criterion: str, combine: int, keep: bool,
+                  moment: np.ndarray) -> Choice:
     nz = fast.nonzero(y, start) if sporadic else None
     plan = plan.sparse() if sporadic else plan
-    pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season)
+    pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season, moment=moment)
     return choose(y, start, plan, pool, horizon, criterion=criterion, combine=combine,
-                  keep_backtest=keep)
+                  keep_backtest=keep, moment=moment)
 
 
 def _simple(out: _Chunk, y: np.ndarray, start: np.ndarray, classes: Classes,

@@ -141,8 +141,11 @@ def scales(y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero | None, plan: Backtest, *,
-               sporadic: bool, season: int | None) -> list[Candidate]:
-    """The families that fit a group of series (regular or sporadic demand), as of every end."""
+               sporadic: bool, season: int | None,
+               moment: np.ndarray | None = None) -> list[Candidate]:
+    """The families that fit a group of series (regular or sporadic demand), as of every end.
+
+    ``moment``: each series' E[size²] / E[size] if already known (see classify)."""
     ends = plan.all_ends
     alphas = SES_SPORADIC if sporadic else SES_REGULAR
     levels = fast.ses(y, ends, alphas)
@@ -152,7 +155,8 @@ def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero | None, plan: 
     else:
         out += _holt(y, ends)
     if season and season > 1:
-        out += _seasonal(y, start, plan, season, naive=not sporadic)
+        out += _seasonal(y, start, plan, season, naive=not sporadic,
+                         moment=_size_moment(y, start) if moment is None else moment)
     return out
 
 
@@ -186,7 +190,7 @@ def _damped_basis(phi: float) -> Callable[[int], np.ndarray]:
 
 
 def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
-              naive: bool = True) -> list[Candidate]:
+              naive: bool = True, *, moment: np.ndarray) -> list[Candidate]:
     """Season-aware candidates; seasonal naive (one noisy season repeated) only when ``naive``:
     on sporadic demand it repeats whichever days happened to sell."""
     ends = plan.all_ends
@@ -199,11 +203,11 @@ def _seasonal(y: np.ndarray, start: np.ndarray, plan: Backtest, season: int,
         return []
     # Worked out for the series where the season shows only (often few of a sporadic group);
     # the others keep zero states, never scored.
-    y, start = y[rows], start[rows]
+    y, start, moment = y[rows], start[rows], moment[rows]
     cycles = min(SEASON_INDEX_CYCLES, first // season)
     profile = np.stack([fast.seasonal_profile(y, end, season, cycles) for end in ends], axis=1)
     raw = fast.seasonal_index(profile)
-    index = 1.0 + (1.0 - _index_shrink(y, start, profile, raw, cycles,
+    index = 1.0 + (1.0 - _index_shrink(moment, profile, raw, cycles,
                                        np.ones(len(rows), dtype=bool))) * (raw - 1.0)
     shape = (len(allowed), len(ends), season)
     out = [Candidate("SeasonalNaive", {"season": season},
@@ -228,7 +232,7 @@ def _rows_of(values: np.ndarray, rows: np.ndarray, shape: tuple[int, ...]) -> np
     return out
 
 
-def _index_shrink(y: np.ndarray, start: np.ndarray, profile: np.ndarray, index: np.ndarray,
+def _index_shrink(moment: np.ndarray, profile: np.ndarray, index: np.ndarray,
                   cycles: int, allowed: np.ndarray) -> np.ndarray:
     """How far to pull each season index toward 1: the share of its spread that sampling noise
     explains (positive-part James-Stein), (n, ends, 1); 0 where seasons are not offered.
@@ -242,7 +246,7 @@ def _index_shrink(y: np.ndarray, start: np.ndarray, profile: np.ndarray, index: 
     level = profile[rows].mean(axis=2)
     spread = ((index[rows] - 1.0) ** 2).mean(axis=2)
     with np.errstate(all="ignore"):
-        noise = (_size_moment(y[rows], start[rows])[:, None] / level - 1.0) / cycles
+        noise = (moment[rows][:, None] / level - 1.0) / cycles
         share[rows] = np.clip(np.nan_to_num(noise / spread, nan=1.0, posinf=1.0), 0.0, 1.0)
     return share[:, :, None]
 
@@ -275,7 +279,7 @@ def _position_basis(season: int) -> Callable[[int], np.ndarray]:
 
 def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidate],
            horizon: int, *, criterion: str = "rmsse", combine: int = 1,
-           keep_backtest: bool = False) -> Choice:
+           keep_backtest: bool = False, moment: np.ndarray | None = None) -> Choice:
     """Score every candidate on the backtest origins; each series gets the mean of its
     ``combine`` best (1: the best alone), scored again as a whole."""
     n, e_bt = len(y), len(plan.ends)
@@ -328,19 +332,22 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     kept = (backtest, actual, valid) if keep_backtest else empty
     return Choice(point=point, model=np.array(names, dtype=object), params=params,
                   mase=chosen_mae / scale1, rmsse=np.sqrt(chosen_mse / scale2),
-                  mse=np.maximum(chosen_mse, demand_noise(y, start, point.mean(axis=1))),
+                  mse=np.maximum(chosen_mse, demand_noise(y, start, point.mean(axis=1),
+                                                          moment)),
                   spread=spread, origins=origins, backtest=kept[0], actual=kept[1],
                   valid=kept[2])
 
 
-def demand_noise(y: np.ndarray, start: np.ndarray, rate: np.ndarray) -> np.ndarray:
+def demand_noise(y: np.ndarray, start: np.ndarray, rate: np.ndarray,
+                 moment: np.ndarray | None = None) -> np.ndarray:
     """Variance of one period's demand at ``rate`` if it came as the series' demands did.
 
     A period sells with chance p = rate / mean size and then one of the series' sizes, so its
     variance is rate × E[size²] / E[size] − rate². No forecast can err less than that; a
     backtest over a quiet stretch can, and its spread would make sporadic quantiles too narrow.
     """
-    return np.maximum(rate * _size_moment(y, start) - rate ** 2, 0.0)
+    moment = _size_moment(y, start) if moment is None else moment
+    return np.maximum(rate * moment - rate ** 2, 0.0)
 
 
 def _size_moment(y: np.ndarray, start: np.ndarray) -> np.ndarray:
