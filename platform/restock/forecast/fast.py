@@ -10,7 +10,7 @@ Why backfill: simple exponential smoothing started at the first observation is t
 linear map of the row for every series, whatever its start, so the levels of all series at all
 ends and smoothing constants are one matrix product (``y @ weights``). Holt's damped trend is a
 linear map too. Croston, SBA and TSB smooth the non-zero sizes and the gaps between them, which
-are compacted into a left-aligned (n, k) array and smoothed along it with ``scipy.signal.lfilter``.
+are compacted into a left-aligned (n, k) array and smoothed along it a block at a time.
 
 Where statsforecast has the same model, the definitions follow it (see docs/forecasting.md):
 SES starts at the first observation; Croston's first interval is the leading zeros + 1; SBA is
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import lfilter
 
 GOLDEN = (np.sqrt(5.0) + 1.0) / 2.0
 ADIDA_ALPHA_GRID = (0.1, 0.15, 0.2, 0.25, 0.3)
@@ -79,14 +78,44 @@ def ses_path(x: np.ndarray, alpha: float, lengths: np.ndarray | None = None) -> 
     if x.shape[1] == 0:
         return x.copy()
     if lengths is None:
-        out, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=1, zi=(1.0 - alpha) * x[:, :1])
-        return out
-    out = np.zeros_like(x)
+        return _smooth(np.asarray(x, dtype=np.float64), alpha)
+    out = np.zeros(x.shape)
     for rows, width in _bands(lengths):
-        part = x[rows, :width]
-        out[rows, :width], _ = lfilter([alpha], [1.0, alpha - 1.0], part, axis=1,
-                                       zi=(1.0 - alpha) * part[:, :1])
+        out[rows, :width] = _smooth(x[rows, :width], alpha)
     return out
+
+
+_BLOCK = 16
+
+
+def _smooth(x: np.ndarray, alpha: float) -> np.ndarray:
+    """SES levels along each row, ``_BLOCK`` periods per matrix product.
+
+    Inside a block the level after element j is sum_i alpha (1 - alpha)^(j - i) x_i plus
+    (1 - alpha)^(j + 1) times the level before the block: a small triangular product, then
+    the carry. (A product per block beats a sequential filter here, and needs no signal
+    library.) The level before the first element is that element, as statsforecast starts.
+    """
+    weights, carry = _block_weights(float(alpha))
+    out = np.empty(x.shape)
+    level = x[:, 0]
+    for lo in range(0, x.shape[1], _BLOCK):
+        width = min(_BLOCK, x.shape[1] - lo)
+        block = out[:, lo:lo + width]
+        np.matmul(x[:, lo:lo + width], weights[:width, :width], out=block)
+        block += level[:, None] * carry[:width]
+        level = block[:, -1]
+    return out
+
+
+@lru_cache(maxsize=64)
+def _block_weights(alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    step = np.arange(_BLOCK)
+    age = step[None, :] - step[:, None]
+    weights = np.where(age >= 0, alpha * (1.0 - alpha) ** np.maximum(age, 0), 0.0)
+    carry = (1.0 - alpha) ** (step + 1)
+    weights.flags.writeable = carry.flags.writeable = False
+    return weights, carry
 
 
 def _bands(lengths: np.ndarray, rows_per_band: int = 256) -> list[tuple[np.ndarray, int]]:
