@@ -73,6 +73,13 @@ class WebhookOrderSettings(_WebhookOptions):
     lookup_url: HttpUrl | None = None       # GET; ``{key}`` is replaced by the idempotency key
     id_field: str = "id"                    # dotted path of the receiver's id in its answer
 
+    def advice(self) -> list[str]:
+        if self.lookup_url is not None:
+            return []
+        return [("no lookup_url: an order whose outcome is unknown (the connection dropped after "
+                "sending) cannot be checked with the receiver, so it stays `submitting` and is "
+                "reported every run until a person looks (`restock orders --status submitting`)")]
+
     @model_validator(mode="after")
     def _lookup_names_the_key(self) -> WebhookOrderSettings:
         # without {key} every lookup asks the same URL: any order would look already sent

@@ -40,6 +40,11 @@ class ConnectorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def advice(self) -> list[str]:
+        """What is worth knowing about these settings though it is not an error
+        (``restock validate`` prints it)."""
+        return []
+
 
 @dataclass(frozen=True)
 class ConnectorContext:

@@ -24,6 +24,19 @@ def test_validate_on_the_shipped_config_exits_0(config_copy, capsys):
     assert "ok  demo" in capsys.readouterr().out
 
 
+def test_validate_notes_a_webhook_sink_that_cannot_look_orders_up(config_copy, capsys):
+    sink = ("order_sink: {connector: webhook, url: 'https://erp.example/orders'%s}\n"
+            "source: {connector: files, path: ./warehouse}\n")
+    (config_copy / "orgs" / "blind.yaml").write_text("org: blind\n" + sink % "")
+    (config_copy / "orgs" / "seeing.yaml").write_text(
+        "org: seeing\n" + sink % ", lookup_url: 'https://erp.example/orders/{key}'")
+    assert main(["validate", "--config", str(config_copy)]) == 0
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("note")]
+    assert len(notes) == 1 and notes[0].startswith("note  blind  order_sink: no lookup_url")
+    assert "ok  seeing" in out and "ok  blind" in out
+
+
 def test_validate_on_a_broken_file_exits_2_with_file_line_field(config_copy, capsys):
     demo = (config_copy / "orgs" / "demo.yaml").read_text()
     broken = demo.replace("org: demo", "org: broken")

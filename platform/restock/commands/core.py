@@ -36,6 +36,9 @@ def validate(config: ConfigDir = None) -> None:
         raise fail(f"no org files in {folder}", EXIT_USAGE)
     for name in sorted(configs):
         typer.echo(f"ok  {name}  ({configs[name].source_file})")
+        for where, settings in configs[name].connector_settings.items():
+            for advice in settings.advice():
+                typer.echo(f"note  {name}  {where}: {advice}")
     if errors:
         raise typer.Exit(EXIT_USAGE)
 
