@@ -78,7 +78,7 @@ class WebhookOrderSettings(_WebhookOptions):
             return []
         return [("no lookup_url: an order whose outcome is unknown (the connection dropped after "
                 "sending) cannot be checked with the receiver, so it stays `submitting` and is "
-                "reported every run until a person looks (`restock orders --status submitting`)")]
+                "reported every run until a person looks (`restock orders --org ORG --status submitting`)")]
 
     @model_validator(mode="after")
     def _lookup_names_the_key(self) -> WebhookOrderSettings:
