@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from restock.forecast.io import (
     read_all,
     reuse_freed_memory,
 )
-from restock.forecast.panel import forecast_panel, to_panel
+from restock.forecast.panel import PanelForecast, forecast_panel, to_panel
 
 FREQS = ("D", "W", "M")
 
@@ -210,7 +211,8 @@ def _write(groups_of_series, part: Path, options: Options, summary: Summary) -> 
     return summary
 
 
-def write_csv(result, quantiles: tuple[float, ...], handle, *, header: bool) -> None:
+def write_csv(result: PanelForecast, quantiles: tuple[float, ...], handle: BinaryIO, *,
+              header: bool) -> None:
     """The rows of :func:`restock.forecast.forecast_frame` as CSV, written by Arrow's writer
     (several times faster than pandas' on millions of rows): dates as YYYY-MM-DD, numbers to
     six significant digits, text quoted."""
