@@ -147,7 +147,7 @@ def _check_timezone(name: str) -> str:
 
 
 def _check_cron(expr: str) -> str:
-    from restock.schedule import cron_trigger   # 5 fields, or 6 with seconds first
+    from restock.schedule import cron_trigger  # 5 fields, or 6 with seconds first
     try:
         cron_trigger(expr)
     except ValueError as err:

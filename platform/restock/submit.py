@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from restock.connectors import OrderSink
 from restock.errors import CredentialsRejected, LedgerConflict, RestockError, Retriable
@@ -168,7 +168,7 @@ def _in_flight(ledger: Ledger, entry: LedgerEntry) -> bool:
     match = _SENDER.match(moves[-1].comment or "") if moves else None
     if match is None:
         return False
-    recent = datetime.now(timezone.utc) - moves[-1].at < SENDER_GRACE
+    recent = datetime.now(UTC) - moves[-1].at < SENDER_GRACE
     pid = int(match["pid"])
     if match["host"] != socket.gethostname():
         return recent

@@ -26,8 +26,15 @@ import yaml
 import restock.errors
 from restock.clean import clean_snapshot
 from restock.config import SecretRef, load_org
-from restock.connectors import (ConnectorContext, ConnectorSettings, OrderSink, Scope,
-                                SubmitResult, connector_class, register)
+from restock.connectors import (
+    ConnectorContext,
+    ConnectorSettings,
+    OrderSink,
+    Scope,
+    SubmitResult,
+    connector_class,
+    register,
+)
 from restock.errors import RestockError
 
 CORPUS = Path(__file__).parent

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -49,7 +49,7 @@ def state_url(request, tmp_path) -> str:
 
 def _approved(store, days=(23, 24, 25)) -> list:
     orders = [purchase_order(ORG, slot=f"2026-11-{day}") for day in days]
-    later = datetime.now(timezone.utc) + timedelta(days=1)
+    later = datetime.now(UTC) + timedelta(days=1)
     for order in orders:
         store.ledger.record(order, slot=order.order_id, run_id="run-0", status=S.APPROVED,
                             expires_at=later)
@@ -76,7 +76,7 @@ def test_a_run_meanwhile_does_not_resend_an_order_still_on_its_way(state_url):
             def sending() -> None:
                 try:
                     with _sink(url) as sink:
-                        submit_approved(first.ledger, sink, ORG, datetime.now(timezone.utc))
+                        submit_approved(first.ledger, sink, ORG, datetime.now(UTC))
                 except BaseException as err:  # noqa: BLE001 - reported by the test below
                     problems.append(err)
 
@@ -85,11 +85,11 @@ def test_a_run_meanwhile_does_not_resend_an_order_still_on_its_way(state_url):
             _wait(lambda: first.ledger.list(ORG, [S.SUBMITTING]))
             with _sink(url) as sink:               # a second run starts while one is on its way
                 reconcile(second.ledger, sink, ORG)
-                submit_approved(second.ledger, sink, ORG, datetime.now(timezone.utc))
+                submit_approved(second.ledger, sink, ORG, datetime.now(UTC))
             thread.join(30)
             with _sink(url) as sink:                # and a later run finds nothing to do
                 reconcile(second.ledger, sink, ORG)
-                submit_approved(second.ledger, sink, ORG, datetime.now(timezone.utc))
+                submit_approved(second.ledger, sink, ORG, datetime.now(UTC))
             statuses = {e.key: e.status for e in second.ledger.list(ORG)}
     assert not problems, problems
     assert receiver.duplicates() == {}
@@ -111,9 +111,8 @@ class _Sink:
     def __init__(self) -> None:
         self.lookups: list[str] = []
 
-    def lookup(self, key: str):  # noqa: ANN201
+    def lookup(self, key: str):
         self.lookups.append(key)
-        return None
 
 
 def _sending(store, order, who: str, age: timedelta = timedelta(0)) -> None:
@@ -121,7 +120,7 @@ def _sending(store, order, who: str, age: timedelta = timedelta(0)) -> None:
     with store.engine.begin() as conn:
         conn.execute(ledger_events.update().where(ledger_events.c.order_id == order.order_id,
                                                   ledger_events.c.to_status == "submitting")
-                     .values(at=datetime.now(timezone.utc) - age))
+                     .values(at=datetime.now(UTC) - age))
 
 
 def test_reconcile_waits_for_a_live_sender_and_resolves_a_dead_ones(state_url):

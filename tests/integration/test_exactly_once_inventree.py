@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -72,11 +72,11 @@ def test_dying_after_any_request_of_a_send_still_gives_one_placed_order(
     order = purchase_order(ORG, slot="2026-11-25")
     with open_store(f"sqlite:///{tmp_path / 'state.db'}") as store:
         store.ledger.record(order, slot="2026-11-25", run_id="run-0", status=S.APPROVED,
-                            expires_at=datetime.now(timezone.utc) + timedelta(days=1))
+                            expires_at=datetime.now(UTC) + timedelta(days=1))
         seen = _die_after_request(monkeypatch, n)
         try:
             with _sink(url) as sink:
-                submit_approved(store.ledger, sink, ORG, datetime.now(timezone.utc))
+                submit_approved(store.ledger, sink, ORG, datetime.now(UTC))
         except Died:
             pass
         assert len(seen) == n, "the send made fewer requests than the case dies after"
@@ -84,7 +84,7 @@ def test_dying_after_any_request_of_a_send_still_gives_one_placed_order(
         monkeypatch.setenv("ITCRASH_TOKEN", TOKEN)
         with _sink(url) as sink:                       # the next run
             reconcile(store.ledger, sink, ORG)
-            submit_approved(store.ledger, sink, ORG, datetime.now(timezone.utc))
+            submit_approved(store.ledger, sink, ORG, datetime.now(UTC))
         status = store.ledger.get(order.order_id).status
     orders = emulator.orders_with(order.idempotency_key)
     assert len(orders) == 1, f"died after {seen[-1]}: {len(orders)} purchase orders"

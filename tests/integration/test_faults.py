@@ -19,9 +19,9 @@ import math
 import os
 import random
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def store(tmp_path) -> Iterator[Store]:
 
 
 def _record(store: Store, orders: list[PurchaseOrder]) -> None:
-    later = datetime.now(timezone.utc) + timedelta(days=1)
+    later = datetime.now(UTC) + timedelta(days=1)
     for order in orders:
         store.ledger.record(order, slot=order.order_id, run_id="run-0", status=S.APPROVED,
                             expires_at=later)
@@ -72,7 +72,7 @@ def _one_run(store: Store, make_sink: Callable[[], OrderSink]) -> None:
     try:
         with make_sink() as sink:
             reconcile(store.ledger, sink, ORG)
-            submit_approved(store.ledger, sink, ORG, datetime.now(timezone.utc))
+            submit_approved(store.ledger, sink, ORG, datetime.now(UTC))
     except Exception:  # noqa: BLE001 - the cycle records such a run as failed and goes on
         pass
 
@@ -314,7 +314,7 @@ def test_a_disk_error_on_one_order_does_not_hold_back_the_others(store, monkeypa
         (tmp_path / "out").mkdir()
         DiskFaults(monkeypatch, lambda name: name == "link_enospc" and next(first) == 0)
         with w.make_sink() as sink:
-            report = submit_approved(store.ledger, sink, ORG, datetime.now(timezone.utc))
+            report = submit_approved(store.ledger, sink, ORG, datetime.now(UTC))
         monkeypatch.undo()
         assert len(report.submitted) == 2
         assert [e.status for e in report.unresolved] == [S.SUBMITTING]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,7 +44,7 @@ _slots = iter(range(10**6))
 
 def _held(store):
     order = purchase_order("acme", slot=f"prop-{next(_slots)}")
-    later = datetime.now(timezone.utc) + timedelta(days=1)
+    later = datetime.now(UTC) + timedelta(days=1)
     return store.ledger.record(order, slot=order.order_id, run_id="run-0", status=S.HELD,
                                expires_at=later)
 

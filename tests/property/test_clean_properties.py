@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
@@ -137,7 +137,7 @@ def test_cleaning_ends_in_clean_frames_or_a_restock_error(snap):
 
 
 def _plan(snap: Snapshot, store, config: OrgConfig):
-    now = datetime(2024, 7, 1, 6, tzinfo=timezone.utc)
+    now = datetime(2024, 7, 1, 6, tzinfo=UTC)
     book = OrderBook(config, store.ledger, None, now, run_id="prop", live=False)
     return plan_snapshot(config, snap, book, store, now, "prop")
 

@@ -113,9 +113,7 @@ def _assign(data: dict, path: tuple, value: object) -> dict:
             else:
                 return data
         node = child
-    if isinstance(node, dict):
-        node[path[-1]] = value
-    elif isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
+    if isinstance(node, dict) or isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
         node[path[-1]] = value
     return data
 

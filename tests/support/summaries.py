@@ -5,14 +5,24 @@ cross-checked."""
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
-from restock.domain import (AccuracyPoint, Mode, ModelChange, OrderLine, PurchaseOrder,
-                            QuarantinedRecord, Reason, RunStatus, RunSummary, SkippedLine,
-                            StockoutRisk)
+from restock.domain import (
+    AccuracyPoint,
+    Mode,
+    ModelChange,
+    OrderLine,
+    PurchaseOrder,
+    QuarantinedRecord,
+    Reason,
+    RunStatus,
+    RunSummary,
+    SkippedLine,
+    StockoutRisk,
+)
 
 AS_OF = date(2026, 11, 23)
 
@@ -67,8 +77,8 @@ def make_summary(lines: int = 40, *, seed: int = 7, org: str = "acme", held_orde
     spend = round(sum(o.total for o in placed), 2)
     return RunSummary(
         org=org, run_id=run_id, status=RunStatus.OK, mode=Mode.AUTO,
-        started_at=datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc),
-        finished_at=datetime(2026, 11, 23, 6, 1, tzinfo=timezone.utc), as_of=AS_OF,
+        started_at=datetime(2026, 11, 23, 6, 0, tzinfo=UTC),
+        finished_at=datetime(2026, 11, 23, 6, 1, tzinfo=UTC), as_of=AS_OF,
         currency="EUR", orders=placed, held=held, spend=spend, budget=round(spend * 1.25, 2),
         skipped=[SkippedLine(sku="SKU-90001", supplier="supplier-9", wanted_quantity=120,
                              reasons=[Reason(code="max_bid",

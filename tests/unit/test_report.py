@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 
 from restock.domain import OrderLine, Reason
-from restock.report import (email_subject, explain_line, headline, render_email, render_html,
-                            render_markdown, render_slack_blocks)
+from restock.report import (
+    email_subject,
+    explain_line,
+    headline,
+    render_email,
+    render_html,
+    render_markdown,
+    render_slack_blocks,
+)
 from restock.report.facts import fmt_money, fmt_qty
 from restock.report.schema import schema_text
 from tests.support.summaries import make_history, make_summary

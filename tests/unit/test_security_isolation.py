@@ -17,8 +17,13 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from restock.config import SecretRef, load_orgs
-from restock.connectors import (ConnectorContext, ConnectorSettings, OrderSink, SubmitResult,
-                                register)
+from restock.connectors import (
+    ConnectorContext,
+    ConnectorSettings,
+    OrderSink,
+    SubmitResult,
+    register,
+)
 from restock.cycle import run_org
 from restock.demo import generate
 from restock.store import open_store
@@ -43,10 +48,10 @@ class _SpySink(OrderSink):
         SEEN.append({"org": context.org, "settings": _revealed(settings),
                      "context": repr(vars(context))})
 
-    def submit(self, order, idempotency_key):  # noqa: ANN001
+    def submit(self, order, idempotency_key):
         return SubmitResult(accepted=True, external_id=idempotency_key)
 
-    def lookup(self, idempotency_key):  # noqa: ANN001
+    def lookup(self, idempotency_key):
         return None
 
 

@@ -15,9 +15,22 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from restock.domain import PurchaseOrder, RunSummary
 from restock.report import charts
-from restock.report.facts import (Headline, accuracy_text, common_horizon, compare, count, explain_line,
-                                  explain_skipped, explain_stockout, fmt_money, fmt_pct,
-                                  fmt_qty, headline, held_reason_text, sku_changes)
+from restock.report.facts import (
+    Headline,
+    accuracy_text,
+    common_horizon,
+    compare,
+    count,
+    explain_line,
+    explain_skipped,
+    explain_stockout,
+    fmt_money,
+    fmt_pct,
+    fmt_qty,
+    headline,
+    held_reason_text,
+    sku_changes,
+)
 
 _FIRST_SCREEN_ITEMS = 5
 

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from restock.domain import PurchaseOrder, RunSummary
-from restock.report.facts import (accuracy_text, compare, count, explain_line, explain_skipped,
-                                  explain_stockout, fmt_money, fmt_pct, fmt_qty, headline,
-                                  held_reason_text)
+from restock.report.facts import (
+    accuracy_text,
+    compare,
+    count,
+    explain_line,
+    explain_skipped,
+    explain_stockout,
+    fmt_money,
+    fmt_pct,
+    fmt_qty,
+    headline,
+    held_reason_text,
+)
 
 
 def render_markdown(summary: RunSummary, *, previous: RunSummary | None = None) -> str:

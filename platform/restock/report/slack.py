@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from restock.domain import RunSummary
-from restock.report.facts import (count, explain_skipped, explain_stockout, fmt_money, fmt_pct,
-                                  headline, held_reason_text)
+from restock.report.facts import (
+    count,
+    explain_skipped,
+    explain_stockout,
+    fmt_money,
+    fmt_pct,
+    headline,
+    held_reason_text,
+)
 
 # Slack refuses a section text over 3,000 characters and a message over 50 blocks.
 _TEXT_LIMIT = 2900
