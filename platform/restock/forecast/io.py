@@ -226,13 +226,12 @@ def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
         raise ValueError(f"share must be (k, n) with 0 <= k < n (got {share!r})")
     from restock.forecast.panel import arrow_panel
 
-    options = {"freq": freq, "start": start, "end": end, "id_col": columns.id,
-               "date_col": columns.date, "value_col": columns.quantity}
+    grid = {"freq": freq, "start": start, "end": end}
     path = Path(path)
     if not is_parquet(path):
         for index, frame in enumerate(groups(path, columns, max_series, chunk_rows)):
             if index % every == mine:
-                yield _located_panel(frame, path, options)
+                yield located_panel(frame, path, columns, **grid)
         return
     import pyarrow as pa
 
@@ -242,9 +241,10 @@ def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
             if index % every != mine:
                 continue
             table = pa.Table.from_batches(batches)
-            panel = arrow_panel(table, **options)
+            panel = arrow_panel(table, id_col=columns.id, date_col=columns.date,
+                                value_col=columns.quantity, **grid)
             yield panel if panel is not None else \
-                _located_panel(_to_frame(batches, first_row), path, options)
+                located_panel(_to_frame(batches, first_row), path, columns, **grid)
 
 
 def reuse_freed_memory(largest: int = 32 << 20) -> bool:
@@ -281,11 +281,14 @@ def one_blas_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def _located_panel(frame: pd.DataFrame, path: Path, options: dict) -> Panel:
+def located_panel(frame: pd.DataFrame, path: Path, columns: Columns, **grid) -> Panel:
+    """:func:`restock.forecast.to_panel` of rows read from ``path``; a bad row's error names the
+    file and line (CSV) or row (Parquet). ``grid``: freq, start, end."""
     from restock.forecast.panel import to_panel
 
     try:
-        return to_panel(frame, **options)
+        return to_panel(frame, id_col=columns.id, date_col=columns.date,
+                        value_col=columns.quantity, **grid)
     except DataError as err:
         raise located(err, path, frame) from None
 

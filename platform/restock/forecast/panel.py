@@ -657,16 +657,24 @@ def forecast(history: pd.DataFrame, horizon: int, *, freq: str = "D",
 
 def forecast_frame(result: PanelForecast, quantiles: Sequence[float] = ()) -> pd.DataFrame:
     """The tidy output of a PanelForecast: one row per series and step."""
+    return pd.DataFrame(forecast_columns(result, quantiles))
+
+
+def forecast_columns(result: PanelForecast, quantiles: Sequence[float] = (),
+                     dates: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """:func:`forecast_frame`'s columns as arrays: item_id, step, date, forecast, model, q*.
+
+    ``dates``: how to show the h forecast dates (default: the dates themselves)."""
     n, h = result.point.shape
-    frame = pd.DataFrame({
+    columns = {
         "item_id": np.repeat(result.ids, h),
         "step": np.tile(np.arange(1, h + 1), n),
-        "date": np.tile(result.dates.to_numpy(), n),
+        "date": np.tile(result.dates.to_numpy() if dates is None else dates, n),
         "forecast": result.point.ravel(),
         "model": np.repeat(result.model, h),
-    })
+    }
     if len(quantiles) and n:
         values = result.step_quantiles(quantiles).reshape(n * h, len(quantiles))
         for k, q in enumerate(quantiles):
-            frame[f"q{q:g}"] = values[:, k]
-    return frame
+            columns[f"q{q:g}"] = values[:, k]
+    return columns

@@ -11,20 +11,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import pandas as pd
 
 from restock.errors import DataError
 from restock.forecast.io import (
     Columns,
     NotGrouped,
     date_range,
-    located,
+    located_panel,
     one_blas_thread,
     panels,
     read_all,
     reuse_freed_memory,
 )
-from restock.forecast.panel import PanelForecast, forecast_panel, to_panel
+from restock.forecast.panel import PanelForecast, forecast_columns, forecast_panel
 
 FREQS = ("D", "W", "M")
 
@@ -132,7 +131,7 @@ def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Co
                              part, options, Summary(out=out, horizon=options.horizon))
     except NotGrouped:
         whole = read_all(path, cols, options.chunk_rows)
-        summary = _write(iter([_whole_panel(whole, path, cols, grid)]), part, options,
+        summary = _write(iter([located_panel(whole, path, cols, **grid)]), part, options,
                          Summary(out=out, horizon=options.horizon, streamed=False))
     except BaseException:
         part.unlink(missing_ok=True)
@@ -186,14 +185,6 @@ def _forecast_share(path: Path, cols: Columns, options: Options, grid: dict,
     return summary
 
 
-def _whole_panel(frame: pd.DataFrame, path: Path, cols: Columns, grid: dict):
-    try:
-        return to_panel(frame, id_col=cols.id, date_col=cols.date, value_col=cols.quantity,
-                        **grid)
-    except DataError as err:
-        raise located(err, path, frame) from None
-
-
 def _write(groups_of_series, part: Path, options: Options, summary: Summary) -> Summary:
     deadline = time.monotonic() + options.time_budget
     try:
@@ -219,19 +210,16 @@ def write_csv(result: PanelForecast, quantiles: tuple[float, ...], handle: Binar
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    n, h = result.point.shape
-    columns = {
-        "item_id": pa.array(np.repeat(result.ids.astype(str), h)),
-        "step": pa.array(np.tile(np.arange(1, h + 1), n)),
-        "date": pa.array(np.tile(np.asarray(result.dates.strftime("%Y-%m-%d")), n)),
-        "forecast": pa.array(significant(result.point.ravel())),
-        "model": pa.array(np.repeat(result.model.astype(str), h)),
-    }
-    if len(quantiles) and n:
-        values = result.step_quantiles(quantiles).reshape(n * h, len(quantiles))
-        for k, q in enumerate(quantiles):
-            columns[f"q{q:g}"] = pa.array(significant(values[:, k]))
-    pacsv.write_csv(pa.table(columns), handle, pacsv.WriteOptions(include_header=header))
+    # the same h dates repeat for every series: formatted once
+    columns = forecast_columns(result, quantiles,
+                               dates=np.asarray(result.dates.strftime("%Y-%m-%d")))
+    for name in ("item_id", "model"):
+        columns[name] = columns[name].astype(str)
+    for name, values in columns.items():
+        if values.dtype.kind == "f":
+            columns[name] = significant(values)
+    pacsv.write_csv(pa.table({k: pa.array(v) for k, v in columns.items()}), handle,
+                    pacsv.WriteOptions(include_header=header))
 
 
 def significant(values: np.ndarray, digits: int = 6) -> np.ndarray:
