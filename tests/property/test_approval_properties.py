@@ -6,7 +6,6 @@ the order stays held, unchanged.
 from __future__ import annotations
 
 import math
-import tempfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 from restock.approval import approve
 from restock.config import OrgConfig
 from restock.errors import RestockError
-from restock.store import OrderStatus, open_store
+from restock.store import OrderStatus
 from tests.support.samples import purchase_order
 
 S = OrderStatus
@@ -24,13 +23,6 @@ SKUS = st.sampled_from(["M3-SCREW", "CABLE-TIE", "UNKNOWN", ""])
 QUANTITIES = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
                        st.integers(min_value=-10**6, max_value=10**20).map(float),
                        st.sampled_from([0.0, -0.0, 1e308, 5e-324, 1e15]))
-
-
-@pytest.fixture(scope="module")
-def store():
-    with tempfile.TemporaryDirectory() as folder, \
-            open_store(f"sqlite:///{folder}/state.db") as opened:
-        yield opened
 
 
 @pytest.fixture(scope="module")

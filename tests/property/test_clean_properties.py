@@ -9,7 +9,6 @@ planned by the same code the cycle runs (a dry run: nothing is written to the le
 from __future__ import annotations
 
 import math
-import tempfile
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -24,7 +23,6 @@ from restock.domain import Snapshot
 from restock.errors import RestockError
 from restock.orders import OrderBook
 from restock.planning import plan_snapshot
-from restock.store import open_store
 
 AS_OF = date(2024, 7, 1)
 SKUS = st.sampled_from(["A", "B", "C", "D", "", " ", "nan", "Ä-1"])
@@ -91,13 +89,6 @@ def snapshots(draw) -> Snapshot:
 PROPERTY = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture(scope="module")
-def store():
-    with tempfile.TemporaryDirectory() as folder, \
-            open_store(f"sqlite:///{folder}/state.db") as opened:
-        yield opened
 
 
 @pytest.fixture(scope="module")
