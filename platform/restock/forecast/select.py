@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -386,8 +387,12 @@ class Windows:
     def __init__(self, actual: np.ndarray, valid: np.ndarray) -> None:
         self.actual, self.valid = actual, valid
         self.horizon = actual.shape[2]
-        self.squares = np.einsum("nej,nej->ne", actual, actual)
         self._projections: dict[bytes, np.ndarray] = {}
+
+    @cached_property
+    def squares(self) -> np.ndarray:
+        """a·a per series and window (only the closed form needs it)."""
+        return np.einsum("nej,nej->ne", self.actual, self.actual)
 
     def mse(self, cand: Candidate) -> np.ndarray:
         """(n,) mean squared error per period over the valid origins (NaN when none)."""
