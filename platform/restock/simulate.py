@@ -36,6 +36,14 @@ from restock.forecast.promotions import (  # noqa: F401  (re-exported)
     promotion_lift,
 )
 from restock.policy.empirical import error_levels
+from restock.policy.feedback import (  # noqa: F401  (re-exported)
+    FEEDBACK_LIMIT,
+    FEEDBACK_PRIOR,
+    LOWEST_ASKED,
+    ServiceRecord,
+    corrected_level,
+    service_correction,
+)
 from restock.policy.levels import pooled_cycle_z, pooled_fill_z, stock_levels
 from restock.policy.quantity import whole_packs
 
@@ -227,20 +235,6 @@ class Decision:
     service: ServiceRecord | None = None   # what the replay delivered in cycles closed so far
 
 
-@dataclass
-class ServiceRecord:
-    """Service delivered per review cycle closed before the decision, pooled over the items that
-    could have been served (see :func:`reachable_from`; and past the replay's own warm-up of two
-    lead times and a review) and sold in the year before the cycle ended: the record a live
-    system keeps of its own stockouts and fill."""
-
-    year: int = 52                                            # periods in a year
-    cycles: list[int] = field(default_factory=list)           # item-cycles counted
-    stockout_cycles: list[int] = field(default_factory=list)  # of them, with a stockout
-    demand: list[float] = field(default_factory=list)         # units asked in the cycle
-    met: list[float] = field(default_factory=list)            # of them, served from stock
-
-
 Policy = Callable[[Decision], tuple[np.ndarray, np.ndarray]]
 """A rule: ``(reorder level, order-up-to level)`` per item; order when position <= reorder."""
 
@@ -268,9 +262,9 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
 
     With ``feedback`` (not with ``"none"``) the level asked of the formula is corrected by the
     service the replay delivered in cycles closed before the decision
-    (:func:`service_correction`), and a fill-rate target that is not pooled is met with one
-    safety factor for all items, set by the fill delivered; without it a fill rate uses the
-    per-item loss function (and ``"errors"`` falls back to ``"spread"`` for it).
+    (:func:`restock.policy.service_correction`), and a fill-rate target that is not pooled is
+    met with one safety factor for all items, set by the fill delivered; without it a fill rate
+    uses the per-item loss function (and ``"errors"`` falls back to ``"spread"`` for it).
     ``shape`` passes ``distribution`` / ``discrete`` / ``slow_below`` on to ``stock_levels``.
     """
     level = check_level(service_level)
@@ -309,44 +303,6 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
     return decide
 
 
-FEEDBACK_LIMIT = 1.5       # most the correction may move the safety factor (z units)
-LOWEST_ASKED = 0.3         # the corrected level stays within (0.3, 0.9999)
-FEEDBACK_PRIOR = 200.0     # item-cycles of evidence at which a correction counts half
-
-
-def service_correction(record: ServiceRecord, level: float, *, fill_rate: bool = False,
-                       window: int = 13) -> float:
-    """The shift of the safety factor (z units) that the service delivered so far asks for.
-
-    A formula's level is not what the replay delivers: stock above the order-up-to level after a
-    promotion or a forecast drop, whole units and packs, and a spread learnt from few windows all
-    move achieved service away from the target, by an amount no formula knows ahead. So after
-    each closed review cycle the shift is re-estimated from the last ``window`` cycles: the
-    average shift they ran with, plus the gap between the target and the pooled service they
-    delivered, both as safety factors (``Phi^-1``) — a fixed point where the service delivered
-    is the target. Averaging over the window keeps one bad week from swinging the stock, and
-    the shift is shrunk towards 0 while the window holds few item-cycles
-    (``n / (n + FEEDBACK_PRIOR)``): the first cycles of a replay, from forecasts of a few weeks'
-    history and a handful of items, would otherwise set it for a year.
-    """
-    target = norm.ppf(level)
-    asked = record.demand if fill_rate else record.cycles
-    served = record.met if fill_rate else \
-        [c - s for c, s in zip(record.cycles, record.stockout_cycles, strict=True)]
-    shifts, shift = [], 0.0   # shifts[k]: the shift in force while cycle k ran
-    for k in range(len(asked)):
-        shifts.append(shift)
-        recent = slice(max(0, k + 1 - window), k + 1)
-        total = sum(asked[recent])
-        if total > 0:
-            achieved = np.clip(sum(served[recent]) / total, 1e-3, 1 - 1e-3)
-            evidence = sum(record.cycles[recent])
-            weight = evidence / (evidence + FEEDBACK_PRIOR)
-            shift = weight * (np.mean(shifts[recent]) + target - norm.ppf(achieved))
-            shift = float(np.clip(shift, -FEEDBACK_LIMIT, FEEDBACK_LIMIT))
-    return shift
-
-
 def cycles_per_order(cycle_demand, items: Items) -> np.ndarray:
     """Review cycles one order lasts: at least the MOQ, in whole packs, over a cycle's demand
     (at least 1)."""
@@ -372,11 +328,6 @@ def _fed_back(state: Decision, level: float, fill_rate: bool) -> float:
     year = -(-state.service.year // state.review)   # the last year's cycles
     shift = service_correction(state.service, level, fill_rate=fill_rate, window=year)
     return corrected_level(level, shift)
-
-
-def corrected_level(level: float, shift: float) -> float:
-    """``level`` with its safety factor moved by ``shift`` (z units)."""
-    return float(np.clip(norm.cdf(norm.ppf(level) + shift), LOWEST_ASKED, 0.9999))
 
 
 def _learning_origins(state: Decision, horizon: np.ndarray) -> list[int]:

@@ -11,12 +11,22 @@ need carries its reasons.
 The library face (documented in docs/policy.md): safety stock and reorder points for a cycle
 service level or a fill rate (:mod:`restock.policy.safety`), loss functions
 (:mod:`restock.policy.loss`), and the textbook models — newsvendor, EOQ, (r, Q), (s, S)
-(:mod:`restock.policy.models`).
+(:mod:`restock.policy.models`); the service feedback shared by the replay and the live planner
+(:mod:`restock.policy.feedback`).
 """
 
 from __future__ import annotations
 
 from restock.policy.empirical import error_levels
+from restock.policy.feedback import (
+                                 FEEDBACK_LIMIT,
+                                 FEEDBACK_PRIOR,
+                                 LOWEST_ASKED,
+                                 GroupShift,
+                                 ServiceRecord,
+                                 corrected_level,
+                                 service_correction,
+)
 from restock.policy.levels import Levels, pooled_cycle_z, pooled_fill_z, stock_levels
 from restock.policy.loss import (
                                  discrete_loss,
@@ -58,7 +68,8 @@ from restock.policy.safety import (
 )
 
 __all__ = [
-    "Levels", "Plan", "cycle_service_of", "discrete_level", "discrete_loss",
+    "FEEDBACK_LIMIT", "FEEDBACK_PRIOR", "LOWEST_ASKED", "GroupShift", "Levels", "Plan",
+    "ServiceRecord", "corrected_level", "cycle_service_of", "discrete_level", "discrete_loss",
     "economic_order_quantity", "economic_order_quantity_with_backorders", "error_levels",
     "fill_rate_of",
     "inverse_standard_normal_loss", "newsvendor_explicit", "newsvendor_normal",
@@ -66,6 +77,6 @@ __all__ = [
     "poisson_loss", "pooled_cycle_z", "pooled_fill_z", "protection_demand", "reorder_point", "rq_cost",
     "rq_cost_poisson", "rq_eil_approximation", "rq_eoqb_approximation", "rq_eoqss_approximation",
     "rq_loss_function_approximation", "rq_optimal_r_for_q", "rq_poisson_exact",
-    "safety_stock_cycle", "safety_stock_fill_rate", "ss_cost_discrete", "ss_optimal_discrete",
+    "safety_stock_cycle", "safety_stock_fill_rate", "service_correction", "ss_cost_discrete", "ss_optimal_discrete",
     "ss_power_approximation", "standard_normal_loss", "stock_levels", "whole_packs",
 ]

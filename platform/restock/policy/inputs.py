@@ -9,6 +9,7 @@ the SKU is reported as skipped when nothing usable is left — never ordered on 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import pandas as pd
 from restock.config import Policy, PolicyOverride
 from restock.domain import Reason
 from restock.errors import DataError
+from restock.policy.feedback import GroupShift, corrected_level
 
 ITEM_COLUMNS = ("sku", "on_hand", "allocated", "on_order", "backorders", "demand_rate",
                 "demand_sd")
@@ -125,12 +127,16 @@ def _problem(frame: pd.DataFrame, row: int, field: str, code: str, kind: str) ->
                   data={"sku": sku, "supplier": supplier, "field": field, "value": str(value)})
 
 
-def item_settings(items: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+def item_settings(items: pd.DataFrame, policy: Policy,
+                  service_shift: Mapping[str, GroupShift | float] | None = None) -> pd.DataFrame:
     """Per item: effective service level, measure, buffer, review, lead time, max quantity, bid,
-    and the ``pool`` whose items share the service level (None: the item meets it alone).
+    the ``pool`` whose items share the service level (None: the item meets it alone) and the
+    ``service_group`` whose delivered service is recorded together (None: a fixed buffer).
 
     SKU over category over org (``Policy.for_item``), evaluated once per distinct override so a
-    large catalogue with few overrides costs a handful of calls.
+    large catalogue with few overrides costs a handful of calls. ``service_shift`` (per service
+    group) moves the level asked of the formula (:func:`restock.policy.corrected_level`); the
+    configured one stays in ``asked_level``.
     """
     categories = items["category"].where(items["category"].notna(), None)
     keys = [(sku if sku in policy.overrides.skus else None, category)
@@ -139,6 +145,32 @@ def item_settings(items: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     frame = pd.DataFrame([resolved[key] for key in keys], index=items.index)
     frame["max_bid"] = [_max_bid(policy, sku, category)
                         for sku, category in zip(items["sku"], categories, strict=True)]
+    return _with_shifts(frame, service_shift or {})
+
+
+def service_group(level: float | None, fill_rate: bool, pool: str | None) -> str | None:
+    """The items planned to the same target and measure: the pool's name for pooled items,
+    ``item:cycle:0.95`` / ``item:fill:0.97`` for items meeting their own level, None for a fixed
+    buffer (no level to correct)."""
+    if pool is not None:
+        return pool
+    if level is None or (isinstance(level, float) and np.isnan(level)):
+        return None
+    return f"item:{'fill' if fill_rate else 'cycle'}:{float(level):g}"
+
+
+def _with_shifts(frame: pd.DataFrame, shifts: Mapping[str, GroupShift | float]) -> pd.DataFrame:
+    frame["asked_level"] = frame["service_level"]
+    found = {group: shift if isinstance(shift, GroupShift) else GroupShift(float(shift))
+             for group, shift in shifts.items()}
+    by_group = [found.get(group) for group in frame["service_group"]]
+    frame["service_shift"] = [s.shift if s else 0.0 for s in by_group]
+    frame["feedback_cycles"] = [s.item_cycles if s else 0 for s in by_group]
+    moved = frame["service_shift"].to_numpy() != 0.0
+    if moved.any():
+        frame.loc[moved, "service_level"] = [
+            corrected_level(level, shift) for level, shift in
+            zip(frame.loc[moved, "asked_level"], frame.loc[moved, "service_shift"], strict=True)]
     return frame
 
 
@@ -157,7 +189,9 @@ def _settings_row(policy: Policy, sku: str | None, category: str | None) -> dict
         "review_days": float(merged.review_period_days or policy.review_period_days),
         "default_lead_days": float(merged.lead_time_days or policy.lead_time_days),
         "max_quantity": float(merged.max_order_quantity or np.inf),
-        "pool": _pool(policy, sku, category, merged),
+        "pool": (pool := _pool(policy, sku, category, merged)),
+        "service_group": service_group(level if buffer is None or buffer.service_level else None,
+                                       merged.service_measure == "fill_rate", pool),
     }
 
 

@@ -23,6 +23,7 @@ Every line, skipped need and hold carries reasons with stable codes (docs/policy
 from __future__ import annotations
 
 import gc
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,6 +36,7 @@ from restock.domain import OrderLine, Reason, SkippedLine
 from restock.policy import explain
 from restock.policy.budget import apply_budget
 from restock.policy.explain import records
+from restock.policy.feedback import GroupShift
 from restock.policy.guard import holds_for
 from restock.policy.inputs import item_settings, prepare_items, prepare_offers
 from restock.policy.levels import stock_levels
@@ -71,11 +73,13 @@ class Plan:
 
 def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
          guard: Guard | None = None, as_of: date | None = None,
-         currency: str | None = None) -> Plan:
+         currency: str | None = None,
+         service_shift: Mapping[str, GroupShift | float] | None = None) -> Plan:
     """Order lines for every SKU of ``items`` that needs stock, from the best usable offer.
 
     ``currency`` is the org's: offers in another currency are not used (an offer without one is
-    taken to be in it). ``as_of`` dates the expected arrivals in the reasons.
+    taken to be in it). ``as_of`` dates the expected arrivals in the reasons. ``service_shift``
+    moves each service group's level by the service it delivered (:mod:`restock.policy.feedback`).
     """
     items, problems = prepare_items(items)
     offers, offer_problems = prepare_offers(offers, currency)
@@ -83,7 +87,7 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
         return Plan(problems=problems + offer_problems, budget=policy.budget)
     items["position"] = (items["on_hand"] + items["on_order"] - items["backorders"]
                          - items["allocated"])
-    settings = item_settings(items, policy)
+    settings = item_settings(items, policy, service_shift)
     rows = _candidate_rows(items, settings, offers)
     chosen = _choose(rows, rows["usable"].to_numpy())
     if settings["pool"].notna().any():
