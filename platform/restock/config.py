@@ -239,6 +239,7 @@ class Policy(Strict):
     service_level: ServiceLevel = 0.95
     service_measure: Literal["cycle", "fill_rate"] = "cycle"
     service_scope: ServiceScope = "item"
+    service_feedback: bool = True          # correct the level by the service delivered so far
     buffer: Buffer | None = None           # None: from service_level and the forecast's spread
     review_period_days: Positive = 7
     lead_time_days: Positive = 14          # when an offer does not say

@@ -97,6 +97,7 @@ class _Run:
         s.skipped.extend(result.skipped)
         s.forecast_accuracy = result.accuracy_summary
         s.stats.update(result.stats)
+        s.service = result.service
 
     def _orders_into_summary(self, book: OrderBook) -> None:
         s = self.summary

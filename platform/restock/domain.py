@@ -183,6 +183,19 @@ class ModelChange(BaseModel):
     reason: str = ""
 
 
+class ServiceDelivered(BaseModel):
+    """One service group's delivered service over the last year of closed review cycles, and
+    the shift of the safety factor it asked of this run's plan."""
+
+    group: str                              # "org", "category:spares", "item:cycle:0.95"...
+    measure: str                            # "cycle" or "fill_rate"
+    target: float
+    delivered: float | None = None          # None: no item-cycle (or unit) counted yet
+    item_cycles: int = 0
+    cycles: int = 0                         # closed review cycles in the year
+    shift: float = 0.0                      # z units applied (0 with service_feedback off)
+
+
 class RunSummary(BaseModel):
     """What one run did, for people and planning systems. Secrets never enter it."""
 
@@ -211,3 +224,4 @@ class RunSummary(BaseModel):
     accuracy: list[AccuracyPoint] = Field(default_factory=list)
     model_changes: list[ModelChange] = Field(default_factory=list)
     previous_run_id: str | None = None
+    service: list[ServiceDelivered] = Field(default_factory=list)   # per service group

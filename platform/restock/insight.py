@@ -1,5 +1,5 @@
 """What a run's summary says beyond its orders: projected stockouts, forecast accuracy over the
-last runs, and the series whose model changed."""
+last runs, the series whose model changed, and the service each group delivered."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from restock.domain import AccuracyPoint, ModelChange, RunSummary, StockoutRisk
-from restock.store import CatalogEntry
+from restock.domain import AccuracyPoint, ModelChange, RunSummary, ServiceDelivered, StockoutRisk
+from restock.store import CatalogEntry, ServiceCycle
 
 MAX_STOCKOUTS = 50          # the riskiest items a summary lists
 MIN_PROBABILITY = 0.05      # below this chance of running out an item is not called at risk
@@ -93,3 +93,19 @@ def model_changes(previous: list[CatalogEntry], current: dict[str, str]) -> list
                         reason="chosen anew by backtest on the latest history")
             for sku, model in sorted(current.items())
             if sku in before and before[sku] != model]
+
+
+def service_delivered(group: str, measure: str, target: float, cycles: list[ServiceCycle],
+                      shift: float) -> ServiceDelivered:
+    """A service group's delivered service over ``cycles`` (its last year's): the share of
+    item-cycles without a stockout, or of units asked that were met, for a fill rate."""
+    if measure == "fill_rate":
+        asked = sum(c.units_asked for c in cycles)
+        delivered = sum(c.units_met for c in cycles) / asked if asked > 0 else None
+    else:
+        counted = sum(c.item_cycles for c in cycles)
+        delivered = 1 - sum(c.stockout_cycles for c in cycles) / counted if counted else None
+    return ServiceDelivered(group=group, measure=measure, target=target,
+                            delivered=None if delivered is None else round(delivered, 4),
+                            item_cycles=sum(c.item_cycles for c in cycles), cycles=len(cycles),
+                            shift=round(shift, 4))

@@ -9,6 +9,10 @@ brought back to each SKU's usual level, and the promotion periods inside a SKU's
 review raise its demand by the lift learnt from its past promotions
 (:mod:`restock.forecast.promotions`, the same code the backtest replays); the lines concerned get
 a ``promotion`` reason. Without a calendar the plan is made as it always was.
+
+Before planning, the review cycle that ended at the planning date is closed and each service
+group's level corrected by the service it delivered over the last year
+(:mod:`restock.feedback`).
 """
 
 from __future__ import annotations
@@ -30,13 +34,15 @@ from restock.domain import (
     ModelChange,
     QuarantinedRecord,
     Reason,
+    ServiceDelivered,
     SkippedLine,
     Snapshot,
 )
+from restock.feedback import service_feedback
 from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
 from restock.forecast.promotions import PromotionEffect, calendar_flags
-from restock.policy import Plan, plan
+from restock.policy import GroupShift, Plan, plan
 from restock.store import CatalogEntry, Store
 
 DAYS_PER_PERIOD = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
@@ -56,6 +62,7 @@ class PlanningResult:
     accuracy_point: AccuracyPoint | None = None
     model_changes: list[ModelChange] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    service: list[ServiceDelivered] = field(default_factory=list)
 
 
 def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store,
@@ -70,7 +77,9 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     items = _with_demand(items, forecast, config)
     items = book.add_own_orders(items, snap.open_orders, as_of)
     items["usual_order_qty"] = _usual_order(items, snap.offers, book.past_line_quantities())
-    result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of))
+    feedback = service_feedback(config, items, history, as_of, store, run_id)
+    result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of),
+                        feedback.shifts)
     _explain_promotions(result, items, config.forecast.freq)
     previous = store.models.latest(config.org)
     catalog = _catalog(config, run_id, forecast, history)
@@ -84,7 +93,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
         quarantined=[*cleaned.quarantined, *_set_aside(result)],
         skipped=blocked_skips, accuracy_point=accuracy,
         accuracy_summary=_accuracy_summary(forecast, accuracy),
-        model_changes=model_changes(previous, current_models),
+        model_changes=model_changes(previous, current_models), service=feedback.service,
         stats={"skus": len(snap.catalog), "planned_items": len(items),
                "history_rows": len(snap.history), "series": len(catalog),
                "source": snapshot.source})
@@ -251,12 +260,13 @@ def _usual_order(items: pd.DataFrame, offers: pd.DataFrame,
 
 
 def _call_plan(items: pd.DataFrame, offers: pd.DataFrame, config: OrgConfig,
-               committed: float) -> Plan:
+               committed: float, shifts: dict[str, GroupShift]) -> Plan:
     # The budget is per planning slot: a re-run of the slot may only spend what is left of it.
     policy = config.policy
     if policy.budget is not None:
         policy = policy.model_copy(update={"budget": max(policy.budget - committed, 0.0)})
-    return plan(items, offers, policy, guard=config.guard, currency=config.currency)
+    return plan(items, offers, policy, guard=config.guard, currency=config.currency,
+                service_shift=shifts)
 
 
 def _explain_promotions(result: Plan, items: pd.DataFrame, freq: str) -> None:

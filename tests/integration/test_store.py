@@ -30,7 +30,7 @@ def _drop_all(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         for table in ("ledger_events", "ledger_orders", "model_catalog", "pending_summaries",
-                      "runs", "restock_schema_version"):
+                      "runs", "service_cycles", "restock_schema_version"):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
     engine.dispose()
 
@@ -50,7 +50,7 @@ def test_opening_twice_migrates_once_and_keeps_data(store):
         assert [e.order_id for e in again.ledger.list("acme")] == [order().order_id]
         with again.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM restock_schema_version")) \
-                .scalar() == "0001"
+                .scalar() == "0002"
     finally:
         again.close()
 

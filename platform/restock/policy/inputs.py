@@ -165,7 +165,8 @@ def _with_shifts(frame: pd.DataFrame, shifts: Mapping[str, GroupShift | float]) 
              for group, shift in shifts.items()}
     by_group = [found.get(group) for group in frame["service_group"]]
     frame["service_shift"] = [s.shift if s else 0.0 for s in by_group]
-    frame["feedback_cycles"] = [s.item_cycles if s else 0 for s in by_group]
+    frame["feedback_item_cycles"] = [s.item_cycles if s else 0 for s in by_group]
+    frame["feedback_cycles"] = [s.cycles if s else 0 for s in by_group]
     moved = frame["service_shift"].to_numpy() != 0.0
     if moved.any():
         frame.loc[moved, "service_level"] = [

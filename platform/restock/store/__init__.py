@@ -1,4 +1,5 @@
-"""The state store: runs and summaries, the order ledger, the model catalog.
+"""The state store: runs and summaries, the order ledger, the model catalog, the service
+delivered per closed review cycle.
 
 SQLite by default (a file, nothing to set up); PostgreSQL by URL for production and for several
 daemon replicas. :func:`open_store` applies the Alembic migrations before handing the store out,
@@ -15,10 +16,11 @@ from restock.errors import ConfigError, Fatal
 from restock.store.catalog import CatalogEntry, ModelCatalog
 from restock.store.ledger import ACTIVE_STATUSES, Ledger, LedgerEntry, LedgerEvent, OrderStatus
 from restock.store.runs import PendingSummaries, RunRecord, Runs
+from restock.store.service import ServiceCycle, ServiceCycles
 
 __all__ = ["ACTIVE_STATUSES", "CatalogEntry", "Ledger", "LedgerEntry", "LedgerEvent",
-           "ModelCatalog", "OrderStatus", "PendingSummaries", "RunRecord", "Runs", "Store",
-           "open_store"]
+           "ModelCatalog", "OrderStatus", "PendingSummaries", "RunRecord", "Runs", "ServiceCycle",
+           "ServiceCycles", "Store", "open_store"]
 
 
 class Store:
@@ -30,6 +32,7 @@ class Store:
         self.ledger = Ledger(engine)
         self.models = ModelCatalog(engine)
         self.pending_summaries = PendingSummaries(engine)
+        self.service = ServiceCycles(engine)
 
     @property
     def url(self) -> str:

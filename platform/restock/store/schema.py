@@ -1,5 +1,6 @@
 """The state store's tables: runs and their summaries, the order ledger and its audit trail,
-the model catalog, and summaries waiting to be delivered again.
+the model catalog, summaries waiting to be delivered again, and the service each closed review
+cycle delivered.
 
 Alembic migrations (``migrations/versions``) create and change these tables; this module is the
 single description the repositories query through.
@@ -86,4 +87,22 @@ pending_summaries = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("run_id", "sink", name="uq_pending_summaries_run_sink"),
+)
+
+service_cycles = sa.Table(
+    "service_cycles", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org", sa.String(64), nullable=False),
+    sa.Column("service_group", sa.String(200), nullable=False),  # "org", "item:cycle:0.95"...
+    sa.Column("cycle_end", sa.Date, nullable=False),              # the planning date closing it
+    sa.Column("item_cycles", sa.Integer, nullable=False),
+    sa.Column("stockout_cycles", sa.Integer, nullable=False),
+    sa.Column("units_asked", sa.Float, nullable=False),
+    sa.Column("units_met", sa.Float, nullable=False),
+    sa.Column("backorders", sa.Float, nullable=False),            # open at the cycle's end
+    sa.Column("shift_in_force", sa.Float, nullable=False),        # z units, while it ran
+    sa.Column("shift_next", sa.Float, nullable=False),            # decided at its end
+    sa.Column("run_id", sa.String(80), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("org", "service_group", "cycle_end", name="uq_service_cycles_end"),
 )
