@@ -10,9 +10,10 @@ of the replay's :class:`restock.policy.ServiceRecord`, read by the same
 The rule that closes a cycle (:func:`close_cycle`), from the snapshot's positions and the sales
 since the group's previous cycle end:
 
-- a group's cycle runs from its last recorded cycle end (or, before its first, the org's
-  previous planning date) to this planning date, and closes once the shortest review period of
-  its items has passed; the first run has nothing to close;
+- a group's cycle runs from its last recorded cycle end (before its first, the latest earlier
+  planning date at least a review period back) to this planning date, and closes once the
+  shortest review period of its items has passed; the first run has nothing to close. Every run
+  records, dry runs too: what the shelves delivered does not depend on who sent the orders;
 - an item counts when it sold in the year before the planning date and could have been served
   all cycle: its first sale in the history + its review period + its lead time is on or before
   the cycle's start;
@@ -75,18 +76,17 @@ def service_feedback(config: OrgConfig, items: pd.DataFrame, history: pd.DataFra
     sales = _sales(history)
     stored = store.service.between(config.org, as_of - YEAR, as_of)
     ends = store.service.last_ends(config.org, before=as_of)
-    previous_run = _previous_run(store, config.org, as_of)
+    runs = _run_dates(store, config.org, as_of)
     feedback, new = Feedback(), []
     for group, members in groups.groupby("service_group", sort=True):
         rows = [r for r in stored if r.service_group == group]
         level, fill = float(members["level"].iloc[0]), bool(members["fill_rate"].iloc[0])
-        start = ends.get(group, previous_run)
-        closing = _closes(rows, members, start, as_of)
-        if closing:
+        start = _closing_from(rows, ends.get(group), runs, members, as_of)
+        if start is not None:
             rows.append(_closed(store, config.org, group, members, sales, start, as_of, run_id))
         shift = group_shift(rows, level, fill)
         applied = shift.shift if config.policy.service_feedback else 0.0
-        if closing:   # the shift decided now is the one in force during the next cycle
+        if start is not None:   # the shift decided now is in force during the next cycle
             rows[-1] = dataclasses.replace(rows[-1], shift_next=applied)
             new.append(rows[-1])
             feedback.closed.append(group)
@@ -160,13 +160,6 @@ def _sold(sales: pd.DataFrame, start: date, end: date) -> pd.Series:
     return window.groupby("sku")["quantity"].sum()
 
 
-def _closes(rows: list[ServiceCycle], members: pd.DataFrame, start: date | None,
-            end: date) -> bool:
-    if start is None or any(r.cycle_end == end for r in rows):   # first run, or a re-run
-        return False
-    return (end - start).days >= float(members["review_period_days"].min())
-
-
 def _closed(store: Store, org: str, group: str, members: pd.DataFrame, sales: pd.DataFrame,
             start: date, end: date, run_id: str) -> ServiceCycle:
     """The group's cycle from ``start`` to ``end``, run under the shift its previous one chose."""
@@ -179,10 +172,24 @@ def _closed(store: Store, org: str, group: str, members: pd.DataFrame, sales: pd
                         shift_in_force=before.shift_next if before else 0.0, run_id=run_id)
 
 
-def _previous_run(store: Store, org: str, as_of: date) -> date | None:
-    dates = [r.as_of for r in store.runs.list(org, limit=50)
-             if r.as_of is not None and r.as_of < as_of]
-    return max(dates, default=None)
+def _run_dates(store: Store, org: str, as_of: date) -> list[date]:
+    return [r.as_of for r in store.runs.list(org, limit=100)
+            if r.as_of is not None and r.as_of < as_of]
+
+
+def _closing_from(rows: list[ServiceCycle], last_end: date | None, runs: list[date],
+                  members: pd.DataFrame, as_of: date) -> date | None:
+    """The start of the group's cycle that closes at ``as_of``, or None when none does (a
+    re-run of the date, less than a review period since the last end, the first run).
+
+    Before the group's first cycle it starts at the latest earlier planning date at least a
+    review period back: with daily runs of weekly reviews, last week's, not yesterday's."""
+    review = float(members["review_period_days"].min())
+    if any(r.cycle_end == as_of for r in rows):
+        return None
+    if last_end is None:
+        return max((d for d in runs if (as_of - d).days >= review), default=None)
+    return last_end if (as_of - last_end).days >= review else None
 
 
 def _delivered(group: str, level: float, fill_rate: bool, rows: list[ServiceCycle],

@@ -111,13 +111,14 @@ def test_stockouts_raise_the_shift_and_the_levels_with_it(folder, store_url, tmp
     assert reason.data["item_cycles"] == 4 * len(SKUS)
 
 
-def test_a_rerun_of_a_planning_date_records_its_cycle_once(folder, store_url):
+def test_a_cycle_closes_once_a_review_period_has_passed_and_only_once(folder, store_url):
     store = open_store(store_url)
     try:
-        for as_of in (FIRST, FIRST + timedelta(days=7), FIRST + timedelta(days=7)):
+        for days in (0, 3, 7, 7, 10):   # a run between reviews closes nothing
+            as_of = FIRST + timedelta(days=days)
             summary = run_org(load_org(_org(folder, as_of, True)), store=store, dry_run=True)
             assert summary.status == RunStatus.OK, summary.errors
-        rows = store.service.between("acme", FIRST - timedelta(days=365), FIRST + timedelta(7))
+        rows = store.service.between("acme", FIRST - timedelta(days=365), FIRST + timedelta(10))
     finally:
         store.close()
     assert [(r.service_group, r.cycle_end, r.item_cycles, r.stockout_cycles) for r in rows] == \
