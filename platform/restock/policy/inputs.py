@@ -168,10 +168,11 @@ def _with_shifts(frame: pd.DataFrame, shifts: Mapping[str, GroupShift | float]) 
     frame["feedback_item_cycles"] = [s.item_cycles if s else 0 for s in by_group]
     frame["feedback_cycles"] = [s.cycles if s else 0 for s in by_group]
     moved = frame["service_shift"].to_numpy() != 0.0
-    if moved.any():
-        frame.loc[moved, "service_level"] = [
-            corrected_level(level, shift) for level, shift in
-            zip(frame.loc[moved, "asked_level"], frame.loc[moved, "service_shift"], strict=True)]
+    if moved.any():   # one call per distinct (level, shift): a group shares both
+        pairs = list(zip(frame.loc[moved, "asked_level"], frame.loc[moved, "service_shift"],
+                         strict=True))
+        corrected = {pair: corrected_level(*pair) for pair in set(pairs)}
+        frame.loc[moved, "service_level"] = [corrected[pair] for pair in pairs]
     return frame
 
 
