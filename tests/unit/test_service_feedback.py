@@ -188,3 +188,26 @@ def test_the_plan_asks_the_corrected_level_and_says_why():
 
 def test_a_group_without_stock_history_is_left_alone():
     assert np.isclose(_plan({"org": 1.0}).order_up_to, _plan().order_up_to)
+
+
+def test_service_feedback_is_on_by_default_and_a_bad_value_names_the_field(tmp_path,
+                                                                            monkeypatch):
+    from restock.config import load_org
+    from restock.errors import ConfigError
+    from tests.support.samples import MINIMAL_ORG
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "orgs" / "acme.yaml"
+    path.parent.mkdir()
+    path.write_text(MINIMAL_ORG)
+    path.chmod(0o644)
+    assert load_org(path).policy.service_feedback is True
+    path.write_text(MINIMAL_ORG + "policy:\n  service_feedback: false\n")
+    assert load_org(path).policy.service_feedback is False
+    path.write_text(MINIMAL_ORG + "policy:\n  service_feedback: sometimes\n")
+    with pytest.raises(ConfigError, match=r"acme.yaml:9: policy.service_feedback"):
+        load_org(path)
+    path.write_text(MINIMAL_ORG + "policy:\n  overrides:\n    categories:\n      spares:\n"
+                    "        service_feedback: false\n")
+    with pytest.raises(ConfigError, match="service_feedback"):   # org level only
+        load_org(path)
