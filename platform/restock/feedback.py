@@ -35,6 +35,7 @@ import pandas as pd
 
 from restock.config import OrgConfig
 from restock.domain import ServiceDelivered
+from restock.insight import service_delivered
 from restock.policy import GroupShift, ServiceRecord, service_correction
 from restock.policy.inputs import item_settings
 from restock.store import ServiceCycle, Store
@@ -92,7 +93,8 @@ def service_feedback(config: OrgConfig, items: pd.DataFrame, history: pd.DataFra
             feedback.closed.append(group)
         if applied:
             feedback.shifts[group] = shift
-        feedback.service.append(_delivered(group, level, fill, rows, applied))
+        feedback.service.append(service_delivered(group, "fill_rate" if fill else "cycle",
+                                                  level, rows, applied))
     store.service.record(new)
     return feedback
 
@@ -190,10 +192,3 @@ def _closing_from(rows: list[ServiceCycle], last_end: date | None, runs: list[da
     if last_end is None:
         return max((d for d in runs if (as_of - d).days >= review), default=None)
     return last_end if (as_of - last_end).days >= review else None
-
-
-def _delivered(group: str, level: float, fill_rate: bool, rows: list[ServiceCycle],
-               shift: float) -> ServiceDelivered:
-    from restock.insight import service_delivered
-
-    return service_delivered(group, "fill_rate" if fill_rate else "cycle", level, rows, shift)
