@@ -31,9 +31,18 @@ over all measured periods (``fill_rate``, ``cycle_service_level``; ``achieved_al
 ``comparison``) is kept beside it, and service of "established" items (demand in at least 3
 periods before the window) as a third view. Stock value is always over all measured periods.
 
+An aggregate can hide items left far below it. Every run also records how evenly it serves the
+items (``item_cycle_service_*``, ``item_fill_rate_*``): among items with at least 5 reachable
+review cycles with demand in the measured window, the share whose own service (as simulate
+counts it per item from its reachable periods and cycles) is within 5 points of each target or
+above, the 10th percentile and median of that service, and the share below 0.5.
+
 For each restock target (0.90 / 0.95 / 0.98, cycle service and fill rate) the result records the
 achieved service, and each baseline's average stock value and total cost at that same achieved
-service (linear interpolation along the baseline's sweep; null when the sweep never reaches it).
+service (linear interpolation along the baseline's sweep; null when the sweep never reaches it),
+with the baseline's per-item attainment at that service beside restock's, and the stock value
+the baseline needs to match restock's share of items within 5 points of the target, and its 10th
+percentile of per-item service.
 Writes bench/results/policy_backtest.json; ``python -m bench.policy_backtest pasta`` runs one set.
 """
 
@@ -62,6 +71,16 @@ RAW = {"reachable_cycle_service_level": "cycle_service_level",
 COMPARED = {**MEASURES, "pooled_cycle": MEASURES["cycle"],
             "pooled_fill_rate": MEASURES["fill_rate"]}
 CURVE_TARGETS = (0.8, 0.85, 0.99)   # with TARGETS: restock's value-vs-service curve
+TOTALS = ("fill_rate", "cycle_service_level", "avg_inventory_value", "total_cost", "orders",
+          "stockout_periods", "established_fill_rate", "established_cycle_service_level",
+          "established_avg_inventory_value", "established_items", "new_items_with_demand",
+          "reachable_fill_rate", "reachable_cycle_service_level", "reachable_share_of_demand",
+          "reachable_items_with_demand")   # of simulate's totals, kept for every run
+# Per-item attainment: an item's own service is read only with this many reachable review
+# cycles with demand behind it (fewer say little), and "near" a target is within NEAR of it.
+MIN_DEMAND_CYCLES = 5
+NEAR = 0.05
+PER_ITEM = {MEASURES["cycle"]: "item_cycle_service", MEASURES["fill_rate"]: "item_fill_rate"}
 
 
 def man() -> dict:
@@ -115,16 +134,11 @@ def evaluate(data: dict) -> dict:
                "panel": panel, "forecasts": cache, "warm_up": data["warm_up"]}
 
     def run(policy) -> dict:
-        totals = simulate(tidy, data["items"], policy, **options).totals
-        return {k: totals[k] for k in ("fill_rate", "cycle_service_level",
-                                       "avg_inventory_value", "total_cost", "orders",
-                                       "stockout_periods", "established_fill_rate",
-                                       "established_cycle_service_level",
-                                       "established_avg_inventory_value",
-                                       "established_items", "new_items_with_demand",
-                                       "reachable_fill_rate", "reachable_cycle_service_level",
-                                       "reachable_share_of_demand",
-                                       "reachable_items_with_demand")}
+        starts: list[int] = []
+        result = simulate(tidy, data["items"], _noting(policy, starts), **options)
+        totals = result.totals
+        measured = [t for t in starts if t >= panel.values.shape[1] - data["periods"]]
+        return {**{k: totals[k] for k in TOTALS}, **_per_item(result.items, panel, measured)}
 
     start = time.perf_counter()
     # The error-quantile rule forecasts at every review back a year before the window; run it
@@ -191,13 +205,69 @@ def _at_baselines(rows: dict | None, min_max: list[dict], sba: list[dict]) -> di
     return rows
 
 
+def _noting(policy, starts: list[int]):
+    """``policy``, noting the periods it decides at: the first periods of the review cycles."""
+    def decide(state):
+        starts.append(state.t)
+        return policy(state)
+    return decide
+
+
+def _per_item(rows: pd.DataFrame, panel, starts: list[int]) -> dict:
+    """Per-item attainment of one run (see the module docstring), from simulate's per-item
+    rows and the measured review cycles' first periods ``starts``."""
+    if not (rows["cycles"] == len(starts)).all():
+        raise RuntimeError(f"policy_backtest: {len(starts)} measured review cycles noted, "
+                           "simulate counted otherwise; the per-item cycle reading is stale")
+    values = panel.values[pd.Index(panel.ids).get_indexer(rows["item_id"])]
+    with_demand = _demand_cycles(values, starts, rows["reachable_cycles"].to_numpy(int))
+    kept = rows[with_demand >= MIN_DEMAND_CYCLES]
+    cycle = 1 - kept["reachable_stockout_cycles"] / kept["reachable_cycles"]
+    fill = kept["reachable_met"] / kept["reachable_demand"]
+    return {**_attainment(cycle.to_numpy(float), PER_ITEM[MEASURES["cycle"]]),
+            **_attainment(fill.to_numpy(float), PER_ITEM[MEASURES["fill_rate"]])}
+
+
+def _demand_cycles(values: np.ndarray, starts: list[int], reachable: np.ndarray) -> np.ndarray:
+    """Per item, its reachable measured review cycles with demand. An item stays reachable once
+    it is, so its ``reachable`` cycles are the last ones of ``starts``."""
+    if not starts:
+        return np.zeros(len(values), dtype=int)
+    ends = [*starts[1:], values.shape[1]]
+    sold = np.stack([np.nan_to_num(values[:, a:b]).sum(axis=1) > 0
+                     for a, b in zip(starts, ends)], axis=1)
+    from_last = np.concatenate([np.zeros((len(values), 1), dtype=int),
+                                np.cumsum(sold[:, ::-1], axis=1)], axis=1)
+    return from_last[np.arange(len(values)), np.minimum(reachable, len(starts))]
+
+
+def _attainment(service: np.ndarray, prefix: str) -> dict:
+    """How evenly the items are served: share within NEAR of each target or above, the 10th
+    percentile and median of their own service, share below 0.5 (None without items)."""
+    some = len(service) > 0
+    row = {f"{prefix}_items": len(service),
+           f"{prefix}_p10": float(np.quantile(service, 0.1)) if some else None,
+           f"{prefix}_median": float(np.median(service)) if some else None,
+           f"{prefix}_share_below_half": float(np.mean(service < 0.5)) if some else None}
+    for target in TARGETS:
+        # The tolerance keeps an item at exactly target - NEAR in despite float rounding.
+        near = np.mean(service >= target - NEAR - 1e-9) if some else None
+        row[_near(prefix, target)] = None if near is None else float(near)
+    return row
+
+
+def _near(prefix: str, target: float) -> str:
+    return f"{prefix}_share_within_5pp_of_{target}"
+
+
 def _sba_at_targets(sba: list[dict]) -> list[dict]:
     """SBA + normal run at restock's targets: its own achieved service vs target."""
     return [row for row in sba if row["z_level"] in TARGETS]
 
 
 def _at_service(sweep: list[dict], column: str, service: float, value: str) -> float | None:
-    points = sorted((row[column], row[value]) for row in sweep if row[column] is not None)
+    points = sorted((row[column], row[value]) for row in sweep
+                    if row[column] is not None and row[value] is not None)
     xs = np.array([p[0] for p in points])
     ys = np.array([p[1] for p in points])
     if not len(xs) or service < xs.min() or service > xs.max():
@@ -250,7 +320,10 @@ def _compare(restock: dict, min_max: list[dict], sba: list[dict],
                      "achieved_established_items": settled,
                      "established_within_2pp": abs(settled - row["target"]) <= 0.02,
                      "restock_inventory_value": row["avg_inventory_value"],
-                     "restock_total_cost": row["total_cost"]}
+                     "restock_total_cost": row["total_cost"],
+                     "items_measured": row[f"{PER_ITEM[column]}_items"],
+                     **{f"restock_{key}": row[field]
+                        for key, field in _item_fields(column, row["target"]).items()}}
             for name, sweep in (("min_max", min_max), ("sba_normal", sba)):
                 value = _at_service(sweep, column, achieved, "avg_inventory_value")
                 cost = _at_service(sweep, column, achieved, "total_cost")
@@ -258,8 +331,31 @@ def _compare(restock: dict, min_max: list[dict], sba: list[dict],
                 entry[f"{name}_total_cost"] = cost
                 entry[f"restock_lower_value_than_{name}"] = \
                     None if value is None else row["avg_inventory_value"] < value
+                entry.update(_baseline_items(name, sweep, column, row))
             rows.append(entry)
     return rows
+
+
+def _item_fields(column: str, target: float) -> dict[str, str]:
+    """The per-item attainment figures compared for a measure, "within 5 points" of ``target``."""
+    prefix = PER_ITEM[column]
+    return {"items_within_5pp": _near(prefix, target), "items_p10": f"{prefix}_p10",
+            "items_median": f"{prefix}_median",
+            "items_below_half": f"{prefix}_share_below_half"}
+
+
+def _baseline_items(name: str, sweep: list[dict], column: str, row: dict) -> dict:
+    """The baseline's per-item attainment at the restock row's aggregate service, and the stock
+    value it needs to match restock's share of items within 5 points of the target, and its
+    10th percentile (null where its sweep never gets there)."""
+    fields = _item_fields(column, row["target"])
+    entry = {f"{name}_{key}": _at_service(sweep, column, row[column], field)
+             for key, field in fields.items()}
+    for key in ("items_within_5pp", "items_p10"):
+        field = fields[key]
+        entry[f"{name}_inventory_value_at_same_{key}"] = None if row[field] is None \
+            else _at_service(sweep, field, row[field], "avg_inventory_value")
+    return entry
 
 
 def main(names: list[str] | None = None) -> None:
