@@ -254,3 +254,24 @@ def test_what_whole_lines_leave_of_the_budget_buys_a_smaller_order_in_whole_pack
     reason = next(r for r in reduced.reasons if r.code == "reduced_by_budget")
     assert reason.data == {"wanted": values["second"].quantity, "quantity": reduced.quantity}
     assert result.skipped == []
+
+
+def test_the_plan_leaves_the_collector_as_it_found_it():
+    import gc
+
+    result = run([item(sku=f"S{i}") for i in range(50)], [offer(sku=f"S{i}") for i in range(50)])
+    assert len(result.lines) == 50 and all(isinstance(r.code, str) for r in result.lines[0].reasons)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()   # a caller that turned it off keeps it off
+    try:
+        run([item()], [offer()])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    gc.freeze()    # objects frozen by someone else (a pre-fork server) stay frozen
+    try:
+        frozen = gc.get_freeze_count()
+        run([item()], [offer()])
+        assert gc.get_freeze_count() > frozen // 2 > 0   # (some frozen objects die meanwhile)
+    finally:
+        gc.unfreeze()
