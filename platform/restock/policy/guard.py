@@ -21,7 +21,7 @@ def holds_for(lines: pd.DataFrame, guard: Guard) -> dict[str, list[Reason]]:
     holds: dict[str, list[Reason]] = {}
     usual = lines["usual_order_qty"]
     large = usual.notna() & (usual > 0) & (lines["quantity"] > guard.max_multiple_of_usual * usual)
-    for row in records(lines[large]):
+    for row in records(lines.loc[large, ["sku", "quantity", "usual_order_qty"]]):
         multiple = row["quantity"] / row["usual_order_qty"]
         holds.setdefault(row["sku"], []).append(Reason(
             code="above_usual", message=f"{num(row['quantity'])} is {multiple:.1f} times the "
@@ -31,7 +31,7 @@ def holds_for(lines: pd.DataFrame, guard: Guard) -> dict[str, list[Reason]]:
                   "multiple": multiple, "limit": guard.max_multiple_of_usual}))
     confidence = lines["forecast_confidence"]
     low = confidence.notna() & (confidence < guard.min_forecast_confidence)
-    for row in records(lines[low]):
+    for row in records(lines.loc[low, ["sku", "forecast_confidence"]]):
         holds.setdefault(row["sku"], []).append(Reason(
             code="low_confidence", message=f"forecast confidence {row['forecast_confidence']:.2f}"
             f" is below {guard.min_forecast_confidence:g}",
