@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from restock.domain import OrderLine, Reason
+from restock.domain import OrderLine, Reason, ServiceDelivered
 from restock.report import (
     email_subject,
     explain_line,
@@ -20,7 +20,7 @@ from restock.report import (
     render_markdown,
     render_slack_blocks,
 )
-from restock.report.facts import fmt_money, fmt_qty
+from restock.report.facts import fmt_money, fmt_qty, service_text
 from restock.report.schema import schema_text
 from tests.support.summaries import make_history, make_summary
 
@@ -190,10 +190,68 @@ def test_text_from_data_is_escaped_everywhere():
     summary = make_summary(4)
     evil = "<script>alert(1)</script> & *bold*"
     summary.held[0].held_reasons.append(Reason(code="x", message=evil))
+    summary.service = [ServiceDelivered(group=evil, measure="cycle", target=0.95)]
     assert "<script>alert" not in render_html(summary, max_charts=0)
     assert "<script>alert" not in render_email(summary)[1]
     slack = json.dumps(render_slack_blocks(summary))
     assert "<script>" not in slack and "&lt;script&gt;" in slack
+
+
+SPARES = "cycle service, target 95%: 91.2% delivered over 412 item-cycles in 12 closed cycles " \
+    "of the last year → safety factor +0.31"
+YOUNG = "fill rate, target 97.5%: no closed cycle yet"
+
+
+def with_service(summary):
+    summary.service = [
+        ServiceDelivered(group="category:spares", measure="cycle", target=0.95, delivered=0.912,
+                         item_cycles=412, cycles=12, shift=0.3071),
+        ServiceDelivered(group="item:fill:0.975", measure="fill_rate", target=0.975)]
+    return summary
+
+
+def test_every_format_shows_the_service_each_group_delivered():
+    summary = with_service(make_summary(6))
+    markdown = render_markdown(summary)
+    html = render_html(summary, max_charts=0)
+    slack = render_slack_blocks(summary)
+    text, mail = render_email(summary)
+    section = markdown[markdown.index("## Service delivered"):]
+    assert markdown.index("## Forecast accuracy") < markdown.index("## Service delivered")
+    assert f"- **category:spares** — {SPARES}\n- **item:fill:0.975** — {YOUNG}\n" in section
+    assert section in text
+    for page in (html[html.index('<section id="service">'):], mail):
+        assert f"<b>category:spares</b> — {SPARES}</li>" in page
+        assert f"<b>item:fill:0.975</b> — {YOUNG}</li>" in page
+    block = next(b["text"]["text"] for b in slack["blocks"]
+                 if "Service delivered" in b.get("text", {}).get("text", ""))
+    assert block.splitlines()[1:] == [f"• *category:spares* {SPARES}",
+                                      f"• *item:fill:0.975* {YOUNG}"]
+
+
+def test_a_run_without_service_groups_shows_no_service_section():
+    summary = make_summary(6)
+    assert summary.service == []
+    bodies = (render_markdown(summary), render_html(summary, max_charts=0),
+              json.dumps(render_slack_blocks(summary), ensure_ascii=False), *render_email(summary))
+    for body in bodies:
+        assert "Service delivered" not in body and "safety factor" not in body
+
+
+def test_service_text_says_what_little_a_young_or_unshifted_group_has():
+    def group(**fields):
+        return service_text(ServiceDelivered(group="org", measure="cycle", target=0.9, **fields))
+    assert group(cycles=2) == ("cycle service, target 90%: no item-cycle counted in 2 closed "
+                               "cycles of the last year → safety factor unchanged")
+    assert group(delivered=0.9, item_cycles=1, cycles=1) == (
+        "cycle service, target 90%: 90% delivered over 1 item-cycle in 1 closed cycle of the "
+        "last year → safety factor unchanged")
+    assert group(delivered=0.99, item_cycles=80, cycles=3, shift=-0.0021).endswith(
+        "→ safety factor -0.002")
+    assert service_text(ServiceDelivered(
+        group="item:fill:0.97", measure="fill_rate", target=0.97, item_cycles=40, cycles=2)) == (
+        "fill rate, target 97%: no unit asked over 40 item-cycles in 2 closed cycles of the "
+        "last year → safety factor unchanged")
 
 
 def test_slack_payload_stays_within_slack_limits():

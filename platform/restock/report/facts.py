@@ -9,7 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from restock.domain import OrderLine, PurchaseOrder, RunSummary, SkippedLine, StockoutRisk
+from restock.domain import (
+    OrderLine,
+    PurchaseOrder,
+    RunSummary,
+    ServiceDelivered,
+    SkippedLine,
+    StockoutRisk,
+)
 
 # Reasons explain_line already says with its own numbers (forecast, safety stock, stock, packs),
 # or that do not explain the quantity (which offer won: the order's supplier and price say it).
@@ -230,6 +237,39 @@ def _accuracy_words(mase: float | None, bias: float | None) -> str:
     if bias is not None:
         words.append(f"bias {bias * 100:+.1f}%")
     return ", ".join(words) or "not measured"
+
+
+_MEASURES = {"cycle": "cycle service", "fill_rate": "fill rate"}
+
+SERVICE_NOTE = ("cycle service counts item-cycles without a stockout, fill rate the units asked "
+                "that were met; the shift is what this run added to the target's safety factor (z)")
+
+
+def service_text(service: ServiceDelivered) -> str:
+    """A service group's delivered service and the shift it asked of this run's plan:
+    ``cycle service, target 95%: 91.2% delivered over 412 item-cycles in 12 closed cycles of
+    the last year → safety factor +0.31``."""
+    head = f"{_MEASURES.get(service.measure, service.measure)}, target {fmt_pct(service.target)}"
+    if service.cycles == 0:
+        return f"{head}: no closed cycle yet"
+    return f"{head}: {_measured_words(service)} → {_shift_words(service.shift)}"
+
+
+def _measured_words(service: ServiceDelivered) -> str:
+    cycles = f"{count(service.cycles, 'closed cycle')} of the last year"
+    if service.item_cycles == 0:
+        return f"no item-cycle counted in {cycles}"
+    basis = f"{count(service.item_cycles, 'item-cycle')} in {cycles}"
+    if service.delivered is None:   # a fill rate whose items were asked for nothing
+        return f"no unit asked over {basis}"
+    return f"{fmt_pct(service.delivered)} delivered over {basis}"
+
+
+def _shift_words(shift: float) -> str:
+    # A shift of 0 may be the feedback turned off or a group on target: the summary cannot tell.
+    if shift == 0:
+        return "safety factor unchanged"
+    return f"safety factor {shift:+.2f}" if abs(shift) >= 0.005 else f"safety factor {shift:+.1g}"
 
 
 @dataclass(frozen=True)

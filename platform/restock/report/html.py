@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from restock.domain import PurchaseOrder, RunSummary
 from restock.report import charts
 from restock.report.facts import (
+    SERVICE_NOTE,
     Headline,
     accuracy_text,
     common_horizon,
@@ -29,6 +30,7 @@ from restock.report.facts import (
     fmt_qty,
     headline,
     held_reason_text,
+    service_text,
     sku_changes,
 )
 
@@ -76,6 +78,8 @@ def report_context(summary: RunSummary, *, history: pd.DataFrame | None = None,
         "orders": [_order_view(o, h.currency) for o in h.ordered_orders],
         "skipped": [(s, explain_skipped(s)) for s in h.skipped],
         "accuracy": accuracy_text(summary), "changes": compare(summary, previous),
+        "service": [(s.group, service_text(s)) for s in summary.service],
+        "service_note": SERVICE_NOTE,
         "previous": previous, "added": added, "dropped": dropped,
         "charts": _charts(summary, history, forecasts, max_charts),
     }

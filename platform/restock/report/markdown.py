@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from restock.domain import PurchaseOrder, RunSummary
 from restock.report.facts import (
+    SERVICE_NOTE,
     accuracy_text,
     compare,
     count,
@@ -15,6 +16,7 @@ from restock.report.facts import (
     fmt_qty,
     headline,
     held_reason_text,
+    service_text,
 )
 
 
@@ -22,7 +24,8 @@ def render_markdown(summary: RunSummary, *, previous: RunSummary | None = None) 
     """The whole run in Markdown: headline first, then orders, held, skipped, risks, data."""
     sections = [_title(summary), _headline(summary), _held(summary), _risks(summary),
                 _orders(summary), _skipped(summary), _quarantined(summary),
-                _accuracy(summary), _comparison(summary, previous), _errors(summary)]
+                _accuracy(summary), _service(summary), _comparison(summary, previous),
+                _errors(summary)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
@@ -112,6 +115,13 @@ def _accuracy(summary: RunSummary) -> str:
     if rows:
         body += "\n\nModel changes:\n\n" + "\n".join(rows)
     return "## Forecast accuracy\n\n" + body.strip()
+
+
+def _service(summary: RunSummary) -> str:
+    if not summary.service:
+        return ""
+    rows = [f"- **{_escape(s.group)}** — {service_text(s)}" for s in summary.service]
+    return "## Service delivered\n\n" + "\n".join(rows) + f"\n\n_{SERVICE_NOTE}._"
 
 
 def _comparison(summary: RunSummary, previous: RunSummary | None) -> str:

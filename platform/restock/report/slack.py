@@ -13,6 +13,7 @@ from restock.report.facts import (
     fmt_pct,
     headline,
     held_reason_text,
+    service_text,
 )
 
 # Slack refuses a section text over 3,000 characters and a message over 50 blocks.
@@ -37,6 +38,9 @@ def render_slack_blocks(summary: RunSummary, *, report_url: str | None = None) -
     risks += [f"• {_esc(m)}" for m in h.risk_messages]
     if risks:
         blocks.append(_list_section(":warning: *At risk*", risks))
+    if summary.service:
+        blocks.append(_list_section(":dart: *Service delivered*", [
+            f"• *{_esc(s.group)}* {_esc(service_text(s))}" for s in summary.service]))
     if summary.errors:
         blocks.append(_list_section(":x: *Errors*", [f"• {_esc(e)}" for e in summary.errors]))
     blocks.append({"type": "context", "elements": [_mrkdwn(_context(summary, report_url))]})
