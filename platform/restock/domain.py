@@ -193,7 +193,9 @@ class ServiceDelivered(BaseModel):
     delivered: float | None = None          # None: no item-cycle (or unit) counted yet
     item_cycles: int = 0
     cycles: int = 0                         # closed review cycles in the year
-    shift: float = 0.0                      # z units applied (0 with service_feedback off)
+    shift: float = 0.0                      # z units asked of the formula
+    applied: bool = True                    # False: service_feedback is off, and ``shift``
+                                            # is only what it would have asked
 
 
 class RunSummary(BaseModel):

@@ -94,7 +94,8 @@ def service_feedback(config: OrgConfig, items: pd.DataFrame, history: pd.DataFra
         if applied:
             feedback.shifts[group] = shift
         feedback.service.append(service_delivered(group, "fill_rate" if fill else "cycle",
-                                                  level, rows, applied))
+                                                  level, rows, shift.shift,
+                                                  config.policy.service_feedback))
     store.service.record(new)
     return feedback
 

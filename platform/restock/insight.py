@@ -96,7 +96,7 @@ def model_changes(previous: list[CatalogEntry], current: dict[str, str]) -> list
 
 
 def service_delivered(group: str, measure: str, target: float, cycles: list[ServiceCycle],
-                      shift: float) -> ServiceDelivered:
+                      shift: float, applied: bool = True) -> ServiceDelivered:
     """A service group's delivered service over ``cycles`` (its last year's): the share of
     item-cycles without a stockout, or of units asked that were met, for a fill rate."""
     if measure == "fill_rate":
@@ -108,4 +108,4 @@ def service_delivered(group: str, measure: str, target: float, cycles: list[Serv
     return ServiceDelivered(group=group, measure=measure, target=target,
                             delivered=None if delivered is None else round(delivered, 4),
                             item_cycles=sum(c.item_cycles for c in cycles), cycles=len(cycles),
-                            shift=round(shift, 4))
+                            shift=round(shift, 4), applied=applied)

@@ -248,6 +248,9 @@ def test_service_text_says_what_little_a_young_or_unshifted_group_has():
         "last year → safety factor unchanged")
     assert group(delivered=0.99, item_cycles=80, cycles=3, shift=-0.0021).endswith(
         "→ safety factor -0.002")
+    assert group(delivered=0.8, item_cycles=90, cycles=3, shift=0.42, applied=False) == (
+        "cycle service, target 90%: 80% delivered over 90 item-cycles in 3 closed cycles of the "
+        "last year; not applied (service_feedback is off): the safety factor would be +0.42")
     assert service_text(ServiceDelivered(
         group="item:fill:0.97", measure="fill_rate", target=0.97, item_cycles=40, cycles=2)) == (
         "fill rate, target 97%: no unit asked over 40 item-cycles in 2 closed cycles of the "

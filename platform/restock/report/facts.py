@@ -252,7 +252,11 @@ def service_text(service: ServiceDelivered) -> str:
     head = f"{_MEASURES.get(service.measure, service.measure)}, target {fmt_pct(service.target)}"
     if service.cycles == 0:
         return f"{head}: no closed cycle yet"
-    return f"{head}: {_measured_words(service)} → {_shift_words(service.shift)}"
+    shift = _shift_words(service.shift)
+    if not service.applied:
+        return f"{head}: {_measured_words(service)}; not applied (service_feedback is off): "\
+               f"{shift.replace('safety factor', 'the safety factor would be', 1)}"
+    return f"{head}: {_measured_words(service)} → {shift}"
 
 
 def _measured_words(service: ServiceDelivered) -> str:
@@ -266,7 +270,6 @@ def _measured_words(service: ServiceDelivered) -> str:
 
 
 def _shift_words(shift: float) -> str:
-    # A shift of 0 may be the feedback turned off or a group on target: the summary cannot tell.
     if shift == 0:
         return "safety factor unchanged"
     return f"safety factor {shift:+.2f}" if abs(shift) >= 0.005 else f"safety factor {shift:+.1g}"
