@@ -15,12 +15,13 @@ import numpy as np
 import pandas as pd
 
 from restock.policy.explain import records
+from restock.policy.inputs import with_columns
 from restock.policy.loss import normal_loss
 
 
 def apply_budget(lines: pd.DataFrame, budget: float | None) -> tuple[pd.DataFrame, list[dict]]:
     """``(kept lines, cut lines as records)``; every line is kept when it all fits."""
-    lines = lines.assign(value=lines["quantity"] * lines["unit_price"])
+    lines = with_columns(lines, value=lines["quantity"] * lines["unit_price"])
     lines["benefit"] = lines["expected_short"] - normal_loss(
         lines["position"] + lines["quantity"], lines["mean"], lines["sd"])
     lines["benefit_per_cost"] = lines["benefit"] / lines["value"]
@@ -51,7 +52,7 @@ def _shrink_into(lines: pd.DataFrame, kept: np.ndarray, ranked_cut: np.ndarray,
             reduced[i], quantity[i] = quantity[i], affordable
             kept[i] = True
             left -= affordable * price[i]
-    lines = lines.assign(quantity=quantity, budget_reduced_from=reduced,
+    lines = with_columns(lines, quantity=quantity, budget_reduced_from=reduced,
                          packs=np.round(quantity / pack, 6), value=quantity * price)
     return lines, kept
 

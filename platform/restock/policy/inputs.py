@@ -30,6 +30,17 @@ OFFER_OPTIONAL = {"lead_time_days": np.nan, "moq": 0.0, "pack_size": 1.0, "min_q
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
+def with_columns(frame: pd.DataFrame, **columns) -> pd.DataFrame:
+    """``frame.assign(**columns)`` without copying ``frame``'s own columns: ``assign`` copies
+    them all first, which for 230,000 candidate rows cost a third of a second per plan. The
+    new frame shares ``frame``'s arrays; setting a column replaces its array, never writes into
+    one, so ``frame`` is left as it was."""
+    out = frame.copy(deep=False)
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
 def prepare_items(items: pd.DataFrame) -> tuple[pd.DataFrame, list[Reason]]:
     """Items with every optional column, numbers as floats, and the rows that cannot be used."""
     _require(items, ITEM_COLUMNS, "items")

@@ -39,7 +39,7 @@ from restock.policy.budget import apply_budget
 from restock.policy.explain import records
 from restock.policy.feedback import GroupShift
 from restock.policy.guard import holds_for
-from restock.policy.inputs import item_settings, prepare_items, prepare_offers
+from restock.policy.inputs import item_settings, prepare_items, prepare_offers, with_columns
 from restock.policy.levels import stock_levels
 from restock.policy.loss import normal_loss
 from restock.policy.pooled import pooled_settings, with_pool_shares
@@ -175,7 +175,7 @@ def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray) -> pd.DataFrame:
                           cover_periods=frame["cover_days"],
                           lead_time_sd=frame["lead_time_sd_days"],
                           safety_factor=frame.get("safety_factor", np.nan))
-    frame = frame.assign(mean=levels.mean, sd=levels.sd, safety_stock=levels.safety_stock,
+    frame = with_columns(frame, mean=levels.mean, sd=levels.sd, safety_stock=levels.safety_stock,
                          order_up_to=levels.order_up_to, method=levels.method)
     frame["need"] = frame["order_up_to"] - frame["position"]
     frame["shortfall_risk"] = _stockout_probability(frame)
@@ -198,7 +198,7 @@ def _choose(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     order already open for the SKU first, when its offer is in time), else the fastest."""
     pool = rows[mask]
     if pool.empty:
-        return pool.assign(any_in_time=pd.Series(dtype=bool), offers_considered=0)
+        return with_columns(pool, any_in_time=pd.Series(dtype=bool), offers_considered=0)
     any_in = pool.groupby("sku")["in_time"].transform("any").to_numpy()
     late = ~pool["in_time"].to_numpy()
     price, lead = pool["unit_price"].to_numpy(), pool["lead"].to_numpy()
@@ -209,7 +209,7 @@ def _choose(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     ranked = pool.iloc[order]
     first = ~ranked["sku"].duplicated().to_numpy()
     counts = pool.groupby("sku")["supplier"].size()
-    chosen = ranked[first].assign(any_in_time=any_in[order][first])
+    chosen = with_columns(ranked[first], any_in_time=any_in[order][first])
     chosen["offers_considered"] = chosen["sku"].map(counts).to_numpy()
     return chosen
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from restock.policy.inputs import with_columns
 from restock.policy.levels import pooled_cycle_z, pooled_fill_z
 from restock.policy.loss import standard_normal_loss
 from restock.policy.quantity import whole_packs
@@ -39,7 +40,7 @@ def pooled_settings(settings: pd.DataFrame, skus: pd.Series,
     demand keep their own level: nothing can be ordered for them, or they have no service to
     count.
     """
-    settings = settings.assign(safety_factor=np.nan, item_level=np.nan, pool_items=0)
+    settings = with_columns(settings, safety_factor=np.nan, item_level=np.nan, pool_items=0)
     members = chosen[chosen["pool"].notna() & (chosen["mean"] > 0)]
     where = pd.Series(np.arange(len(skus)), index=skus.to_numpy())
     columns = [settings.columns.get_loc(c) for c in POOLED_COLUMNS]
@@ -56,7 +57,7 @@ def with_pool_shares(rows: pd.DataFrame, settings: pd.DataFrame,
                      skus: pd.Series) -> pd.DataFrame:
     """Candidate ``rows`` (one per item and offer) with their items' pooled columns."""
     where = pd.Index(skus.to_numpy()).get_indexer(rows["sku"])
-    return rows.assign(**{column: settings[column].to_numpy()[where]
+    return with_columns(rows, **{column: settings[column].to_numpy()[where]
                           for column in POOLED_COLUMNS})
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from restock.policy.inputs import with_columns
+
 _EPS = 1e-9
 
 
@@ -42,7 +44,8 @@ def order_quantities(rows: pd.DataFrame) -> pd.DataFrame:
     quantity = np.minimum(quantity, cap)
     least = np.maximum.reduce([moq, floor_break, pack])
     feasible = (cap >= least) & (quantity + _EPS >= rows["min_qty"].to_numpy())
-    return rows.assign(
+    return with_columns(
+        rows,
         quantity=quantity, moq_effective=moq, packs=np.round(quantity / pack, 6),
         moq_adjusted=np.abs(moq - rows["moq"].to_numpy(dtype=float)) > _EPS,
         raised_to_moq=(need > 0) & (moq > packed + _EPS) & (moq >= floor_break),
