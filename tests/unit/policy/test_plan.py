@@ -275,3 +275,14 @@ def test_the_plan_leaves_the_collector_as_it_found_it():
         assert gc.get_freeze_count() > frozen // 2 > 0   # (some frozen objects die meanwhile)
     finally:
         gc.unfreeze()
+
+
+def test_with_columns_leaves_its_input_as_it_was():
+    from restock.policy.inputs import with_columns
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0], "s": ["x", "y"]})
+    before = frame.copy(deep=True)
+    out = with_columns(frame, b=[0.0, 0.0], s=["k", "k"], new=[5, 6])
+    pd.testing.assert_frame_equal(frame, before)
+    assert out.columns.tolist() == ["a", "b", "s", "new"]
+    assert out["b"].tolist() == [0.0, 0.0] and out["new"].tolist() == [5, 6]
