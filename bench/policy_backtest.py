@@ -12,9 +12,10 @@ Policies, all on the same replay (review every ``review`` periods, backorders):
   own closed forecast windows, and the level asked of the formula corrected by the service the
   replay delivered in the cycles closed before each decision (restock.simulate.
   service_correction: a fill-rate target is met the same way, one safety factor for all items
-  set by the fill delivered), and a level per protection interval that counts an item exposed
-  once per order when its MOQ or packs make an order last several reviews (restock.simulate.
-  exposed_level). ``restock_without_feedback``: the rule before both (fill rate from the
+  set by the fill delivered), and a level per protection interval that counts how often an
+  item runs short when its MOQ or packs make an order last several reviews (exposed_level: the
+  positions after a review spread over the order's excess; a fill rate counts one exposed
+  interval per order). ``restock_without_feedback``: the rule before both (fill rate from the
   per-item loss function); ``restock_cycle_without_calibration``: one
   period's error scaled by sqrt(L + R); ``pooled_cycle`` / ``pooled_fill_rate``: the target
   as the items' aggregate (average cycle service, fill rate of all their demand), reached at
