@@ -36,6 +36,7 @@ from restock.forecast.promotions import (  # noqa: F401  (re-exported)
     promotion_lift,
 )
 from restock.policy.empirical import error_levels
+from restock.policy.exposure import exposed_level as policy_exposed_level
 from restock.policy.feedback import (  # noqa: F401  (re-exported)
     FEEDBACK_LIMIT,
     FEEDBACK_PRIOR,
@@ -45,7 +46,6 @@ from restock.policy.feedback import (  # noqa: F401  (re-exported)
     service_correction,
 )
 from restock.policy.levels import pooled_cycle_z, pooled_fill_z, stock_levels
-from restock.policy.loss import standard_normal_loss
 from restock.policy.quantity import whole_packs
 
 ITEM_DEFAULTS = {"moq": 0.0, "pack_size": 1.0, "order_cost": 0.0, "holding_cost": 0.0,
@@ -313,47 +313,10 @@ def cycles_per_order(cycle_demand, items: Items) -> np.ndarray:
 
 
 def exposed_level(level, cycle_demand, sd, items: Items, *, units: bool = False) -> np.ndarray:
-    """The level to ask of one protection interval (sd ``sd``) for ``level`` of all review
-    cycles without a stockout, when an order of at least the MOQ, in whole packs, outlasts a
-    review cycle.
-
-    Such an order leaves the position after each review spread evenly over ``[S, S + W]``, ``W``
-    its excess over a cycle's demand (the uniform position of an (s, nQ) system), and a cycle
-    ends short when the demand over lead time + review exceeds the position it started from:
-    the share of short cycles is ``(G(S) - G(S + W)) / W`` for the normal loss ``G``, ``1 -
-    level`` when ``W`` is far below ``sd``, ``G(S) / W`` when far above. A shelf emptied early
-    stays short in every cycle until the next order arrives; counting one exposed cycle per
-    order left MOQ-bound spare parts short three to eight times as often as asked (MAN).
-
-    With ``units`` (a fill rate) the level stays ``1 - n (1 - level)`` for ``n`` cycles per
-    order: however many cycles it spans, an order's shortfall is one protection interval's.
-    Kept within (0.5, 0.9999).
+    """:func:`restock.policy.exposure.exposed_level` for the replay's items (their MOQ and
+    packs): the level to ask of one protection interval when an order outlasts a review cycle.
     """
-    if units:
-        return np.clip(1.0 - (1.0 - level) * cycles_per_order(cycle_demand, items), 0.5, 0.9999)
-    order = np.maximum(whole_packs(cycle_demand, items.pack), items.moq)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        width = np.where(sd > 0, np.maximum(order - cycle_demand, 0.0) / sd, 0.0)
-    level = np.broadcast_to(np.asarray(level, dtype=float), width.shape)
-    return norm.cdf(_short_cycle_factor(1.0 - level, width))
-
-
-_LOWEST_Z, _HIGHEST_Z = norm.ppf(0.5), norm.ppf(0.9999)
-
-
-def _short_cycle_factor(allowed: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """The ``z`` at which ``(L(z) - L(z + width)) / width`` (standard normal loss ``L``; its
-    limit ``1 - Phi(z)`` at width 0) is ``allowed``, within the levels 0.5 to 0.9999."""
-    spread = width > 1e-6   # below this the difference quotient is rounding noise
-    safe = np.where(spread, width, 1.0)
-    low, high = np.full(width.shape, _LOWEST_Z), np.full(width.shape, _HIGHEST_Z)
-    for _ in range(50):   # the short share falls as z rises: bisection to ~1e-15 of the range
-        z = 0.5 * (low + high)
-        short = np.where(spread, (standard_normal_loss(z) - standard_normal_loss(z + safe))
-                         / safe, norm.sf(z))
-        above = short > allowed
-        low, high = np.where(above, z, low), np.where(above, high, z)
-    return high
+    return policy_exposed_level(level, cycle_demand, sd, items.pack, items.moq, units=units)
 
 
 def _fed_back(state: Decision, level: float, fill_rate: bool) -> float:

@@ -87,3 +87,15 @@ def test_a_replay_of_lumpy_demand_under_an_moq_delivers_the_target():
     assert achieved(lambda cycle, sd, items: exposed_level(0.9, cycle, sd, items)) == \
         pytest.approx(0.9, abs=0.02)
     assert achieved(lambda cycle, sd, items: np.full(len(cycle), 0.5)) < 0.85
+
+
+def test_the_replay_asks_what_the_live_planner_asks():
+    from restock.policy import exposed_level as planner_level
+
+    setting = _setting([0.0, 30.0, 25.0], [1.0, 1.0, 12.0])   # MOQ 25 in packs of 12: 36
+    cycle, sd = np.array([10.0, 10.0, 10.0]), np.array([6.0, 6.0, 6.0])
+    for units in (False, True):
+        replay = exposed_level(0.93, cycle, sd, setting, units=units)
+        assert np.array_equal(replay, planner_level(0.93, cycle, sd, [1.0, 1.0, 12.0],
+                                                    [0.0, 30.0, 25.0], units=units))
+        assert replay[0] == pytest.approx(0.93) and replay[2] < replay[1] < 0.93

@@ -12,12 +12,14 @@ The library face (documented in docs/policy.md): safety stock and reorder points
 service level or a fill rate (:mod:`restock.policy.safety`), loss functions
 (:mod:`restock.policy.loss`), and the textbook models — newsvendor, EOQ, (r, Q), (s, S)
 (:mod:`restock.policy.models`); the service feedback shared by the replay and the live planner
-(:mod:`restock.policy.feedback`).
+(:mod:`restock.policy.feedback`), and the level a per-item cycle target asks of the formula
+when an order outlasts a review cycle (:mod:`restock.policy.exposure`).
 """
 
 from __future__ import annotations
 
 from restock.policy.empirical import error_levels
+from restock.policy.exposure import exposed_level
 from restock.policy.feedback import (
                                  FEEDBACK_LIMIT,
                                  FEEDBACK_PRIOR,
@@ -71,7 +73,7 @@ __all__ = [
     "FEEDBACK_LIMIT", "FEEDBACK_PRIOR", "LOWEST_ASKED", "GroupShift", "Levels", "Plan",
     "ServiceRecord", "corrected_level", "cycle_service_of", "discrete_level", "discrete_loss",
     "economic_order_quantity", "economic_order_quantity_with_backorders", "error_levels",
-    "fill_rate_of",
+    "exposed_level", "fill_rate_of",
     "inverse_standard_normal_loss", "newsvendor_explicit", "newsvendor_normal",
     "newsvendor_poisson", "normal_loss", "normal_second_loss", "order_up_to_level", "plan",
     "poisson_loss", "pooled_cycle_z", "pooled_fill_z", "protection_demand", "reorder_point", "rq_cost",
