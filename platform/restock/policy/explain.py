@@ -75,7 +75,20 @@ def _safety(row: dict) -> dict:
     if _pooled(row):
         return _pooled_safety(row, data, level, measure)
     return _reason(code="safety_stock", message=f"safety stock {num(units)} for {level} "
-                  f"{measure} ({method.replace('_', ' ')} demand)", data=data)
+                  f"{measure}{_exposure(row, data)} ({method.replace('_', ' ')} demand)",
+                  data=data)
+
+
+def _exposure(row: dict, data: dict) -> str:
+    """What a per-item cycle target asked of the formula when an order outlasts a review cycle
+    (adds it to ``data``), else nothing."""
+    asked = row.get("exposed_level")
+    if asked is None or math.isnan(asked) or abs(asked - row["service_level"]) < 5e-5:
+        return ""
+    cycles = float(row["cycles_per_order"])
+    data.update(exposed_level=float(asked), cycles_per_order=cycles)
+    return (f" ({asked * 100:.4g}% asked of the formula: one order of this offer, MOQ and packs "
+            f"included, lasts {cycles:.2g} review cycles)")
 
 
 def _fed_back(row: dict) -> list[dict]:

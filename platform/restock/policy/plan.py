@@ -37,13 +37,14 @@ from restock.domain import OrderLine, Reason, SkippedLine
 from restock.policy import explain
 from restock.policy.budget import apply_budget
 from restock.policy.explain import records
+from restock.policy.exposure import NARROW_EXCESS, excess_width, exposed_level
 from restock.policy.feedback import GroupShift
 from restock.policy.guard import holds_for
 from restock.policy.inputs import item_settings, prepare_items, prepare_offers, with_columns
 from restock.policy.levels import stock_levels
 from restock.policy.loss import normal_loss
-from restock.policy.pooled import pooled_settings, with_pool_shares
-from restock.policy.quantity import order_quantities
+from restock.policy.pooled import cycles_per_order, pooled_settings, with_pool_shares
+from restock.policy.quantity import order_quantities, whole_packs
 
 _ITEM_FIELDS = ("sku", "category", "description", "on_hand", "allocated", "on_order",
                 "backorders", "demand_rate", "demand_sd", "usual_order_qty",
@@ -169,18 +170,53 @@ def _sized(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray) -> pd.DataFrame:
+    asked, cycles = _exposure(frame, lead_days)
     levels = stock_levels(frame["demand_rate"], frame["demand_sd"], lead_days,
-                          frame["review_days"], service_level=frame["service_level"],
+                          frame["review_days"], service_level=asked,
                           fill_rate=frame["fill_rate"], buffer_units=frame["buffer_units"],
                           cover_periods=frame["cover_days"],
                           lead_time_sd=frame["lead_time_sd_days"],
                           safety_factor=frame.get("safety_factor", np.nan))
     frame = with_columns(frame, mean=levels.mean, sd=levels.sd, safety_stock=levels.safety_stock,
-                         order_up_to=levels.order_up_to, method=levels.method)
+                         order_up_to=levels.order_up_to, method=levels.method,
+                         exposed_level=asked, cycles_per_order=cycles)
     frame["need"] = frame["order_up_to"] - frame["position"]
     frame["shortfall_risk"] = _stockout_probability(frame)
     frame["expected_short"] = normal_loss(frame["position"], frame["mean"], frame["sd"])
     return frame
+
+
+def _exposure(frame: pd.DataFrame, lead_days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The level each row asks of the formula and the review cycles one order of its offer
+    lasts.
+
+    A per-item cycle target is asked as the replay asks it (:mod:`restock.policy.exposure`):
+    an offer whose MOQ or packs make an order outlast a review cycle needs less of each
+    protection interval. Fill rates, pooled targets (their factors count the cycles per order
+    themselves) and fixed buffers keep their level; so does a row without an offer.
+    """
+    level = frame["service_level"].to_numpy(dtype=float)
+    cycles = np.ones(len(frame))
+    if "moq" not in frame:
+        return level, cycles
+    rate, review = (frame[c].to_numpy(dtype=float) for c in ("demand_rate", "review_days"))
+    pack, moq = frame["pack_size"].to_numpy(dtype=float), frame["moq"].to_numpy(dtype=float)
+    cycle_demand = rate * review
+    cycles = cycles_per_order(cycle_demand, pack, whole_packs(moq, pack))
+    per_item = ~frame["fill_rate"].to_numpy(dtype=bool) & frame["pool"].isna().to_numpy()
+    for fixed in ("buffer_units", "cover_days", "safety_factor"):
+        if fixed in frame:
+            per_item &= np.isnan(frame[fixed].to_numpy(dtype=float))
+    # The replay's sd: demand over lead time + review, lead-time spread included (stock_levels).
+    lead_sd = frame["lead_time_sd_days"].to_numpy(dtype=float)
+    sd = np.sqrt(frame["demand_sd"].to_numpy(dtype=float) ** 2 * (lead_days + review)
+                 + rate**2 * lead_sd**2)
+    # Rows whose order does not outlast a cycle ask the level itself, exactly.
+    outlast = per_item & (excess_width(cycle_demand, sd, pack, moq) > NARROW_EXCESS)
+    asked = level.copy()
+    asked[outlast] = exposed_level(level[outlast], cycle_demand[outlast], sd[outlast],
+                                   pack[outlast], moq[outlast])
+    return asked, cycles
 
 
 def _stockout_probability(frame: pd.DataFrame) -> np.ndarray:

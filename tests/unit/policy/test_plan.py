@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import norm
 
 from restock.config import Guard, Policy
-from restock.policy import plan
+from restock.policy import exposed_level, plan
 
 
 def item(sku="A", **values):
@@ -47,11 +47,13 @@ def only_line(result):
 def test_order_up_to_covers_lead_time_plus_review_with_service_safety_stock():
     line = only_line(run([item()], [offer(pack_size=120)]))
     horizon = 21 + 7
-    safety = norm.ppf(0.95) * 3.0 * math.sqrt(horizon)
+    sd = 3.0 * math.sqrt(horizon)
+    # A pack of 120 lasts 2.7 review cycles of 45: the formula is asked less per cycle.
+    safety = norm.ppf(float(exposed_level(0.95, 45.0, sd, 120.0, 0.0))) * sd
     assert line.forecast_lead_review == pytest.approx(180.0)
     assert line.safety_stock == pytest.approx(safety)
     assert line.order_up_to == pytest.approx(180 + safety)
-    assert line.quantity == 240.0   # 180 + 26.1 - 30 = 176.1 → 2 packs of 120
+    assert line.quantity == 240.0   # 180 + 6.1 - 30 = 156.1 → 2 packs of 120
     assert (line.inventory_position, line.on_hand, line.on_order) == (30.0, 30.0, 0.0)
     assert (line.review_period_days, line.service_level, line.moq) == (7.0, 0.95, 0.0)
     assert line.lead_time_days == 21.0 and line.supplier_sku == "north-A"
@@ -73,7 +75,7 @@ def test_nothing_is_ordered_when_the_position_covers_the_target():
 
 
 def test_quantity_is_raised_to_the_moq_and_an_odd_moq_to_whole_packs():
-    line = only_line(run([item(on_hand=200)], [offer(moq=250, pack_size=12)]))
+    line = only_line(run([item(on_hand=150)], [offer(moq=250, pack_size=12)]))
     assert line.quantity == 252.0 and line.moq == 252.0
     assert {"moq_rounded_to_pack", "raised_to_moq"} <= set(codes(line.reasons))
 
