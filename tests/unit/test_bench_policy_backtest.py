@@ -15,7 +15,8 @@ from bench.policy_backtest import (
 )
 
 from restock.forecast import to_panel
-from restock.simulate import Decision, check_history, simulate
+from restock.simulate import check_history, simulate
+from tests.support.policies import fixed
 
 CYCLE = MEASURES["cycle"]
 
@@ -50,13 +51,6 @@ def test_attainment_without_items_is_null_not_a_crash():
     assert row["item_fill_rate_share_within_5pp_of_0.9"] is None
 
 
-def short_of(level: float):
-    def decide(state: Decision):
-        target = np.full(len(state.items.ids), level)
-        return target - 1e-9, target
-    return decide
-
-
 def test_per_item_service_from_a_replay_counts_items_with_enough_demand_cycles():
     weeks = 60
     demand = {"steady": [10.0] * weeks,
@@ -70,7 +64,7 @@ def test_per_item_service_from_a_replay_counts_items_with_enough_demand_cycles()
     panel = to_panel(tidy, freq="W")
     starts: list[int] = []
     # Order up to 25 against 30 needed over lead time + review: the steady item runs short.
-    result = simulate(tidy, settings, _noting(short_of(25.0), starts), periods=24, review=2,
+    result = simulate(tidy, settings, _noting(fixed(25.0), starts), periods=24, review=2,
                       panel=panel)
     measured = [t for t in starts if t >= weeks - 24]
     row = _per_item(result.items, panel, measured)

@@ -11,6 +11,7 @@ import pytest
 from restock.cli import main
 from restock.errors import ConfigError, DataError
 from restock.simulate import Decision, min_max_policy, restock_policy, sba_normal_policy, simulate
+from tests.support.policies import fixed
 
 
 def history(demand: dict[str, list[float]], start="2024-01-01", freq="W-MON") -> pd.DataFrame:
@@ -27,13 +28,6 @@ def items(**overrides) -> pd.DataFrame:
            "order_cost": 10.0, "holding_cost": 0.5}
     row.update(overrides)
     return pd.DataFrame([row])
-
-
-def fixed(level: float):
-    def decide(state: Decision):
-        target = np.full(len(state.items.ids), level)
-        return target - 1e-9, target
-    return decide
 
 
 def test_steady_demand_with_order_up_to_lead_plus_review_is_always_served():
