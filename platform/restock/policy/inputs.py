@@ -143,7 +143,7 @@ def item_settings(items: pd.DataFrame, policy: Policy,
                   service_shift: Mapping[str, GroupShift | float] | None = None) -> pd.DataFrame:
     """Per item: effective service level, measure, buffer, review, lead time, max quantity, bid,
     the ``pool`` whose items share the service level (None: the item meets it alone) and the
-    ``service_group`` whose delivered service is recorded together (None: a fixed buffer).
+    ``service_group`` whose delivered service is recorded together (missing: a fixed buffer).
 
     SKU over category over org (``Policy.for_item``), evaluated once per distinct override so a
     large catalogue with few overrides costs a handful of calls. ``service_shift`` (per service
