@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, InstanceOf
 
 # Column contracts of the Snapshot's frames. Required columns first; optional ones get defaults.
 CATALOG_COLUMNS = ("sku", "description", "category", "unit")
@@ -76,7 +76,9 @@ class Reason(BaseModel):
     model_config = ConfigDict(frozen=True)
     code: str                      # e.g. "forecast", "safety_stock", "rounded_to_pack", "max_bid"
     message: str                   # plain words: "rounded up to 2 packs of 120"
-    data: dict[str, Any] = Field(default_factory=dict)
+    # Checked to be a dict and kept as given, not copied key by key: a plan where 100,000 SKUs
+    # order builds some 650,000 reasons, and the copies were a tenth of its time and memory.
+    data: InstanceOf[dict] = Field(default_factory=dict)
 
 
 class OrderLine(BaseModel):
