@@ -99,10 +99,19 @@ def run(n: int = 100_000) -> dict:
     budget = round(0.8 * unlimited["spend"], 2)
     return {"skus": n, "offer_rows": len(offers), "target_seconds": 5.0,
             "seconds_are": "CPU seconds of the planning process (best of 2), one core",
-            "load_average_1min": os.getloadavg()[0],
+            "load_average_1min": os.getloadavg()[0], "versions": _versions(),
             "typical_run": unlimited,
             "typical_run_budget_80pct": {"budget": budget, **timed_plan(typical, offers, budget)},
             "every_sku_orders": timed_plan(every, offers, budget=None)}
+
+
+def _versions() -> dict:
+    # pandas 3 stores text as Arrow strings and moves this plan by about 10%: say which ran.
+    import platform
+
+    import pydantic
+    return {"python": platform.python_version(), "pandas": pd.__version__,
+            "numpy": np.__version__, "pydantic": pydantic.__version__}
 
 
 def main() -> None:
