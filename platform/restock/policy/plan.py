@@ -45,6 +45,7 @@ from restock.policy.levels import stock_levels
 from restock.policy.loss import normal_loss
 from restock.policy.pooled import cycles_per_order, pooled_settings, with_pool_shares
 from restock.policy.quantity import order_quantities, whole_packs
+from restock.policy.safety import protection_demand
 
 _ITEM_FIELDS = ("sku", "category", "description", "on_hand", "allocated", "on_order",
                 "backorders", "demand_rate", "demand_sd", "usual_order_qty",
@@ -208,9 +209,8 @@ def _exposure(frame: pd.DataFrame, lead_days: np.ndarray) -> tuple[np.ndarray, n
         if fixed in frame:
             per_item &= np.isnan(frame[fixed].to_numpy(dtype=float))
     # The replay's sd: demand over lead time + review, lead-time spread included (stock_levels).
-    lead_sd = frame["lead_time_sd_days"].to_numpy(dtype=float)
-    sd = np.sqrt(frame["demand_sd"].to_numpy(dtype=float) ** 2 * (lead_days + review)
-                 + rate**2 * lead_sd**2)
+    _, sd = protection_demand(rate, frame["demand_sd"].to_numpy(dtype=float), lead_days, review,
+                              frame["lead_time_sd_days"].to_numpy(dtype=float))
     # Rows whose order does not outlast a cycle ask the level itself, exactly.
     outlast = per_item & (excess_width(cycle_demand, sd, pack, moq) > NARROW_EXCESS)
     asked = level.copy()
