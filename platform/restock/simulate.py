@@ -46,6 +46,7 @@ from restock.policy.feedback import (  # noqa: F401  (re-exported)
     service_correction,
 )
 from restock.policy.levels import pooled_cycle_z, pooled_fill_z, stock_levels
+from restock.policy.pooled import cycles_per_order as policy_cycles_per_order
 from restock.policy.quantity import whole_packs
 
 ITEM_DEFAULTS = {"moq": 0.0, "pack_size": 1.0, "order_cost": 0.0, "holding_cost": 0.0,
@@ -305,11 +306,9 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
 
 
 def cycles_per_order(cycle_demand, items: Items) -> np.ndarray:
-    """Review cycles one order lasts: at least the MOQ, in whole packs, over a cycle's demand
-    (at least 1)."""
-    order = np.maximum(whole_packs(cycle_demand, items.pack), items.moq)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(cycle_demand > 0, np.maximum(order / cycle_demand, 1.0), 1.0)
+    """:func:`restock.policy.pooled.cycles_per_order` for the replay's items: review cycles one
+    order lasts (at least the MOQ, in whole packs, over a cycle's demand; at least 1)."""
+    return policy_cycles_per_order(cycle_demand, items.pack, items.moq)
 
 
 def exposed_level(level, cycle_demand, sd, items: Items, *, units: bool = False) -> np.ndarray:
