@@ -10,7 +10,8 @@ Before that, three cases get a deliberate rule of their own (docs/forecasting.md
 - ``too_short``: fewer than ``MIN_OBSERVATIONS`` observed periods; forecast the mean so far.
 - ``dead``: no demand at all, or none for ``dead_after`` periods (at least 4 × ADI and half a
   year); forecast zero.
-- ``new``: fewer than ``min_history`` observed periods (too little to backtest); forecast the
+- ``new``: fewer than ``min_history`` observed periods (too little to backtest, or to forecast
+  the horizon asked: ``forecast_panel`` asks at least the horizon); forecast the
   mean so far (the simplest unbiased rate), with confidence 0.
 """
 

@@ -440,7 +440,9 @@ def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = No
     season = SEASON.get(panel.freq, 1) if season_length is None else int(season_length)
     n, t = panel.values.shape
     plan = Backtest.plan(t, horizon)
-    history_needed = max(min_history or 0, fast_min_history(plan))
+    # A series with fewer observed periods than the horizon is forecast by its mean: a backtest
+    # on windows a fraction of the horizon long chose models that chased its last spike.
+    history_needed = max(min_history or 0, fast_min_history(plan), horizon)
     parts = [_forecast_chunk(panel.values[lo:lo + chunk_size], horizon, season, plan,
                              panel.freq, history_needed, criterion, combine,
                              calibrate=calibrate and lo == 0)
@@ -520,7 +522,8 @@ def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int
                   moment: np.ndarray) -> Choice:
     nz = fast.nonzero(y, start) if sporadic else None
     plan = plan.sparse() if sporadic else plan
-    pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season, moment=moment)
+    pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season, moment=moment,
+                      horizon=horizon)
     return choose(y, start, plan, pool, horizon, criterion=criterion, combine=combine,
                   keep_backtest=keep, moment=moment)
 

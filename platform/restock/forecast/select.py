@@ -31,6 +31,10 @@ SES_SPORADIC = (0.02, 0.05, 0.1, 0.2)
 TSB_ALPHA_D = (0.1, 0.2)
 TSB_ALPHA_P = (0.02, 0.05, 0.1, 0.2)
 HOLT_PARAMS = ((0.1, 0.1, 0.9), (0.1, 0.1, 0.98), (0.3, 0.1, 0.9), (0.3, 0.1, 0.98))
+# A trend is extrapolated at most half as far as the history it was learnt from: from ten weeks
+# ending in a spike, a damped trend forecast a spare part at 4.8 times its mean over the next
+# 20 weeks, and the replay stocked that order for two years (MAN).
+TREND_HISTORY_PER_STEP = 2
 SEASON_LEVEL_CYCLES = (1, 2, 4, 8)
 SEASON_INDEX_CYCLES = 26
 SEASON_TEST_PERIODS = 366
@@ -142,11 +146,13 @@ def scales(y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero | None, plan: Backtest, *,
-               sporadic: bool, season: int | None,
-               moment: np.ndarray | None = None) -> list[Candidate]:
+               sporadic: bool, season: int | None, moment: np.ndarray | None = None,
+               horizon: int | None = None) -> list[Candidate]:
     """The families that fit a group of series (regular or sporadic demand), as of every end.
 
-    ``moment``: each series' E[size²] / E[size] if already known (see classify)."""
+    ``moment``: each series' E[size²] / E[size] if already known (see classify). ``horizon``:
+    the periods to forecast; a damped trend is offered only to series with
+    ``TREND_HISTORY_PER_STEP`` observed periods per period ahead (default: the backtest's)."""
     ends = plan.all_ends
     alphas = SES_SPORADIC if sporadic else SES_REGULAR
     levels = fast.ses(y, ends, alphas)
@@ -154,7 +160,8 @@ def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero | None, plan: 
     if sporadic:
         out += _sporadic(y, start, nz, ends)
     else:
-        out += _holt(y, ends)
+        steps = plan.horizon if horizon is None else horizon
+        out += _holt(y, ends, plan.final - start >= TREND_HISTORY_PER_STEP * steps)
     if season and season > 1:
         out += _seasonal(y, start, plan, season, naive=not sporadic,
                          moment=_size_moment(y, start) if moment is None else moment)
@@ -174,12 +181,13 @@ def _sporadic(y: np.ndarray, start: np.ndarray, nz: fast.NonZero,
     return out
 
 
-def _holt(y: np.ndarray, ends: Sequence[int]) -> list[Candidate]:
+def _holt(y: np.ndarray, ends: Sequence[int], allowed: np.ndarray) -> list[Candidate]:
     out = []
     for alpha, beta, phi in HOLT_PARAMS:
         state = (y @ fast.holt_weights(y.shape[1], ends, alpha, beta, phi))
         out.append(Candidate("Holt", {"alpha": alpha, "beta": beta, "phi": phi},
-                             state.reshape(len(y), len(ends), 2), _damped_basis(phi)))
+                             state.reshape(len(y), len(ends), 2), _damped_basis(phi),
+                             None if allowed.all() else allowed))
     return out
 
 

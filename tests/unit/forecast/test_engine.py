@@ -62,6 +62,27 @@ def test_choice_follows_the_data() -> None:
     assert model["new"] == "Mean"
 
 
+def test_a_series_shorter_than_the_horizon_is_forecast_by_its_mean() -> None:
+    # Ten weeks ending in a spike, forecast 20 weeks ahead: a backtest on windows of 3 weeks
+    # picked a damped trend from the spike (4.8 times the mean over the 20 weeks).
+    spiky = np.array([0, 13, 2, 1, 2, 6, 2, 80, 0, 382], dtype=float)
+    result = forecast_panel(_panel({"part": spiky}, freq="W"), 20)
+    assert result.model[0] == "Mean" and result.demand_class[0] == "new"
+    assert result.point[0] == pytest.approx(np.full(20, spiky.mean()))
+    shorter = forecast_panel(_panel({"part": spiky}, freq="W"), 3)
+    assert shorter.model[0] != "Mean"    # three weeks ahead the backtest still chooses
+
+
+def test_a_trend_is_extrapolated_at_most_half_as_far_as_its_history() -> None:
+    rng = np.random.default_rng(4)
+    rising = 5 + 0.8 * np.arange(60) + rng.normal(0, 1, 60)
+    near = forecast_panel(_panel({"rising": rising}), 14)
+    assert near.model[0] == "Holt"                    # 60 periods of history, 14 ahead
+    far = forecast_panel(_panel({"rising": rising}), 40)
+    assert far.model[0] != "Holt"                     # 60 < 2 x 40
+    assert far.point[0].max() <= rising.max() + 3     # a level, not the trend carried 40 ahead
+
+
 def test_contract_fields_for_the_cycle() -> None:
     result = forecast_panel(_panel(_mixed()), 7)
     n = len(result.ids)
