@@ -36,6 +36,7 @@ from restock.forecast.promotions import (  # noqa: F401  (re-exported)
     promotion_lift,
 )
 from restock.policy.empirical import error_levels
+from restock.policy.exposure import excess_width as policy_excess_width
 from restock.policy.exposure import exposed_level as policy_exposed_level
 from restock.policy.feedback import (  # noqa: F401  (re-exported)
     FEEDBACK_LIMIT,
@@ -293,9 +294,8 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
             sd = horizon_spread(state, horizon, sd)
         cycle_demand = mean / horizon * state.review
         if pooled:
-            orders = cycles_per_order(cycle_demand, state.items) if per_order else 1.0
-            return _pooled_levels(asked, mean, sd, state.items.unit_cost, fill_rate,
-                                  cycle_demand, orders)
+            return _pooled_levels(asked, mean, sd, state.items, fill_rate, cycle_demand,
+                                  per_order)
         if not by_fill and per_order:
             asked = exposed_level(asked, cycle_demand, sd, state.items, units=fill_rate)
         levels = stock_levels(mean / horizon, sd / np.sqrt(horizon), state.items.lead,
@@ -372,14 +372,18 @@ def horizon_errors(state: Decision, horizon: np.ndarray) -> np.ndarray:
     return np.array(rows_out) if rows_out else np.empty((0, len(values)))
 
 
-def _pooled_levels(level, mean, sd, unit_cost, fill_rate, cycle_demand,
-                   orders) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_levels(level, mean, sd, items: Items, fill_rate, cycle_demand,
+                   per_order) -> tuple[np.ndarray, np.ndarray]:
     active = mean > 0   # an item with no expected demand is not part of the service average
     z = np.full(len(mean), norm.ppf(level))
-    orders = np.broadcast_to(orders, mean.shape)[active]
-    z[active] = pooled_fill_z(level, sd[active], cycle_demand[active], unit_cost[active],
-                              orders) if fill_rate else \
-        pooled_cycle_z(level, sd[active], unit_cost[active], orders)
+    sd_in, cost, demand = sd[active], items.unit_cost[active], cycle_demand[active]
+    if fill_rate:
+        orders = cycles_per_order(cycle_demand, items)[active] if per_order else 1.0
+        z[active] = pooled_fill_z(level, sd_in, demand, cost, orders)
+    else:
+        excess = policy_excess_width(demand, sd_in, items.pack[active], items.moq[active]) \
+            if per_order else 0.0
+        z[active] = pooled_cycle_z(level, sd_in, cost, excess=excess)
     target = np.maximum(mean + z * sd, 0.0)
     return target - 1e-9, target
 

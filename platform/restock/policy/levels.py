@@ -14,13 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import optimize, special, stats
 
 from restock.policy.loss import inverse_standard_normal_loss, standard_normal_loss
 
 SLOW_MOVER_MEAN = 20.0   # below this mean protection demand, whole-unit distributions fit better
 MAX_DISPERSION = 5.0     # variance / mean above which a negative binomial's tail is not trusted
 _GRID_CELLS = 4_000_000  # cells of the (items × units) grid evaluated at once
+_LOWEST_Z, _HIGHEST_Z = special.ndtri(0.5), special.ndtri(0.9999)   # pooled factors' range
+_SQRT_2PI = np.sqrt(2 * np.pi)
+_NEWTON_STEPS, _CONVERGED = 30, 1e-13
+_LOG_MULTIPLIER = 50.0   # the price of service searched within exp(-50) to exp(50)
 
 
 @dataclass
@@ -179,37 +183,148 @@ def _pmf_grid(mean, variance, width):
     return np.exp(np.where(over, log_nb, log_poisson))
 
 
-def pooled_cycle_z(level: float, sd, unit_cost, cycles_per_order=1.0) -> np.ndarray:
+def pooled_cycle_z(level: float, sd, unit_cost, cycles_per_order=1.0, *,
+                   excess=0.0) -> np.ndarray:
     """Safety factors giving ``level`` as the average cycle service of a group of items, at the
     least stock value.
 
-    Each item's chance of no stockout is ``Phi(z_i)`` and its safety stock costs
-    ``unit_cost_i sd_i z_i``; the cheapest mix for an average of ``level`` equalises service
-    bought per currency unit, ``phi(z_i) / (unit_cost_i sd_i)`` (a Lagrange condition), so
-    expensive or very uncertain items get less of the target and cheap, steady ones more.
-    ``z`` stays within the service range of the org files (0.5 to 0.9999); an item without
-    spread or cost gets the upper end, since its protection is free. An item whose orders last
-    ``cycles_per_order`` review cycles (MOQ, packs) risks a stockout in one of them only: its
-    service is ``1 - (1 - Phi(z_i)) / n_i`` and its price of service ``n_i`` times higher.
+    Item ``i``'s safety stock costs ``unit_cost_i sd_i z_i``. Its order (at least the MOQ, in
+    whole packs) exceeds a cycle's demand by ``excess_i`` sds
+    (:func:`restock.policy.exposure.excess_width`), so the position after a review spreads over
+    that width and the share of its cycles ending short is ``(L(z_i) - L(z_i + excess_i)) /
+    excess_i`` (:func:`cycle_short_share`; ``1 - Phi(z_i)`` without excess). The cheapest mix
+    for an average service of ``level`` equalises the service one more sd buys per currency
+    unit, ``(Phi(z_i + excess_i) - Phi(z_i)) / excess_i`` (``phi(z_i)`` without excess) over
+    ``unit_cost_i sd_i`` (a Lagrange condition), so expensive or very uncertain items get less
+    of the target and cheap, steady ones more. ``z`` stays within the service range of the org
+    files (0.5 to 0.9999); an item without spread or cost gets the upper end, since its
+    protection is free. Where the lower end already gives more than ``level``, every item
+    stays there.
+
+    ``cycles_per_order`` is the older count, for callers that still pass it: one exposed cycle
+    per order of ``n_i`` cycles, service ``1 - (1 - Phi(z_i)) / n_i`` at a price ``n_i`` times
+    higher. It misjudged MOQ-bound items several times over; give ``excess`` instead (not both).
     """
     orders = np.asarray(cycles_per_order, dtype=float)
-    price = np.asarray(unit_cost, dtype=float) * np.asarray(sd, dtype=float) * orders
-    low, high = stats.norm.ppf(0.5), stats.norm.ppf(0.9999)
+    price, width, orders = np.broadcast_arrays(
+        np.asarray(unit_cost, dtype=float) * np.asarray(sd, dtype=float) * orders,
+        np.asarray(excess, dtype=float), orders)
+    shape = price.shape
+    price, width, orders = (np.array(v, dtype=float).ravel() for v in (price, width, orders))
+    if np.any(width > 0) and np.any(orders != 1.0):
+        raise ValueError("excess: give the order's excess or cycles_per_order, not both")
+    width[_narrow(width)] = 0.0
+    if not price.size:
+        return price.reshape(shape)
+    return _cheapest_mix(level, price, width, orders).reshape(shape)
 
-    def factors(log_multiplier: float) -> np.ndarray:
-        scaled = np.exp(log_multiplier) * price * np.sqrt(2 * np.pi)
+
+def _cheapest_mix(level: float, price: np.ndarray, width: np.ndarray,
+                  orders: np.ndarray) -> np.ndarray:
+    """The factors at the multiplier (the price of service) that gives ``level`` on average,
+    found by Brent's method: average service falls as the multiplier rises."""
+    tried: dict[float, np.ndarray] = {}
+    # Factors at the highest multiplier tried that gave more than the level: those at any
+    # higher one are at or below them, the start Newton's method needs.
+    upper = [np.full(price.shape, _HIGHEST_Z)]
+
+    def surplus(log_multiplier: float) -> float:
+        z = _cheapest_factors(np.exp(log_multiplier) * price, width, upper[0])
+        tried[log_multiplier] = z
+        gap = float((1.0 - cycle_short_share(z, width) / orders).mean()) - level
+        if gap > 0:
+            upper[0] = z
+        return gap
+
+    low, high = _multiplier_range(price, width)
+    if surplus(low) <= 0:
+        root = low    # out of reach: every item at the upper end
+    elif surplus(high) >= 0:
+        root = high   # the lower end everywhere already gives it
+    else:
+        root = optimize.brentq(surplus, low, high, xtol=1e-12)
+    if root not in tried:   # Brent's method returns a multiplier it tried, the nearer end
+        surplus(root)
+    return tried[root]
+
+
+def _multiplier_range(price: np.ndarray, width: np.ndarray) -> tuple[float, float]:
+    # The log multipliers below which every priced item sits at the upper end and above which
+    # at the lower end: searching only between them spares Brent's method the flat ends.
+    priced = price > 0
+    if not priced.any():
+        return -_LOG_MULTIPLIER, _LOG_MULTIPLIER
+    with np.errstate(divide="ignore"):
+        top = np.log(_window_density(np.full(price.shape, _HIGHEST_Z), width) / price)[priced]
+        bottom = np.log(_window_density(np.full(price.shape, _LOWEST_Z), width) / price)[priced]
+    return (float(np.clip(top.min(), -_LOG_MULTIPLIER, _LOG_MULTIPLIER)),
+            float(np.clip(bottom.max(), -_LOG_MULTIPLIER, _LOG_MULTIPLIER)))
+
+
+def _window_density(z: np.ndarray, width: np.ndarray) -> np.ndarray:
+    # The mean of phi over [z, z + width]: the service one more sd buys (phi(z) without width).
+    wide = width > 0
+    density = np.exp(-z**2 / 2) / _SQRT_2PI
+    density[wide] = (special.ndtr(-z[wide]) - special.ndtr(-z[wide] - width[wide])) / width[wide]
+    return density
+
+
+def cycle_short_share(z, excess=0.0) -> np.ndarray:
+    """Share of review cycles ending short at safety factor ``z`` when orders exceed a cycle's
+    demand by ``excess`` sds: the position after a review spreads over ``[z, z + excess]``, so
+    the share is ``(L(z) - L(z + excess)) / excess`` (standard normal loss ``L``), ``1 - Phi(z)``
+    where the excess is at most :data:`restock.policy.exposure.NARROW_EXCESS`."""
+    z, width = np.broadcast_arrays(np.asarray(z, dtype=float), np.asarray(excess, dtype=float))
+    share = np.array(special.ndtr(-z), dtype=float)
+    wide = ~_narrow(width)
+    if wide.any():
+        start, w = z[wide], width[wide]
+        share[wide] = (_unit_loss(start) - _unit_loss(start + w)) / w
+    return share
+
+
+def _cheapest_factors(marginal: np.ndarray, width: np.ndarray,
+                      upper: np.ndarray) -> np.ndarray:
+    """Per item the ``z`` at which one more sd buys ``marginal`` service, the mean of ``phi``
+    over ``[z, z + width]``, within the levels 0.5 to 0.9999 (the upper end where ``marginal``
+    is 0); ``upper``: factors known to be at or above the answer.
+
+    That mean falls in ``z`` for ``z >= 0`` and its log is concave (phi is log-concave, and so
+    is its average over a window), so Newton's method on the log from a start at or above the
+    root approaches it from above without overshooting. ``phi^-1(marginal)`` is such a start:
+    the mean over the window is below ``phi(z)``. It is also the answer without width.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.sqrt(np.maximum(-2 * np.log(np.minimum(marginal * _SQRT_2PI, 1.0)), 0.0))
+    z = np.clip(np.where(marginal > 0, z, _HIGHEST_Z), _LOWEST_Z, _HIGHEST_Z)
+    active = np.flatnonzero((width > 0) & (marginal > 0))
+    z[active] = np.minimum(z[active], upper[active])
+    log_marginal = np.log(marginal[active])
+    for _ in range(_NEWTON_STEPS):
+        if not active.size:
+            break
+        start, w = z[active], width[active]
+        bought = special.ndtr(-start) - special.ndtr(-start - w)   # width x the mean of phi
+        falling = np.exp(-start**2 / 2) - np.exp(-(start + w) ** 2 / 2)   # x sqrt(2 pi)
         with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.sqrt(np.maximum(-2 * np.log(np.minimum(scaled, 1.0)), 0.0))
-        return np.clip(np.where(price > 0, z, high), low, high)
+            # d/dz log(bought) = -falling / (sqrt(2 pi) bought): Newton's step on the log. From
+            # above it only falls; a rise is rounding (narrow windows) or a root past the top.
+            step = (np.log(bought / w) - log_marginal) * bought * _SQRT_2PI / falling
+        moved = np.maximum(start + np.minimum(np.nan_to_num(step), 0.0), _LOWEST_Z)
+        moving = moved < start - _CONVERGED
+        z[active], active, log_marginal = moved, active[moving], log_marginal[moving]
+    return z
 
-    lo, hi = -50.0, 50.0
-    for _ in range(80):   # average service falls as the multiplier (price of service) rises
-        mid = 0.5 * (lo + hi)
-        if (1 - stats.norm.sf(factors(mid)) / orders).mean() > level:
-            lo = mid
-        else:
-            hi = mid
-    return factors(hi)
+
+def _narrow(width: np.ndarray) -> np.ndarray:
+    # Imported here: restock.policy.exposure imports this module (through restock.policy.pooled).
+    from restock.policy.exposure import NARROW_EXCESS
+    return width <= NARROW_EXCESS
+
+
+def _unit_loss(z: np.ndarray) -> np.ndarray:
+    # standard_normal_loss in the same arithmetic, without scipy.stats' per-call overhead.
+    return np.exp(-z**2 / 2) / _SQRT_2PI - z * special.ndtr(-z)
 
 
 def pooled_fill_z(level: float, sd, cycle_demand, unit_cost,

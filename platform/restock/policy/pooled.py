@@ -5,17 +5,18 @@ items rather than every item's own. :func:`restock.policy.levels.pooled_cycle_z`
 :func:`restock.policy.levels.pooled_fill_z` share the target out so that cheap, steady items get
 more of it and dear, erratic ones less; the backtest (``bench/policy_backtest.py``) measures the
 same rule. Each pooled item is priced at its chosen offer: the spread of demand over that offer's
-lead time + review, its unit price, and the review cycles one order of its MOQ and packs lasts.
+lead time + review, its unit price, and how far one order of its MOQ and packs exceeds a review
+cycle's demand (a cycle target, as :mod:`restock.policy.exposure` counts it) or how many review
+cycles that order lasts (a fill rate).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from restock.policy.inputs import with_columns
-from restock.policy.levels import pooled_cycle_z, pooled_fill_z
+from restock.policy.levels import cycle_short_share, pooled_cycle_z, pooled_fill_z
 from restock.policy.loss import standard_normal_loss
 from restock.policy.quantity import whole_packs
 
@@ -66,12 +67,17 @@ def _pool_factors(group: pd.DataFrame, level: float,
     """Safety factors for one pool and the service each item then gets on its own."""
     sd, price = group["sd"].to_numpy(dtype=float), group["unit_price"].to_numpy(dtype=float)
     cycle_demand = (group["demand_rate"] * group["review_days"]).to_numpy(dtype=float)
-    orders = cycles_per_order(cycle_demand, group["pack_size"].to_numpy(dtype=float),
-                              group["moq_effective"].to_numpy(dtype=float))
+    pack = group["pack_size"].to_numpy(dtype=float)
+    moq = group["moq_effective"].to_numpy(dtype=float)
     if fill_rate:
+        orders = cycles_per_order(cycle_demand, pack, moq)
         factor = pooled_fill_z(level, sd, cycle_demand, price, orders)
         with np.errstate(divide="ignore", invalid="ignore"):
             short = sd * standard_normal_loss(factor) / orders / cycle_demand
         return factor, np.clip(1.0 - np.nan_to_num(short), 0.0, 1.0)
-    factor = pooled_cycle_z(level, sd, price, orders)
-    return factor, 1.0 - norm.sf(factor) / orders
+    # Imported here: restock.policy.exposure imports this module for cycles_per_order.
+    from restock.policy.exposure import excess_width
+
+    excess = excess_width(cycle_demand, sd, pack, moq)
+    factor = pooled_cycle_z(level, sd, price, excess=excess)
+    return factor, 1.0 - cycle_short_share(factor, excess)

@@ -54,6 +54,16 @@ def cycle_service(line, orders=1.0):
     return 1.0 - norm.sf(z) / orders
 
 
+def exposed_service(line, excess):
+    """Cycle service when an order exceeds a cycle's demand by ``excess`` units: the position
+    after a review spreads over that excess (:mod:`restock.policy.exposure`)."""
+    z, sd = factor_and_spread(line)
+    if excess <= 0:
+        return 1.0 - norm.sf(z)
+    width = excess / sd
+    return 1.0 - (standard_normal_loss(z) - standard_normal_loss(z + width)) / width
+
+
 def stock_value(lines):
     return sum(line.safety_stock * line.unit_price for line in lines.values())
 
@@ -82,16 +92,20 @@ def test_pooled_fill_rate_is_the_pools_fill_for_less_stock_value():
     assert stock_value(pooled) < stock_value(per_item)
 
 
-def test_an_order_lasting_several_reviews_counts_one_exposure_per_order():
-    # MOQ 300 against 6 to 15 units a day: each order lasts several review cycles
-    pooled = run(MIXED, moq=300.0, service_level=0.95, service_scope="pooled")
+def test_an_order_lasting_several_reviews_counts_the_spread_of_positions():
+    # MOQ 300 against 6 to 15 units a day: each order lasts several review cycles, and the
+    # positions spread over its excess leave few of them exposed (97% on average at z = 0)
+    pooled = run(MIXED, moq=300.0, service_level=0.98, service_scope="pooled")
     orders = {sku: float(cycles_per_order(rate * REVIEW, 1.0, 300.0))
               for sku, _, rate, _, _ in MIXED}
     assert min(orders.values()) > 2
-    services = [cycle_service(pooled[sku], n) for sku, n in orders.items()]
-    assert np.mean(services) == pytest.approx(0.95, abs=1e-6)
+    excess = {sku: 300.0 - rate * REVIEW for sku, _, rate, _, _ in MIXED}
+    services = [exposed_service(pooled[sku], excess[sku]) for sku in orders]
+    assert np.mean(services) == pytest.approx(0.98, abs=1e-6)
     reported = [safety_reason(pooled[sku]).data["item_level"] for sku in orders]
     assert reported == pytest.approx(services)
+    once = [cycle_service(pooled[sku], n) for sku, n in orders.items()]
+    assert abs(np.mean(once) - 0.98) > 0.005   # one exposed cycle per order counts otherwise
 
 
 def test_cycles_per_order_counts_moq_and_packs_over_a_cycles_demand():
@@ -168,10 +182,10 @@ def test_a_pooled_slow_mover_is_planned_on_its_normal_share_not_in_whole_units()
     pooled = run(rows, service_level=0.95, service_scope="pooled")
     assert safety_reason(per_item["slow"]).data["method"] == "poisson"
     assert safety_reason(pooled["slow"]).data["method"] == "normal"
-    # 2.1 units a cycle, bought in whole units: an order of 3 lasts 1.43 cycles
-    orders = {sku: float(cycles_per_order(rate * REVIEW, 1.0, 0.0)) for sku, _, rate, _, _ in rows}
-    assert orders["slow"] == pytest.approx(3 / 2.1)
-    services = [cycle_service(pooled[sku], n) for sku, n in orders.items()]
+    # 2.1 units a cycle, bought in whole units: an order of 3 exceeds it by 0.9
+    excess = {sku: float(np.ceil(rate * REVIEW) - rate * REVIEW) for sku, _, rate, _, _ in rows}
+    assert excess["slow"] == pytest.approx(0.9)
+    services = [exposed_service(pooled[sku], extra) for sku, extra in excess.items()]
     assert np.mean(services) == pytest.approx(0.95, abs=1e-6)
 
 
