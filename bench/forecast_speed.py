@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.machine import describe
+
 RESULTS = Path(__file__).parent / "results" / "forecast_speed.json"
 DAYS, HORIZON, SEED = 730, 28, 20260101
 GROUP = 10_000          # series per write
@@ -155,7 +157,7 @@ def main(n: int = 1_000_000, slice_n: int = 20_000) -> dict:
     result = {"series": n, "days": DAYS, "horizon": HORIZON, "seed": SEED, "input": made,
               "restock": ours, "statsforecast_fixed_models": theirs,
               "load_average_before_after": [round(load_before[0], 1), round(load_after[0], 1)],
-              "cores": os.cpu_count(),
+              "cores": os.cpu_count(), "machine": describe(),
               "targets": {"series_per_second_per_core": 25_000, "peak_rss_mib": 2048,
                           "times_statsforecast": 3}}
     if "series_per_second_per_core" in ours and "series_per_second_per_core" in theirs:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.machine import describe
+
 RESULTS = Path(__file__).parent / "results" / "policy_plan.json"
 
 
@@ -100,6 +102,7 @@ def run(n: int = 100_000) -> dict:
     return {"skus": n, "offer_rows": len(offers), "target_seconds": 5.0,
             "seconds_are": "CPU seconds of the planning process (best of 2), one core",
             "load_average_1min": os.getloadavg()[0], "versions": _versions(),
+            "machine": describe(),
             "typical_run": unlimited,
             "typical_run_budget_80pct": {"budget": budget, **timed_plan(typical, offers, budget)},
             "every_sku_orders": timed_plan(every, offers, budget=None)}
