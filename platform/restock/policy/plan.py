@@ -44,7 +44,7 @@ from restock.policy.inputs import item_settings, prepare_items, prepare_offers, 
 from restock.policy.levels import stock_levels
 from restock.policy.loss import normal_loss
 from restock.policy.pooled import cycles_per_order, pooled_settings, with_pool_shares
-from restock.policy.quantity import order_quantities, whole_packs
+from restock.policy.quantity import order_minimums, order_quantities
 from restock.policy.safety import protection_demand
 
 _ITEM_FIELDS = ("sku", "category", "description", "on_hand", "allocated", "on_order",
@@ -193,17 +193,20 @@ def _exposure(frame: pd.DataFrame, lead_days: np.ndarray) -> tuple[np.ndarray, n
 
     A per-item cycle target is asked as the replay asks it (:mod:`restock.policy.exposure`):
     an offer whose MOQ or packs make an order outlast a review cycle needs less of each
-    protection interval. Fill rates, pooled targets (their factors count the cycles per order
-    themselves) and fixed buffers keep their level; so does a row without an offer.
+    protection interval. Fill rates, pooled targets (their factors count the order's excess
+    themselves, :func:`restock.policy.levels.pooled_cycle_z`) and fixed buffers keep their
+    level; so does a row without an offer.
     """
     level = frame["service_level"].to_numpy(dtype=float)
     cycles = np.ones(len(frame))
     if "moq" not in frame:
         return level, cycles
     rate, review = (frame[c].to_numpy(dtype=float) for c in ("demand_rate", "review_days"))
-    pack, moq = frame["pack_size"].to_numpy(dtype=float), frame["moq"].to_numpy(dtype=float)
+    pack = frame["pack_size"].to_numpy(dtype=float)
+    # The least an order from the offer can be: its MOQ, or a lowest price break that acts as one.
+    moq = np.maximum(*order_minimums(frame))
     cycle_demand = rate * review
-    cycles = cycles_per_order(cycle_demand, pack, whole_packs(moq, pack))
+    cycles = cycles_per_order(cycle_demand, pack, moq)
     per_item = ~frame["fill_rate"].to_numpy(dtype=bool) & frame["pool"].isna().to_numpy()
     for fixed in ("buffer_units", "cover_days", "safety_factor"):
         if fixed in frame:

@@ -5,9 +5,9 @@ items rather than every item's own. :func:`restock.policy.levels.pooled_cycle_z`
 :func:`restock.policy.levels.pooled_fill_z` share the target out so that cheap, steady items get
 more of it and dear, erratic ones less; the backtest (``bench/policy_backtest.py``) measures the
 same rule. Each pooled item is priced at its chosen offer: the spread of demand over that offer's
-lead time + review, its unit price, and how far one order of its MOQ and packs exceeds a review
-cycle's demand (a cycle target, as :mod:`restock.policy.exposure` counts it) or how many review
-cycles that order lasts (a fill rate).
+lead time + review, its unit price, and how far one order of its MOQ (or lowest price break)
+and packs exceeds a review cycle's demand (a cycle target, as :mod:`restock.policy.exposure`
+counts it) or how many review cycles that order lasts (a fill rate).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def pooled_settings(settings: pd.DataFrame, skus: pd.Series,
     """``settings`` with a safety factor, own service level and pool size per pooled item.
 
     ``chosen`` holds each item's chosen offer row (sd over its lead time + review, unit price,
-    pack size, effective MOQ). Items of a pool without a usable offer or without expected
+    pack size, least order: MOQ or lowest price break). Items of a pool without a usable offer or without expected
     demand keep their own level: nothing can be ordered for them, or they have no service to
     count.
     """
@@ -68,7 +68,7 @@ def _pool_factors(group: pd.DataFrame, level: float,
     sd, price = group["sd"].to_numpy(dtype=float), group["unit_price"].to_numpy(dtype=float)
     cycle_demand = (group["demand_rate"] * group["review_days"]).to_numpy(dtype=float)
     pack = group["pack_size"].to_numpy(dtype=float)
-    moq = group["moq_effective"].to_numpy(dtype=float)
+    moq = group["least_quantity"].to_numpy(dtype=float)   # MOQ or a lowest price break
     if fill_rate:
         orders = cycles_per_order(cycle_demand, pack, moq)
         factor = pooled_fill_z(level, sd, cycle_demand, price, orders)

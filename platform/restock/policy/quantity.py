@@ -29,14 +29,24 @@ def whole_packs(quantity, pack_size) -> np.ndarray:
     return np.ceil(quantity / pack - _EPS) * pack
 
 
+def order_minimums(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate row: its MOQ in whole packs, and the supplier's lowest price break in whole
+    packs where that row is it (it then acts as a minimum; 0 elsewhere)."""
+    pack = rows["pack_size"].to_numpy(dtype=float)
+    moq = whole_packs(rows["moq"], pack)
+    breaks = rows["min_qty"].to_numpy(dtype=float)
+    if not (breaks > 0).any():
+        return moq, np.zeros(len(rows))
+    lowest = rows.groupby(["sku", "supplier"])["min_qty"].transform("min").to_numpy()
+    return moq, np.where(breaks <= lowest, whole_packs(breaks, pack), 0.0)
+
+
 def order_quantities(rows: pd.DataFrame) -> pd.DataFrame:
-    """Adds quantity, moq_effective, the constraint flags and ``feasible`` to candidate rows."""
+    """Adds quantity, moq_effective, least_quantity (the least an order can be: MOQ or lowest
+    price break), the constraint flags and ``feasible`` to candidate rows."""
     pack = rows["pack_size"].to_numpy(dtype=float)
     need = rows["need"].to_numpy(dtype=float)
-    moq = whole_packs(rows["moq"], pack)
-    lowest = rows.groupby(["sku", "supplier"])["min_qty"].transform("min").to_numpy()
-    is_base = rows["min_qty"].to_numpy() <= lowest
-    floor_break = np.where(is_base, whole_packs(rows["min_qty"], pack), 0.0)
+    moq, floor_break = order_minimums(rows)
     packed = whole_packs(need, pack)
     quantity = np.where(need > 0, np.maximum.reduce([packed, moq, floor_break]), 0.0)
     cap = np.floor(rows["max_quantity"].to_numpy(dtype=float) / pack + _EPS) * pack
@@ -46,7 +56,8 @@ def order_quantities(rows: pd.DataFrame) -> pd.DataFrame:
     feasible = (cap >= least) & (quantity + _EPS >= rows["min_qty"].to_numpy())
     return with_columns(
         rows,
-        quantity=quantity, moq_effective=moq, packs=np.round(quantity / pack, 6),
+        quantity=quantity, moq_effective=moq, least_quantity=np.maximum(moq, floor_break),
+        packs=np.round(quantity / pack, 6),
         moq_adjusted=np.abs(moq - rows["moq"].to_numpy(dtype=float)) > _EPS,
         raised_to_moq=(need > 0) & (moq > packed + _EPS) & (moq >= floor_break),
         raised_to_break=(need > 0) & (floor_break > np.maximum(packed, moq) + _EPS),

@@ -20,13 +20,13 @@ RATE, SD, LEAD, REVIEW = 10.0, 4.0, 14.0, 7.0   # a cycle's demand: 70 units
 SPREAD = SD * math.sqrt(LEAD + REVIEW)
 
 
-def run(moq=0.0, pack=1.0, on_hand=100.0, service_shift=None, **policy):
+def run(moq=0.0, pack=1.0, on_hand=100.0, service_shift=None, min_qty=0.0, **policy):
     items = pd.DataFrame([{"sku": "A", "category": "parts", "description": "", "on_hand": on_hand,
                            "allocated": 0.0, "on_order": 0.0, "backorders": 0.0,
                            "demand_rate": RATE, "demand_sd": SD}])
     offers = pd.DataFrame([{"sku": "A", "supplier": "north", "unit_price": 2.0,
                             "lead_time_days": LEAD, "moq": moq, "pack_size": pack,
-                            "min_qty": 0.0, "currency": "EUR"}])
+                            "min_qty": min_qty, "currency": "EUR"}])
     result = plan(items, offers, Policy(review_period_days=REVIEW, **policy),
                   as_of=date(2026, 3, 2), currency="EUR", service_shift=service_shift)
     assert len(result.lines) == 1, (result.lines, result.skipped)
@@ -47,6 +47,16 @@ def test_an_moq_bound_item_asks_less_of_the_formula_and_stocks_less():
     assert bound.order_up_to < free.order_up_to
     assert free.safety_stock == pytest.approx(norm.ppf(0.95) * SPREAD)
     assert bound.service_level == 0.95   # the target stays what the org asked
+
+
+def test_a_lowest_price_break_that_acts_as_a_minimum_is_exposed_like_an_moq():
+    # The supplier's only (so lowest) break is 350: no order can be smaller, as with an MOQ.
+    broken, bound = run(min_qty=350.0), run(moq=350.0)
+    assert broken.quantity >= 350.0
+    assert safety(broken).data["exposed_level"] == pytest.approx(
+        safety(bound).data["exposed_level"])
+    assert safety(broken).data["cycles_per_order"] == pytest.approx(5.0)
+    assert broken.order_up_to == pytest.approx(bound.order_up_to)
 
 
 def test_the_reason_says_what_was_asked_and_why():
