@@ -163,15 +163,17 @@ def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame,
 
 def _sized(rows: pd.DataFrame) -> pd.DataFrame:
     """Candidate rows with the level, quantity and usability their items' settings give."""
-    rows = _with_levels(rows, rows["lead"].to_numpy())
-    rows = order_quantities(rows)
+    minimums = order_minimums(rows)
+    rows = _with_levels(rows, rows["lead"].to_numpy(), np.maximum(*minimums))
+    rows = order_quantities(rows, minimums)
     rows["under_bid"] = rows["unit_price"] <= rows["max_bid"]
     rows["usable"] = rows["under_bid"] & rows["feasible"]
     return rows
 
 
-def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray) -> pd.DataFrame:
-    asked, cycles = _exposure(frame, lead_days)
+def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
+                 least_order: np.ndarray | None = None) -> pd.DataFrame:
+    asked, cycles = _exposure(frame, lead_days, least_order)
     levels = stock_levels(frame["demand_rate"], frame["demand_sd"], lead_days,
                           frame["review_days"], service_level=asked,
                           fill_rate=frame["fill_rate"], buffer_units=frame["buffer_units"],
@@ -187,9 +189,11 @@ def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray) -> pd.DataFrame:
     return frame
 
 
-def _exposure(frame: pd.DataFrame, lead_days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _exposure(frame: pd.DataFrame, lead_days: np.ndarray,
+              least_order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """The level each row asks of the formula and the review cycles one order of its offer
-    lasts.
+    lasts (``least_order``: the least an order from each row's offer can be, its MOQ or a lowest
+    price break that acts as one; None for rows without an offer).
 
     A per-item cycle target is asked as the replay asks it (:mod:`restock.policy.exposure`):
     an offer whose MOQ or packs make an order outlast a review cycle needs less of each
@@ -199,12 +203,10 @@ def _exposure(frame: pd.DataFrame, lead_days: np.ndarray) -> tuple[np.ndarray, n
     """
     level = frame["service_level"].to_numpy(dtype=float)
     cycles = np.ones(len(frame))
-    if "moq" not in frame:
+    if least_order is None:
         return level, cycles
     rate, review = (frame[c].to_numpy(dtype=float) for c in ("demand_rate", "review_days"))
-    pack = frame["pack_size"].to_numpy(dtype=float)
-    # The least an order from the offer can be: its MOQ, or a lowest price break that acts as one.
-    moq = np.maximum(*order_minimums(frame))
+    pack, moq = frame["pack_size"].to_numpy(dtype=float), least_order
     cycle_demand = rate * review
     cycles = cycles_per_order(cycle_demand, pack, moq)
     per_item = ~frame["fill_rate"].to_numpy(dtype=bool) & frame["pool"].isna().to_numpy()

@@ -41,12 +41,14 @@ def order_minimums(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return moq, np.where(breaks <= lowest, whole_packs(breaks, pack), 0.0)
 
 
-def order_quantities(rows: pd.DataFrame) -> pd.DataFrame:
+def order_quantities(rows: pd.DataFrame,
+                     minimums: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """Adds quantity, moq_effective, least_quantity (the least an order can be: MOQ or lowest
-    price break), the constraint flags and ``feasible`` to candidate rows."""
+    price break), the constraint flags and ``feasible`` to candidate rows (``minimums``: the
+    rows' :func:`order_minimums`, if already known)."""
     pack = rows["pack_size"].to_numpy(dtype=float)
     need = rows["need"].to_numpy(dtype=float)
-    moq, floor_break = order_minimums(rows)
+    moq, floor_break = order_minimums(rows) if minimums is None else minimums
     packed = whole_packs(need, pack)
     quantity = np.where(need > 0, np.maximum.reduce([packed, moq, floor_break]), 0.0)
     cap = np.floor(rows["max_quantity"].to_numpy(dtype=float) / pack + _EPS) * pack
