@@ -42,6 +42,7 @@ from restock.feedback import service_feedback
 from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
 from restock.forecast.promotions import PromotionEffect, calendar_flags
+from restock.forecast.select import model_key
 from restock.policy import GroupShift, Plan, plan
 from restock.store import CatalogEntry, Store
 
@@ -73,7 +74,9 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     snap = cleaned.snapshot
     items, blocked_skips = _items(config, snap, cleaned.blocked_skus)
     history = _window(snap.history, as_of, config.forecast.history_days)
-    forecast = _forecast(config, history, items, as_of, snap.promotions)
+    previous = store.models.latest(config.org)
+    forecast = _forecast(config, history, items, as_of, snap.promotions,
+                         {e.sku: model_key(e.model, e.params or {}) for e in previous})
     items = _with_demand(items, forecast, config)
     items = book.add_own_orders(items, snap.open_orders, as_of)
     items["usual_order_qty"] = _usual_order(items, snap.offers, book.past_line_quantities())
@@ -81,7 +84,6 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of),
                         feedback.shifts)
     _explain_promotions(result, items, config.forecast.freq)
-    previous = store.models.latest(config.org)
     catalog = _catalog(config, run_id, forecast, history)
     store.models.record(catalog)
     current_models = {e.sku: e.model for e in catalog}
@@ -157,9 +159,12 @@ def _skip(sku: str, code: str, message: str) -> SkippedLine:
 # ---------------------------------------------------------------- forecast
 
 def _forecast(config: OrgConfig, history: pd.DataFrame, items: pd.DataFrame,
-              as_of: date, promotions: pd.DataFrame) -> dict[str, Any]:
+              as_of: date, promotions: pd.DataFrame,
+              previous: dict[str, str] | None = None) -> dict[str, Any]:
     """Forecast every SKU's consumption; returns per-SKU arrays keyed by name (and, with a
-    promotion calendar, the SKUs' promotion effect and their promoted periods ahead)."""
+    promotion calendar, the SKUs' promotion effect and their promoted periods ahead).
+    ``previous``: each SKU's model in the last catalogued run, kept while it scores within the
+    margin (``restock.forecast.select.STICKY_MARGIN``)."""
     freq = config.forecast.freq
     tidy = history.groupby(["sku", "date"], as_index=False)["quantity"].sum()
     if tidy.empty or items.empty:    # nothing plannable (every SKU blocked): no horizon either
@@ -171,7 +176,8 @@ def _forecast(config: OrgConfig, history: pd.DataFrame, items: pd.DataFrame,
     effect, known = _without_promotions(panel, promotions)
     result = forecast_panel(known, horizon,
                             season_length=config.forecast.season_length or SEASON[freq],
-                            time_budget_seconds=config.forecast.statsmodels_seconds)
+                            time_budget_seconds=config.forecast.statsmodels_seconds,
+                            previous=previous)
     made = {"result": result, "ids": np.asarray(result.ids).astype(str), "panel": panel,
             "model": np.asarray(result.model).astype(str),
             "class": np.asarray(result.demand_class).astype(str),

@@ -35,6 +35,7 @@ from restock.forecast.promotions import (  # noqa: F401  (re-exported)
     promotion_extra,
     promotion_lift,
 )
+from restock.forecast.select import model_key
 from restock.policy.empirical import error_levels
 from restock.policy.exposure import excess_width as policy_excess_width
 from restock.policy.exposure import exposed_level as policy_exposed_level
@@ -172,15 +173,22 @@ class ForecastCache:
     back up by the item's lift, learnt from the history before ``t``; with
     ``promotion_effect="extra"`` a promotion adds the item's extra units per period instead
     (both in :mod:`restock.forecast.promotions`, which the live cycle uses too).
+
+    With ``review`` each forecast keeps the models of the forecast one review earlier where
+    they still score within the margin (``previous`` of ``forecast_panel``), as a live run keeps
+    the last run's from the model catalog; the chain of earlier forecasts is made first, so a
+    forecast does not depend on which others were asked for before it. ``simulate`` sets it to
+    its review period when it is None.
     """
 
     def __init__(self, panel: Panel, *, season_length: int | None = None,
                  window: int | None = None, promotions: np.ndarray | None = None,
-                 promotion_effect: str = "lift") -> None:
+                 promotion_effect: str = "lift", review: int | None = None) -> None:
         if promotion_effect not in EFFECTS:
             raise ConfigError(f"must be lift or extra (got {promotion_effect!r})",
                               field="promotion_effect")
         self.panel, self.season_length, self.window = panel, season_length, window
+        self.review = review
         self.effect = promotion_effect
         self.promotions = None if promotions is None else np.asarray(promotions, dtype=bool)
         if self.promotions is not None and self.promotions.shape != panel.values.shape:
@@ -193,19 +201,34 @@ class ForecastCache:
     def demand_over(self, t: int, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd of demand over ``periods`` after period ``t`` (known: periods < t)."""
         horizon = math.ceil(float(np.max(periods, initial=1.0)))
-        key = (t, horizon)
-        if key not in self._made:
-            start = self._start(t)
-            values = self.panel.values[:, start:t]
-            if self.promotions is not None:
-                values = self.promotion_effect(t).remove(values, self.promotions[:, start:t])
-            known = Panel(ids=self.panel.ids, dates=self.panel.dates[start:t],
-                          values=values, freq=self.panel.freq)
-            self._made[key] = forecast_panel(known, horizon, season_length=self.season_length)
-        made = self._made[key]
+        made = self._made_at(t, horizon)
         if self.promotions is None:
             return made.demand_over(periods)
         return self.promotion_effect(t).demand_over(made, periods, self.promotions[:, t:])
+
+    def _made_at(self, t: int, horizon: int):
+        chain = [t]
+        while self.review and chain[-1] - self.review >= MIN_HISTORY and \
+                (chain[-1] - self.review, horizon) not in self._made:
+            chain.append(chain[-1] - self.review)
+        for origin in reversed(chain):
+            if (origin, horizon) not in self._made:
+                earlier = self._made.get((origin - self.review, horizon)) if self.review else None
+                self._made[(origin, horizon)] = self._forecast(origin, horizon, earlier)
+        return self._made[(t, horizon)]
+
+    def _forecast(self, t: int, horizon: int, earlier):
+        start = self._start(t)
+        values = self.panel.values[:, start:t]
+        if self.promotions is not None:
+            values = self.promotion_effect(t).remove(values, self.promotions[:, start:t])
+        known = Panel(ids=self.panel.ids, dates=self.panel.dates[start:t], values=values,
+                      freq=self.panel.freq)
+        previous = None if earlier is None else {
+            str(i): model_key(name, params)
+            for i, name, params in zip(earlier.ids, earlier.model, earlier.params, strict=True)}
+        return forecast_panel(known, horizon, season_length=self.season_length,
+                              previous=previous)
 
     def promotion_effect(self, t: int) -> PromotionEffect:
         """Each item's promotion effect as known before ``t`` (see
@@ -508,6 +531,8 @@ def simulate(history: pd.DataFrame, items: pd.DataFrame, policy: Policy, *, peri
     setting = Items.aligned(items, panel.ids)
     start = _start(panel, setting, periods, review, warm_up)
     forecasts = forecasts or ForecastCache(panel)
+    if forecasts.review is None:
+        forecasts.review = review
     run = _Replay(panel.values, setting, policy, review, lost_sales, forecasts,
                   PERIODS_PER_YEAR[freq])
     measure_from = panel.values.shape[1] - periods

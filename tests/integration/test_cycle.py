@@ -290,3 +290,23 @@ def test_the_cli_approves_and_rejects_by_order_id_alone(org_dir, store, monkeypa
     assert store.ledger.get(first.order_id).status == S.SUBMITTED
     assert set(outbox(org_dir)) == {first.idempotency_key}
     assert main(["approve", "no-such-order", "--config", str(org_dir)]) == 1
+
+
+def test_a_run_hands_the_last_runs_models_to_the_forecast(org_dir, store, monkeypatch):
+    from restock import planning
+    from restock.forecast.select import model_key
+
+    asked: list = []
+    real = planning.forecast_panel
+
+    def spying(*args, previous=None, **kwargs):
+        asked.append(previous)
+        return real(*args, previous=previous, **kwargs)
+
+    monkeypatch.setattr(planning, "forecast_panel", spying)
+    first = run_org(load_org(write_org(org_dir)), store=store)
+    second = run_org(load_org(write_org(org_dir, as_of=AS_OF + timedelta(days=7))), store=store)
+    assert asked[0] == {}          # nothing catalogued yet
+    last = store.models.for_run(first.run_id)
+    assert asked[1] == {e.sku: model_key(e.model, e.params or {}) for e in last}
+    assert len(asked[1]) == 30 and second.status == RunStatus.OK

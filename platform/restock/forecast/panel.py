@@ -8,7 +8,7 @@ carried into ``PanelForecast.info``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -428,12 +428,15 @@ def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = No
                    time_budget_seconds: float = 0.0, criterion: str = "auto",
                    combine: int = 1, calibrate: bool = True,
                    chunk_size: int = 2_000, min_history: int | None = None,
-                   high_value: np.ndarray | None = None) -> PanelForecast:
+                   high_value: np.ndarray | None = None,
+                   previous: Mapping[str, str] | None = None) -> PanelForecast:
     """Classify every series, choose its model by rolling-origin backtest and forecast it.
 
     ``season_length`` None takes 7 / 52 / 12 for D / W / M (1 turns seasonal models off).
     ``time_budget_seconds`` > 0 lets statsmodels' ETS / Theta / ARIMA compete on the long
     regular series (and those ``high_value`` marks first) for that long, in parallel processes.
+    ``previous`` maps a series id to the model it had last time (``select.model_key``): it is
+    kept while it scores within ``select.STICKY_MARGIN`` of the best.
     """
     if horizon < 1:
         raise DataError(f"horizon must be at least 1 (got {horizon})", record="horizon")
@@ -443,9 +446,12 @@ def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = No
     # A series with fewer observed periods than the horizon is forecast by its mean: a backtest
     # on windows a fraction of the horizon long chose models that chased its last spike.
     history_needed = max(min_history or 0, fast_min_history(plan), horizon)
+    last = None if not previous else \
+        np.array([previous.get(str(i)) for i in panel.ids], dtype=object)
     parts = [_forecast_chunk(panel.values[lo:lo + chunk_size], horizon, season, plan,
                              panel.freq, history_needed, criterion, combine,
-                             calibrate=calibrate and lo == 0)
+                             calibrate=calibrate and lo == 0,
+                             previous=None if last is None else last[lo:lo + chunk_size])
              for lo in range(0, max(n, 1), chunk_size)] if n else []
     result = _assemble(panel, horizon, parts)
     if time_budget_seconds > 0 and n:
@@ -479,7 +485,7 @@ class _Chunk:
 
 def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtest, freq: str,
                     min_history: int, criterion: str, combine: int,
-                    calibrate: bool) -> _Chunk:
+                    calibrate: bool, previous: np.ndarray | None = None) -> _Chunk:
     y, start = fast.backfill(values)
     classes = classify(y, start, freq=freq, min_history=min_history)
     n = len(y)
@@ -496,7 +502,8 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
                                    sporadic=bool(classes.sporadic[rows[0]]),
                                    criterion=_criterion(criterion, classes.sporadic[rows[0]]),
                                    combine=combine, keep=calibrate,
-                                   moment=classes.size_moment[rows])
+                                   moment=classes.size_moment[rows],
+                                   previous=None if previous is None else previous[rows])
             _store(out, rows, choice)
             if calibrate:
                 out.calibration.setdefault("parts", []).append((choice, out.counts[rows]))
@@ -519,13 +526,13 @@ def _criterion(criterion: str, sporadic: bool) -> str:
 
 def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int, season: int,
                   *, sporadic: bool, criterion: str, combine: int, keep: bool,
-                  moment: np.ndarray) -> Choice:
+                  moment: np.ndarray, previous: np.ndarray | None = None) -> Choice:
     nz = fast.nonzero(y, start) if sporadic else None
     plan = plan.sparse() if sporadic else plan
     pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season, moment=moment,
                       horizon=horizon)
     return choose(y, start, plan, pool, horizon, criterion=criterion, combine=combine,
-                  keep_backtest=keep, moment=moment)
+                  keep_backtest=keep, moment=moment, previous=previous)
 
 
 def _simple(out: _Chunk, y: np.ndarray, start: np.ndarray, classes: Classes,

@@ -12,6 +12,7 @@ error too, which is what the series will face.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,6 +36,11 @@ HOLT_PARAMS = ((0.1, 0.1, 0.9), (0.1, 0.1, 0.98), (0.3, 0.1, 0.9), (0.3, 0.1, 0.
 # ending in a spike, a damped trend forecast a spare part at 4.8 times its mean over the next
 # 20 weeks, and the replay stocked that order for two years (MAN).
 TREND_HISTORY_PER_STEP = 2
+# A series keeps the model it had last time unless another now scores more than this much better:
+# a choice flipping between near-equal models moved MAN's order-up-to levels by a median 31% per
+# review (8% when the model stayed), and the stock left after each swing cost more than the
+# closer fit bought (MAN and pasta replays, docs/policy.md §5).
+STICKY_MARGIN = 0.10
 SEASON_LEVEL_CYCLES = (1, 2, 4, 8)
 SEASON_INDEX_CYCLES = 26
 SEASON_TEST_PERIODS = 366
@@ -286,11 +292,19 @@ def _position_basis(season: int) -> Callable[[int], np.ndarray]:
     return basis
 
 
+def model_key(name: str, params: dict) -> str:
+    """A model with its parameters as one comparable string (what ``previous`` holds)."""
+    return f"{name} {json.dumps(params, sort_keys=True, default=str)}"
+
+
 def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidate],
            horizon: int, *, criterion: str = "rmsse", combine: int = 1,
-           keep_backtest: bool = False, moment: np.ndarray | None = None) -> Choice:
+           keep_backtest: bool = False, moment: np.ndarray | None = None,
+           previous: np.ndarray | None = None) -> Choice:
     """Score every candidate on the backtest origins; each series gets the mean of its
-    ``combine`` best (1: the best alone), scored again as a whole."""
+    ``combine`` best (1: the best alone), scored again as a whole. With ``previous`` (each
+    series' last :func:`model_key`, or None) a series keeps that model while its score is within
+    ``STICKY_MARGIN`` of the best."""
     n, e_bt = len(y), len(plan.ends)
     actual = np.stack([y[:, e:e + plan.horizon] for e in plan.ends], axis=1) if e_bt else \
         np.zeros((n, 0, plan.horizon))
@@ -316,6 +330,8 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     score = np.nan_to_num(_score(mae / scale1[:, None], mse / scale2[:, None], criterion)
                           * prior, nan=np.inf)
     order = np.argsort(score, axis=1, kind="stable")[:, :max(combine, 1)]
+    if previous is not None and combine <= 1:
+        _keep_previous(order, score, pool, previous)
     used = np.isfinite(np.take_along_axis(score, order, axis=1))
     used[:, 0] = True
     weight = used / used.sum(axis=1, keepdims=True)
@@ -345,6 +361,17 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
                                                           moment)),
                   spread=spread, origins=origins, backtest=kept[0], actual=kept[1],
                   valid=kept[2])
+
+
+def _keep_previous(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
+                   previous: np.ndarray) -> None:
+    """Puts each series' previous model first in ``order`` where it scores within the margin."""
+    index = {model_key(c.name, c.params): i for i, c in enumerate(pool)}
+    last = np.array([index.get(key, -1) for key in previous])
+    rows = np.flatnonzero(last >= 0)
+    held = score[rows, last[rows]]
+    close = np.isfinite(held) & (held <= score[rows].min(axis=1) * (1 + STICKY_MARGIN))
+    order[rows[close], 0] = last[rows[close]]
 
 
 def demand_noise(y: np.ndarray, start: np.ndarray, rate: np.ndarray,

@@ -191,3 +191,44 @@ def test_totals_spread_at_least_as_fast_as_independent_errors() -> None:
     np.testing.assert_allclose(sd_one, result.sigma)
     np.testing.assert_allclose(sd_window, result.sigma * np.sqrt(h_bt * result.spread))
     assert result.spread[0] > result.spread[1]
+
+
+def test_a_series_keeps_its_previous_model_while_it_scores_within_the_margin() -> None:
+    from restock.forecast import select
+    from restock.forecast.select import model_key
+
+    rng = np.random.default_rng(7)
+    panel = _panel({"steady": rng.poisson(20, 200).astype(float)})
+    free = forecast_panel(panel, 14)
+    chosen = model_key(free.model[0], free.params[0])
+    # A close runner-up (SES with the next alpha) is kept when it was the model last time ...
+    other = "SES {\"alpha\": 0.05}" if chosen != "SES {\"alpha\": 0.05}" else \
+        "SES {\"alpha\": 0.1}"
+    kept = forecast_panel(panel, 14, previous={"steady": other})
+    assert model_key(kept.model[0], kept.params[0]) == other
+    # ... but not once the margin is gone, nor when the previous model is unknown here.
+    original = select.STICKY_MARGIN
+    try:
+        select.STICKY_MARGIN = 0.0
+        assert model_key(*_first(forecast_panel(panel, 14, previous={"steady": other}))) == \
+            chosen
+    finally:
+        select.STICKY_MARGIN = original
+    unknown = forecast_panel(panel, 14, previous={"steady": "Croston {\"alpha\": 0.9}"})
+    assert model_key(*_first(unknown)) == chosen
+
+
+def test_a_much_better_model_replaces_the_previous_one() -> None:
+    from restock.forecast.select import model_key
+
+    rng = np.random.default_rng(8)
+    rising = 5 + 0.8 * np.arange(120) + rng.normal(0, 1, 120)
+    panel = _panel({"rising": rising})
+    # A flat SES with a slow alpha lags a clean trend by far more than the margin.
+    result = forecast_panel(panel, 14, previous={"rising": "SES {\"alpha\": 0.05}"})
+    assert model_key(*_first(result)) != "SES {\"alpha\": 0.05}"
+    assert result.model[0] == "Holt"
+
+
+def _first(result):
+    return result.model[0], result.params[0]
