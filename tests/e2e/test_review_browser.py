@@ -19,6 +19,7 @@ from restock.cycle import run_org
 from restock.demo import generate
 from restock.store import OrderStatus, open_store
 from tests.e2e.review_kit import TOKENS, write_access, write_org
+from tests.support.dates import PINNED_END
 from tests.support.loopback import serve_asgi
 from tests.support.receivers import OrderReceiver
 
@@ -56,7 +57,7 @@ def site(tmp_path):
     """A real cycle in approval mode over a generated warehouse; the review app and the
     downstream order receiver on loopback."""
     receiver = OrderReceiver()
-    generate(tmp_path / "warehouse", skus=30)
+    generate(tmp_path / "warehouse", skus=30, end=PINNED_END)
     with serve_asgi(receiver.app()) as receiver_url:
         config = load_org(write_org(tmp_path, receiver_url, tmp_path / "warehouse"))
         write_access(tmp_path)

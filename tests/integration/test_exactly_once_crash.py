@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from restock.demo import generate
 from restock.store import OrderStatus, open_store
+from tests.support.dates import PINNED_END
 from tests.support.downstream import CountingReceiver
 from tests.support.loopback import serve_asgi
 
@@ -73,7 +74,7 @@ def receiver():
 @pytest.fixture(scope="module")
 def org_file(tmp_path_factory, receiver):
     folder = tmp_path_factory.mktemp("crash")
-    generate(folder / "warehouse", seed=11, skus=30)
+    generate(folder / "warehouse", seed=11, skus=30, end=PINNED_END)
     _, url = receiver
     path = folder / f"{ORG}.yaml"
     path.write_text(f"""org: {ORG}

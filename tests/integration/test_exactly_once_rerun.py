@@ -18,6 +18,7 @@ from restock.config import load_org
 from restock.cycle import run_org
 from restock.demo import generate
 from restock.store import Ledger, OrderStatus, open_store
+from tests.support.dates import PINNED_END
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ class Died(BaseException):
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("rerun") / "warehouse"
-    generate(folder, seed=11, skus=30)
+    generate(folder, seed=11, skus=30, end=PINNED_END)
     return folder
 
 

@@ -20,6 +20,7 @@ from restock.config import load_org
 from restock.cycle import run_org
 from restock.demo import generate
 from restock.store import OrderStatus, open_store
+from tests.support.dates import PINNED_END
 from tests.support.downstream import FAULTS, CountingReceiver, FaultProxy, seeded_plan
 from tests.support.loopback import serve_asgi
 
@@ -31,7 +32,7 @@ MAX_RUNS = 8
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cycle-faults") / "warehouse"
-    generate(folder, seed=23, skus=12)
+    generate(folder, seed=23, skus=12, end=PINNED_END)
     return folder
 
 

@@ -27,6 +27,7 @@ from restock.connectors import (
 from restock.cycle import run_org
 from restock.demo import generate
 from restock.store import open_store
+from tests.support.dates import PINNED_END
 
 TOKENS = {"alpha": "alpha-tok-61c0f2e9aa", "beta": "beta-tok-07d3b85e4c"}
 SEEN: list[dict[str, Any]] = []
@@ -91,7 +92,7 @@ guard: {{max_multiple_of_usual: 1000, min_forecast_confidence: 0}}
 
 
 def test_an_orgs_connector_sees_its_own_token_and_never_another_orgs(tmp_path):
-    generate(tmp_path / "warehouse", seed=3, skus=6)
+    generate(tmp_path / "warehouse", seed=3, skus=6, end=PINNED_END)
     orgs = tmp_path / "orgs"
     orgs.mkdir()
     for org in TOKENS:

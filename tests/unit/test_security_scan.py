@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from restock.demo import generate
+from tests.support.dates import PINNED_END
 from tests.support.loopback import serve_asgi
 
 pytestmark = pytest.mark.slow
@@ -66,7 +67,7 @@ class Downstream:
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
     folder = tmp_path_factory.mktemp("security")
-    generate(folder / "warehouse", seed=5, skus=12)
+    generate(folder / "warehouse", seed=5, skus=12, end=PINNED_END)
     (folder / "secrets").mkdir()
     (folder / "secrets" / "summary_token").write_text(SUMMARY_TOKEN + "\n")
     downstream = Downstream()
