@@ -37,6 +37,7 @@ from restock.forecast.promotions import (  # noqa: F401  (re-exported)
 )
 from restock.forecast.select import model_key
 from restock.policy.empirical import error_levels
+from restock.policy.exposure import cycles_per_order as policy_cycles_per_order
 from restock.policy.exposure import excess_width as policy_excess_width
 from restock.policy.exposure import exposed_level as policy_exposed_level
 from restock.policy.feedback import (  # noqa: F401  (re-exported)
@@ -48,7 +49,6 @@ from restock.policy.feedback import (  # noqa: F401  (re-exported)
     service_correction,
 )
 from restock.policy.levels import pooled_cycle_z, pooled_fill_z, stock_levels
-from restock.policy.pooled import cycles_per_order as policy_cycles_per_order
 from restock.policy.quantity import whole_packs
 
 ITEM_DEFAULTS = {"moq": 0.0, "pack_size": 1.0, "order_cost": 0.0, "holding_cost": 0.0,
@@ -329,7 +329,7 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
 
 
 def cycles_per_order(cycle_demand, items: Items) -> np.ndarray:
-    """:func:`restock.policy.pooled.cycles_per_order` for the replay's items: review cycles one
+    """:func:`restock.policy.exposure.cycles_per_order` for the replay's items: review cycles one
     order lasts (at least the MOQ, in whole packs, over a cycle's demand; at least 1)."""
     return policy_cycles_per_order(cycle_demand, items.pack, items.moq)
 

@@ -14,14 +14,26 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from restock.policy.pooled import cycles_per_order
+from restock.policy.levels import (
+    CONVERGED,
+    HIGHEST_LEVEL,
+    HIGHEST_Z,
+    LOWEST_LEVEL,
+    LOWEST_Z,
+    NARROW_EXCESS,
+    NEWTON_STEPS,
+    cycle_short_share,
+)
 from restock.policy.quantity import whole_packs
 
-LOWEST_LEVEL, HIGHEST_LEVEL = 0.5, 0.9999
-_LOWEST_Z, _HIGHEST_Z = special.ndtri(LOWEST_LEVEL), special.ndtri(HIGHEST_LEVEL)
-_SQRT_2PI = np.sqrt(2 * np.pi)
-NARROW_EXCESS = 1e-6   # excess (in sds) below which the difference quotient is rounding noise
-_NEWTON_STEPS, _CONVERGED = 30, 1e-13
+
+def cycles_per_order(cycle_demand, pack_size, moq) -> np.ndarray:
+    """Review cycles one order lasts: at least the MOQ, in whole packs, over a cycle's demand
+    (at least 1)."""
+    cycle_demand = np.asarray(cycle_demand, dtype=float)
+    order = np.maximum(whole_packs(cycle_demand, pack_size), np.asarray(moq, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cycle_demand > 0, np.maximum(order / cycle_demand, 1.0), 1.0)
 
 
 def exposed_level(level, cycle_demand, sd, pack, moq, *, units: bool = False) -> np.ndarray:
@@ -75,25 +87,20 @@ def short_cycle_factor(allowed, width) -> np.ndarray:
     allowed, width = np.broadcast_arrays(np.asarray(allowed, dtype=float),
                                          np.asarray(width, dtype=float))
     shape, allowed, width = width.shape, allowed.ravel(), width.ravel()
-    z = np.minimum(special.ndtri(1.0 - allowed), _HIGHEST_Z + 1.0)
+    z = np.minimum(special.ndtri(1.0 - allowed), HIGHEST_Z + 1.0)
     active = np.flatnonzero(width > NARROW_EXCESS)
     log_allowed = np.log(allowed)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for _ in range(_NEWTON_STEPS):
+        for _ in range(NEWTON_STEPS):
             if not active.size:
                 break
             start, w = z[active], width[active]
             tail, tail_end = special.ndtr(-start), special.ndtr(-start - w)
-            short = (_loss(start, tail) - _loss(start + w, tail_end)) / w
+            short = cycle_short_share(start, w)
             # d/dz of the share is (tail_end - tail) / w, so d/dz log share = that / share.
             step = (np.log(short) - log_allowed[active]) * short * w / (tail_end - tail)
-            moving = np.isfinite(step) & (np.abs(step) > _CONVERGED)
+            moving = np.isfinite(step) & (np.abs(step) > CONVERGED)
             z[active] = np.where(moving, start - step, start)
             active = active[moving]
-    return np.clip(z, _LOWEST_Z, _HIGHEST_Z).reshape(shape)
+    return np.clip(z, LOWEST_Z, HIGHEST_Z).reshape(shape)
 
-
-def _loss(z: np.ndarray, tail: np.ndarray) -> np.ndarray:
-    # restock.policy.loss.standard_normal_loss in the same arithmetic (scipy's norm.pdf and
-    # norm.sf evaluate exactly these), without scipy.stats' per-call argument handling.
-    return np.exp(-z**2 / 2.0) / _SQRT_2PI - z * tail   # tail: 1 - Phi(z)

@@ -21,9 +21,13 @@ from restock.policy.loss import inverse_standard_normal_loss, standard_normal_lo
 SLOW_MOVER_MEAN = 20.0   # below this mean protection demand, whole-unit distributions fit better
 MAX_DISPERSION = 5.0     # variance / mean above which a negative binomial's tail is not trusted
 _GRID_CELLS = 4_000_000  # cells of the (items × units) grid evaluated at once
-_LOWEST_Z, _HIGHEST_Z = special.ndtri(0.5), special.ndtri(0.9999)   # pooled factors' range
+# The service levels the org files allow, and the safety factors they span (the exposure and the
+# pooled factors stay within them).
+LOWEST_LEVEL, HIGHEST_LEVEL = 0.5, 0.9999
+LOWEST_Z, HIGHEST_Z = special.ndtri(LOWEST_LEVEL), special.ndtri(HIGHEST_LEVEL)
+NARROW_EXCESS = 1e-6   # excess (in sds) below which the difference quotient is rounding noise
+NEWTON_STEPS, CONVERGED = 30, 1e-13
 _SQRT_2PI = np.sqrt(2 * np.pi)
-_NEWTON_STEPS, _CONVERGED = 30, 1e-13
 _LOG_MULTIPLIER = 50.0   # the price of service searched within exp(-50) to exp(50)
 
 
@@ -213,7 +217,7 @@ def pooled_cycle_z(level: float, sd, unit_cost, cycles_per_order=1.0, *,
     price, width, orders = (np.array(v, dtype=float).ravel() for v in (price, width, orders))
     if np.any(width > 0) and np.any(orders != 1.0):
         raise ValueError("excess: give the order's excess or cycles_per_order, not both")
-    width[_narrow(width)] = 0.0
+    width[width <= NARROW_EXCESS] = 0.0
     if not price.size:
         return price.reshape(shape)
     return _cheapest_mix(level, price, width, orders).reshape(shape)
@@ -226,7 +230,7 @@ def _cheapest_mix(level: float, price: np.ndarray, width: np.ndarray,
     tried: dict[float, np.ndarray] = {}
     # Factors at the highest multiplier tried that gave more than the level: those at any
     # higher one are at or below them, the start Newton's method needs.
-    upper = [np.full(price.shape, _HIGHEST_Z)]
+    upper = [np.full(price.shape, HIGHEST_Z)]
 
     def surplus(log_multiplier: float) -> float:
         z = _cheapest_factors(np.exp(log_multiplier) * price, width, upper[0])
@@ -255,8 +259,8 @@ def _multiplier_range(price: np.ndarray, width: np.ndarray) -> tuple[float, floa
     if not priced.any():
         return -_LOG_MULTIPLIER, _LOG_MULTIPLIER
     with np.errstate(divide="ignore"):
-        top = np.log(_window_density(np.full(price.shape, _HIGHEST_Z), width) / price)[priced]
-        bottom = np.log(_window_density(np.full(price.shape, _LOWEST_Z), width) / price)[priced]
+        top = np.log(_window_density(np.full(price.shape, HIGHEST_Z), width) / price)[priced]
+        bottom = np.log(_window_density(np.full(price.shape, LOWEST_Z), width) / price)[priced]
     return (float(np.clip(top.min(), -_LOG_MULTIPLIER, _LOG_MULTIPLIER)),
             float(np.clip(bottom.max(), -_LOG_MULTIPLIER, _LOG_MULTIPLIER)))
 
@@ -273,13 +277,13 @@ def cycle_short_share(z, excess=0.0) -> np.ndarray:
     """Share of review cycles ending short at safety factor ``z`` when orders exceed a cycle's
     demand by ``excess`` sds: the position after a review spreads over ``[z, z + excess]``, so
     the share is ``(L(z) - L(z + excess)) / excess`` (standard normal loss ``L``), ``1 - Phi(z)``
-    where the excess is at most :data:`restock.policy.exposure.NARROW_EXCESS`."""
+    where the excess is at most :data:`NARROW_EXCESS`."""
     z, width = np.broadcast_arrays(np.asarray(z, dtype=float), np.asarray(excess, dtype=float))
     share = np.array(special.ndtr(-z), dtype=float)
-    wide = ~_narrow(width)
+    wide = width > NARROW_EXCESS
     if wide.any():
         start, w = z[wide], width[wide]
-        share[wide] = (_unit_loss(start) - _unit_loss(start + w)) / w
+        share[wide] = (standard_normal_loss(start) - standard_normal_loss(start + w)) / w
     return share
 
 
@@ -296,11 +300,11 @@ def _cheapest_factors(marginal: np.ndarray, width: np.ndarray,
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.sqrt(np.maximum(-2 * np.log(np.minimum(marginal * _SQRT_2PI, 1.0)), 0.0))
-    z = np.clip(np.where(marginal > 0, z, _HIGHEST_Z), _LOWEST_Z, _HIGHEST_Z)
+    z = np.clip(np.where(marginal > 0, z, HIGHEST_Z), LOWEST_Z, HIGHEST_Z)
     active = np.flatnonzero((width > 0) & (marginal > 0))
     z[active] = np.minimum(z[active], upper[active])
     log_marginal = np.log(marginal[active])
-    for _ in range(_NEWTON_STEPS):
+    for _ in range(NEWTON_STEPS):
         if not active.size:
             break
         start, w = z[active], width[active]
@@ -310,21 +314,10 @@ def _cheapest_factors(marginal: np.ndarray, width: np.ndarray,
             # d/dz log(bought) = -falling / (sqrt(2 pi) bought): Newton's step on the log. From
             # above it only falls; a rise is rounding (narrow windows) or a root past the top.
             step = (np.log(bought / w) - log_marginal) * bought * _SQRT_2PI / falling
-        moved = np.maximum(start + np.minimum(np.nan_to_num(step), 0.0), _LOWEST_Z)
-        moving = moved < start - _CONVERGED
+        moved = np.maximum(start + np.minimum(np.nan_to_num(step), 0.0), LOWEST_Z)
+        moving = moved < start - CONVERGED
         z[active], active, log_marginal = moved, active[moving], log_marginal[moving]
     return z
-
-
-def _narrow(width: np.ndarray) -> np.ndarray:
-    # Imported here: restock.policy.exposure imports this module (through restock.policy.pooled).
-    from restock.policy.exposure import NARROW_EXCESS
-    return width <= NARROW_EXCESS
-
-
-def _unit_loss(z: np.ndarray) -> np.ndarray:
-    # standard_normal_loss in the same arithmetic, without scipy.stats' per-call overhead.
-    return np.exp(-z**2 / 2) / _SQRT_2PI - z * special.ndtr(-z)
 
 
 def pooled_fill_z(level: float, sd, cycle_demand, unit_cost,

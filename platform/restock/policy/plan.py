@@ -37,13 +37,18 @@ from restock.domain import OrderLine, Reason, SkippedLine
 from restock.policy import explain
 from restock.policy.budget import apply_budget
 from restock.policy.explain import records
-from restock.policy.exposure import NARROW_EXCESS, excess_width, exposed_level
+from restock.policy.exposure import (
+    NARROW_EXCESS,
+    cycles_per_order,
+    excess_width,
+    exposed_level,
+)
 from restock.policy.feedback import GroupShift
 from restock.policy.guard import holds_for
 from restock.policy.inputs import item_settings, prepare_items, prepare_offers, with_columns
 from restock.policy.levels import stock_levels
 from restock.policy.loss import normal_loss
-from restock.policy.pooled import cycles_per_order, pooled_settings, with_pool_shares
+from restock.policy.pooled import pooled_settings, with_pool_shares
 from restock.policy.quantity import order_minimums, order_quantities
 from restock.policy.safety import protection_demand
 

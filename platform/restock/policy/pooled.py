@@ -15,21 +15,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from restock.policy.exposure import cycles_per_order, excess_width
 from restock.policy.inputs import with_columns
 from restock.policy.levels import cycle_short_share, pooled_cycle_z, pooled_fill_z
 from restock.policy.loss import standard_normal_loss
-from restock.policy.quantity import whole_packs
 
 POOLED_COLUMNS = ("safety_factor", "item_level", "pool_items")
-
-
-def cycles_per_order(cycle_demand, pack_size, moq) -> np.ndarray:
-    """Review cycles one order lasts: at least the MOQ, in whole packs, over a cycle's demand
-    (at least 1)."""
-    cycle_demand = np.asarray(cycle_demand, dtype=float)
-    order = np.maximum(whole_packs(cycle_demand, pack_size), np.asarray(moq, dtype=float))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(cycle_demand > 0, np.maximum(order / cycle_demand, 1.0), 1.0)
 
 
 def pooled_settings(settings: pd.DataFrame, skus: pd.Series,
@@ -75,9 +66,6 @@ def _pool_factors(group: pd.DataFrame, level: float,
         with np.errstate(divide="ignore", invalid="ignore"):
             short = sd * standard_normal_loss(factor) / orders / cycle_demand
         return factor, np.clip(1.0 - np.nan_to_num(short), 0.0, 1.0)
-    # Imported here: restock.policy.exposure imports this module for cycles_per_order.
-    from restock.policy.exposure import excess_width
-
     excess = excess_width(cycle_demand, sd, pack, moq)
     factor = pooled_cycle_z(level, sd, price, excess=excess)
     return factor, 1.0 - cycle_short_share(factor, excess)
