@@ -28,9 +28,9 @@ def pooled_settings(settings: pd.DataFrame, skus: pd.Series,
     """``settings`` with a safety factor, own service level and pool size per pooled item.
 
     ``chosen`` holds each item's chosen offer row (sd over its lead time + review, unit price,
-    pack size, least order: MOQ or lowest price break). Items of a pool without a usable offer or without expected
-    demand keep their own level: nothing can be ordered for them, or they have no service to
-    count.
+    pack size, least order: MOQ or lowest price break). Items of a pool without a usable offer
+    or without expected demand keep their own level: nothing can be ordered for them, or they
+    have no service to count.
     """
     settings = with_columns(settings, safety_factor=np.nan, item_level=np.nan, pool_items=0)
     members = chosen[chosen["pool"].notna() & (chosen["mean"] > 0)]
