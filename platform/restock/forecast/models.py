@@ -5,9 +5,12 @@ series that can pay back a slow fit — regular (smooth or erratic) demand with 
 and any marked ``high_value``, highest first — are sent to worker processes. Each worker fits
 the three models as of the most recent SLOW_ORIGINS of the backtest origins the fast path used
 and at the end of the data, and scores them the same way (same scales), against the fast
-choice's score over all its origins. A series keeps a statsmodels
-model only when its backtest score beats the fast choice. Whatever is not finished when the
-budget runs out keeps its fast forecast; ``info["statsmodels"]`` says how far it got.
+choice's score over all its origins. A series keeps a statsmodels model only when its backtest
+score beats the fast choice. With ``previous`` the model a series had last time sticks as in the
+fast path (``select.STICKY_MARGIN``): a statsmodels model, refitted every run and so known by its
+name alone, stays while it scores within the margin of the best; a fast incumbent gives way only
+to a statsmodels model better by more than the margin. Whatever is not finished when the budget
+runs out keeps its fast forecast; ``info["statsmodels"]`` says how far it got.
 """
 
 from __future__ import annotations
@@ -20,17 +23,22 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 
 import numpy as np
 
-from restock.forecast.select import MIN_TRAIN, ORIGINS, Backtest, scales
+from restock.forecast.select import MIN_TRAIN, ORIGINS, STICKY_MARGIN, Backtest, model_key, scales
 
 MODELS = ("ETS", "Theta", "ARIMA")
 MIN_LENGTH = 60               # observed periods before a slow model is worth trying
 SLOW_ORIGINS = 3              # the most recent backtest origins only: each is a fit per model
+FAST = "fast"                 # incumbent: last time's model is the fast choice held now
 
 
 def improve_with_statsmodels(result, panel, plan: Backtest, season: int, budget: float, *,
                              criterion: str = "auto", high_value: np.ndarray | None = None,
-                             workers: int | None = None) -> None:
-    """Let ETS / Theta / ARIMA replace the fast choice where they backtest better (in place)."""
+                             workers: int | None = None,
+                             previous: np.ndarray | None = None) -> None:
+    """Let ETS / Theta / ARIMA replace the fast choice where they backtest better (in place).
+
+    ``previous`` (aligned with the panel's rows): each series' last ``select.model_key`` or None.
+    """
     started = time.monotonic()
     deadline = started + budget
     rows = _eligible(result, panel, season, high_value)
@@ -72,7 +80,8 @@ def improve_with_statsmodels(result, panel, plan: Backtest, season: int, budget:
                     running.clear()
                     break
                 report["fitted"] += 1
-                if _adopt(result, rows[i], fitted, scale1[i], scale2[i], criterion):
+                held = None if previous is None else previous[rows[i]]
+                if _adopt(result, rows[i], fitted, scale1[i], scale2[i], criterion, held):
                     report["replaced"] += 1
             if "error" in report:
                 break
@@ -111,12 +120,12 @@ def _eligible(result, panel, season: int, high_value: np.ndarray | None) -> np.n
 
 
 def _adopt(result, row: int, fitted: dict, scale1: float, scale2: float,
-           criterion: str) -> bool:
-    best, best_score = None, _score(result.mase[row], result.rmsse[row], criterion)
-    for name, out in fitted.items():
-        score = _score(out["mae"] / scale1, np.sqrt(out["mse"] / scale2), criterion)
-        if np.isfinite(score) and (not np.isfinite(best_score) or score < best_score):
-            best, best_score = name, score
+           criterion: str, previous: str | None = None) -> bool:
+    scores = {name: _score(out["mae"] / scale1, np.sqrt(out["mse"] / scale2), criterion)
+              for name, out in fitted.items()}
+    fast = _score(result.mase[row], result.rmsse[row], criterion)
+    best = _winner({k: v for k, v in scores.items() if np.isfinite(v)}, fast,
+                   _incumbent(previous, result, row))
     if best is None:
         return False
     out = fitted[best]
@@ -128,6 +137,29 @@ def _adopt(result, row: int, fitted: dict, scale1: float, scale2: float,
     share = min(out["origins"] / ORIGINS, 1.0)
     result.confidence[row] = share / (1.0 + result.rmsse[row])
     return True
+
+
+def _incumbent(previous: str | None, result, row: int) -> str | None:
+    """The model the series held last time, if it competes now: a statsmodels name, FAST or None."""
+    if not isinstance(previous, str):
+        return None
+    if previous.split(" ", 1)[0] in MODELS:     # refitted every run: the name is the model
+        return previous.split(" ", 1)[0]
+    return FAST if previous == model_key(result.model[row], result.params[row]) else None
+
+
+def _winner(scores: dict[str, float], fast: float, incumbent: str | None) -> str | None:
+    """The statsmodels model the series takes (None: it keeps the fast choice)."""
+    if not scores:
+        return None
+    best = min(scores, key=scores.get)
+    lowest = min(scores[best], fast) if np.isfinite(fast) else scores[best]
+    if incumbent in scores and scores[incumbent] <= lowest * (1 + STICKY_MARGIN):
+        return incumbent
+    if not np.isfinite(fast):
+        return best
+    margin = 1 + STICKY_MARGIN if incumbent == FAST else 1.0
+    return best if scores[best] * margin < fast else None
 
 
 def _score(mase: float, rmsse: float, criterion: str) -> float:

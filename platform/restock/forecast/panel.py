@@ -436,7 +436,8 @@ def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = No
     ``time_budget_seconds`` > 0 lets statsmodels' ETS / Theta / ARIMA compete on the long
     regular series (and those ``high_value`` marks first) for that long, in parallel processes.
     ``previous`` maps a series id to the model it had last time (``select.model_key``): it is
-    kept while it scores within ``select.STICKY_MARGIN`` of the best.
+    kept while it scores within ``select.STICKY_MARGIN`` of the best, statsmodels' ones too
+    (known by name, their parameters are refitted every run).
     """
     if horizon < 1:
         raise DataError(f"horizon must be at least 1 (got {horizon})", record="horizon")
@@ -457,7 +458,7 @@ def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = No
     if time_budget_seconds > 0 and n:
         from restock.forecast.models import improve_with_statsmodels
         improve_with_statsmodels(result, panel, plan, season, time_budget_seconds,
-                                 criterion=criterion, high_value=high_value)
+                                 criterion=criterion, high_value=high_value, previous=last)
     result.info.update(_info(panel, plan, criterion, season, result, parts))
     return result
 

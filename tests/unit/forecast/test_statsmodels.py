@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from functools import cache
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from restock.forecast import Panel, forecast_panel
-from restock.forecast.models import fit_series
+from restock.forecast.models import _adopt, fit_series
+from restock.forecast.select import model_key
 
 
 def _seasonal(n: int, t: int = 160, seed: int = 1) -> np.ndarray:
@@ -48,3 +51,72 @@ def test_slow_models_replace_the_fast_choice_only_where_they_backtest_better() -
             assert both.rmsse[i] < fast_only.rmsse[i]
         else:
             np.testing.assert_allclose(both.point[i], fast_only.point[i])
+
+
+SES = ("SES", {"alpha": 0.2})
+
+
+def _held_fast(score: float) -> SimpleNamespace:
+    """One series whose fast choice is SES(0.2) with backtest RMSSE ``score``."""
+    return SimpleNamespace(point=np.ones((1, 21)), model=np.array([SES[0]], dtype=object),
+                           params=[dict(SES[1])], mase=np.array([score]),
+                           rmsse=np.array([score]), sigma=np.ones(1), confidence=np.ones(1))
+
+
+def _fitted(scores: dict[str, float]) -> dict:
+    """``fit_series``' output for a real fit, its errors set so each model's RMSSE is given."""
+    return {name: {**_real_fit()[name], "mse": score ** 2, "mae": score}
+            for name, score in scores.items()}
+
+
+@cache
+def _real_fit() -> dict:
+    return fit_series(_seasonal(1)[0], [132, 125, 118], 14, 21, 7)
+
+
+@pytest.mark.parametrize(("previous", "scores", "fast", "kept"), [
+    ("ETS", {"ETS": 1.0, "Theta": 0.95, "ARIMA": 2.0}, 0.97, "ETS"),   # within the margin
+    ("ETS", {"ETS": 1.0, "Theta": 0.85, "ARIMA": 2.0}, 0.97, "Theta"),  # clearly beaten
+    ("ETS", {"ETS": 1.0, "Theta": 1.2, "ARIMA": 2.0}, 0.85, "SES"),     # beaten by the fast
+    ("ARIMA", {"ETS": 1.0, "Theta": 0.95, "ARIMA": 1.04}, 0.97, "ARIMA"),
+    (None, {"ETS": 1.0, "Theta": 0.95, "ARIMA": 2.0}, 0.97, "Theta"),   # best wins
+    ("ETS", {"Theta": 0.95, "ARIMA": 2.0}, 0.97, "Theta"),              # ETS failed to fit
+])
+def test_a_previous_statsmodels_model_stays_within_the_margin(previous, scores, fast,
+                                                                 kept) -> None:
+    result = _held_fast(fast)
+    fitted = _fitted(scores)
+    key = None if previous is None else model_key(previous, {"seasonal": True})
+    assert _adopt(result, 0, fitted, 1.0, 1.0, "rmsse", key) == (kept != "SES")
+    assert result.model[0] == kept
+    if kept != "SES":
+        assert result.rmsse[0] == pytest.approx(scores[kept])
+        np.testing.assert_allclose(result.point[0], np.maximum(fitted[kept]["point"], 0.0))
+
+
+@pytest.mark.parametrize(("previous", "theta", "kept"), [
+    (model_key(*SES), 0.95, "SES"),                  # better by less than the margin
+    (model_key(*SES), 0.85, "Theta"),                # better by more
+    (model_key("SES", {"alpha": 0.1}), 0.95, "Theta"),  # not what the series holds now
+])
+def test_a_fast_incumbent_gives_way_only_beyond_the_margin(previous, theta, kept) -> None:
+    result = _held_fast(1.0)
+    _adopt(result, 0, _fitted({"ETS": 1.2, "Theta": theta}), 1.0, 1.0, "rmsse", previous)
+    assert result.model[0] == kept
+
+
+@pytest.mark.slow
+def test_forecast_panel_keeps_the_previous_model_through_the_slow_pass() -> None:
+    # Third seed-1 series: ETS backtests best, Theta 4% behind it, the fast SeasonalIndex 6.5%.
+    panel = Panel(ids=np.array(["a"]), dates=pd.date_range("2024-01-01", periods=160),
+                  values=_seasonal(3)[2:], freq="D")
+    fresh = forecast_panel(panel, 14, time_budget_seconds=120)
+    fast_only = forecast_panel(panel, 14)
+    assert fresh.model[0] == "ETS" and fast_only.model[0] not in ("ETS", "Theta", "ARIMA")
+    theta = forecast_panel(panel, 14, time_budget_seconds=120,
+                           previous={"a": model_key("Theta", {"theta": 2.0})})
+    assert theta.model[0] == "Theta" and theta.rmsse[0] > fresh.rmsse[0]
+    held = model_key(fast_only.model[0], fast_only.params[0])
+    fast = forecast_panel(panel, 14, time_budget_seconds=120, previous={"a": held})
+    assert fast.model[0] == fast_only.model[0]
+    np.testing.assert_allclose(fast.point[0], fast_only.point[0])
