@@ -75,13 +75,13 @@ def timed_plan(items: pd.DataFrame, offers: pd.DataFrame, budget: float | None) 
                     overrides={"categories": {"b": {"service_measure": "fill_rate"},
                                               "c": {"buffer": {"days_of_cover": 5}}}})
     total, result = _best(lambda: plan(items, offers, policy))
-    original = plan_module._order_line, plan_module._LINES
-    plan_module._order_line = lambda row, as_of: None
+    original = plan_module._order_lines, plan_module._LINES
+    plan_module._order_lines = lambda frame, as_of: [None] * len(frame)
     plan_module._LINES = TypeAdapter(list[None])
     try:
         arithmetic, _ = _best(lambda: plan(items, offers, policy))
     finally:
-        plan_module._order_line, plan_module._LINES = original
+        plan_module._order_lines, plan_module._LINES = original
     return {"seconds_total": round(total, 3),
             "seconds_without_order_line_objects": round(arithmetic, 3),
             "seconds_building_lines": round(max(total - arithmetic, 0.0), 3),

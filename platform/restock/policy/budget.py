@@ -14,19 +14,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from restock.policy.explain import records
 from restock.policy.inputs import with_columns
 from restock.policy.loss import normal_loss
 
 
-def apply_budget(lines: pd.DataFrame, budget: float | None) -> tuple[pd.DataFrame, list[dict]]:
-    """``(kept lines, cut lines as records)``; every line is kept when it all fits."""
+def apply_budget(lines: pd.DataFrame, budget: float | None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(kept lines, cut lines)``; every line is kept when it all fits."""
     lines = with_columns(lines, value=lines["quantity"] * lines["unit_price"])
     lines["benefit"] = lines["expected_short"] - normal_loss(
         lines["position"] + lines["quantity"], lines["mean"], lines["sd"])
     lines["benefit_per_cost"] = lines["benefit"] / lines["value"]
     if budget is None or lines["value"].sum() <= budget:
-        return lines, []
+        return lines, lines.iloc[:0]
     order = np.lexsort((lines["sku"].to_numpy(), -lines["benefit_per_cost"].to_numpy()))
     keep = _greedy(lines["value"].to_numpy()[order], float(budget))
     kept = np.zeros(len(lines), dtype=bool)
@@ -34,7 +34,7 @@ def apply_budget(lines: pd.DataFrame, budget: float | None) -> tuple[pd.DataFram
     left = float(budget) - float(lines["value"].to_numpy()[kept].sum())
     lines["budget_reduced_from"] = np.nan
     lines, kept = _shrink_into(lines, kept, order[~keep], left)
-    return lines[kept], records(lines[~kept])
+    return lines[kept], lines[~kept]
 
 
 def _shrink_into(lines: pd.DataFrame, kept: np.ndarray, ranked_cut: np.ndarray,

@@ -6,15 +6,20 @@ and the org's currency so a report can rebuild the sentence or cross-check it.
 Each reason is built here as a plain dict (``code``, ``message``, ``data``) and becomes a
 :class:`restock.domain.Reason` when ``plan()`` validates all its lines in one pydantic call:
 a plan where every one of 100,000 SKUs orders carries about 700,000 reasons, and one call per
-reason cost a second more.
+reason cost a second more. The reasons of many lines are built a kind at a time over the
+frame's columns (:func:`basis`, :func:`quantity`), each number column formatted once; built a
+line at a time from row dicts they took twice as long. The few per-row ones (a budget cut, no
+usable offer) take a row dict.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import date, timedelta
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 
@@ -29,163 +34,255 @@ def records(frame: pd.DataFrame) -> list[dict]:
             for values in zip(*(frame[c].tolist() for c in columns), strict=True)]
 
 
-@lru_cache(maxsize=1 << 16)   # lead times, packs, MOQs and prices repeat across lines
-def num(value: float) -> str:
-    """A quantity for people: at most two decimals, no trailing zeros, thousands separated."""
-    text = f"{float(value):,.2f}".rstrip("0").rstrip(".")
+def _number(value: float) -> str:
+    text = f"{value:,.2f}".rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
 
 
-def basis(row: dict) -> list[dict]:
-    """Forecast, safety stock, position and target: why the SKU needs (or not) stock."""
-    lead, review = float(row["lead"]), float(row["review_days"])
+@lru_cache(maxsize=1 << 12)   # lead times, packs, MOQs and prices repeat across lines
+def num(value: float) -> str:
+    """A quantity for people: at most two decimals, no trailing zeros, thousands separated."""
+    return _number(value)
+
+
+class Columns:
+    """A frame's columns as lists of plain Python values, each read once, and as text.
+
+    The reasons of a plan are built column by column: reading a row's values out of a dict per
+    line, and formatting numbers through a cache that most of them miss, cost more than the
+    sentences themselves (a plan where 100,000 SKUs order builds some 650,000 reasons).
+    """
+
+    def __init__(self, frame: pd.DataFrame):
+        self._frame, self._lists, self._texts = frame, {}, {}
+        self.n = len(frame)
+
+    def __getitem__(self, name: str) -> list:
+        if name not in self._lists:
+            self._lists[name] = self._frame[name].tolist()
+        return self._lists[name]
+
+    def get(self, name: str, default=None) -> list:
+        """The column, or ``default`` in every row when the frame has none."""
+        if name not in self._lists and name not in self._frame.columns:
+            self._lists[name] = [default] * self.n
+        return self[name]
+
+    def floats(self, name: str) -> list[float]:
+        values = self[name]
+        return values if self._frame[name].dtype.kind == "f" else [float(v) for v in values]
+
+    def text(self, name: str) -> list[str]:
+        """The column as :func:`num` writes it."""
+        if name not in self._texts:
+            self._texts[name] = texts(self._frame[name].to_numpy())
+        return self._texts[name]
+
+
+def texts(values: np.ndarray) -> list[str]:
+    """:func:`num` of every value, each distinct one formatted once (lead times, packs and
+    prices repeat across lines; quantities mostly do not, and cost no more)."""
+    if values.dtype.kind not in "fiu":
+        table = {v: _number(v) for v in set(values.tolist())}
+        return [table[v] for v in values.tolist()]
+    distinct, where = np.unique(values, return_inverse=True)
+    shown = np.array([_number(v) for v in distinct.tolist()], dtype=object)
+    return shown[where.reshape(-1)].tolist()
+
+
+def _joined(*parts: list) -> list[list[dict]]:
+    """Per row, the reasons of ``parts`` in order (a part is None where it says nothing)."""
+    return [[r for r in row if r is not None] for row in zip(*parts, strict=True)]
+
+
+def _sparse(flags: list, make: Callable[[int], dict]) -> list[dict | None]:
+    """``make(i)`` for the rows whose flag is set, None elsewhere (reasons few lines carry)."""
+    out: list[dict | None] = [None] * len(flags)
+    for i, flag in enumerate(flags):
+        if flag:
+            out[i] = make(i)
+    return out
+
+
+def basis(frame: pd.DataFrame) -> list[list[dict]]:
+    """Per row: forecast, safety stock, position and target — why the SKU needs (or not) stock."""
+    c = Columns(frame)
+    return _joined(_forecasts(c), _safeties(c), _fed_back(c), _positions(c), _targets(c))
+
+
+def _forecasts(c: Columns) -> list[dict]:
+    lead, review = c.floats("lead"), c.floats("review_days")
+    return [{"code": "forecast", "message": f"forecast {m} over {num(ld)} days lead time + "
+             f"{num(rv)} days review",
+             "data": {"units": mean, "lead_time_days": ld, "review_period_days": rv,
+                      "demand_rate": rate, "demand_sd": sd}}
+            for m, ld, rv, mean, rate, sd in zip(c.text("mean"), lead, review, c["mean"],
+                                                   c["demand_rate"], c["sd"], strict=True)]
+
+
+def _positions(c: Columns) -> list[dict]:
+    return [{"code": "inventory_position", "message": f"inventory position {p} = on hand {h} + "
+             f"on order {o} - backorders {b} - allocated {a}",
+             "data": {"units": position, "on_hand": on_hand, "on_order": on_order,
+                      "backorders": backorders, "allocated": allocated}}
+            for p, h, o, b, a, position, on_hand, on_order, backorders, allocated in zip(
+                c.text("position"), c.text("on_hand"), c.text("on_order"), c.text("backorders"),
+                c.text("allocated"), c["position"], c["on_hand"], c["on_order"],
+                c["backorders"], c["allocated"], strict=True)]
+
+
+def _targets(c: Columns) -> list[dict]:
+    below = texts(np.maximum(np.asarray(c["need"], dtype=float), 0.0))
+    return [{"code": "order_up_to", "message": f"order up to {s}, {b} below it",
+             "data": {"units": level, "need": need}}
+            for s, b, level, need in zip(c.text("order_up_to"), below, c["order_up_to"],
+                                         c["need"], strict=True)]
+
+
+def _safeties(c: Columns) -> list[dict]:
+    out = []
+    cover, factor = c.get("cover_days"), c.get("safety_factor")
+    asked, cycles = c.get("exposed_level"), c.get("cycles_per_order")
+    for i, (method, units, text, level, fill) in enumerate(zip(
+            c["method"], c["safety_stock"], c.text("safety_stock"), c["service_level"],
+            c["fill_rate"], strict=True)):
+        data = {"units": units, "method": method}
+        if method == "units":
+            message = f"safety stock {text} (fixed buffer)"
+        elif method == "days_of_cover":
+            message = f"safety stock {text} = {num(cover[i])} days of cover"
+        else:
+            measure = "fill rate" if fill else "service"
+            data.update(service_level=level, measure="fill_rate" if fill else "cycle",
+                        scope="item")
+            if factor[i] is not None and not math.isnan(factor[i]):
+                message = _pooled_safety(c, i, data, text, level, measure)
+            else:
+                message = f"safety stock {text} for {level * 100:.4g}% {measure}" \
+                    f"{_exposure(asked[i], cycles[i], level, data)} " \
+                    f"({method.replace('_', ' ')} demand)"
+        out.append({"code": "safety_stock", "message": message, "data": data})
+    return out
+
+
+def _exposure(asked: float | None, cycles: float, level: float, data: dict) -> str:
+    """What a per-item cycle target asked of the formula when an order outlasts a review cycle
+    (adds it to ``data``), else nothing."""
+    if asked is None or math.isnan(asked) or abs(asked - level) < 5e-5:
+        return ""
+    data.update(exposed_level=float(asked), cycles_per_order=float(cycles))
+    return (f" ({asked * 100:.4g}% asked of the formula: one order of this offer, MOQ and packs "
+            f"included, lasts {float(cycles):.2g} review cycles)")
+
+
+def _pooled_safety(c: Columns, i: int, data: dict, units: str, level: float,
+                   measure: str) -> str:
+    """The sentence of a pooled target's safety stock (its pool added to ``data``)."""
+    pool, count, share = c["pool"][i], int(c["pool_items"][i]), c["item_level"][i]
+    data.update(scope="pooled", pool=pool, pool_items=count, item_level=share,
+                safety_factor=c["safety_factor"][i])
+    group = "the org's" if pool == "org" else f"category {pool.removeprefix('category:')}'s"
+    return f"safety stock {units} for {level * 100:.4g}% {measure} on average over {group} " \
+        f"{count} pooled item{'s' if count != 1 else ''}; this item's share is " \
+        f"{share * 100:.4g}% (normal demand)"
+
+
+def _fed_back(c: Columns) -> list[dict | None]:
+    """The level asked of the formula when the service delivered moved it (else nothing)."""
+    shifts = [(s or 0.0) and m not in ("units", "days_of_cover")
+              for s, m in zip(c.get("service_shift"), c["method"], strict=True)]
+
+    def reason(i: int) -> dict:
+        asked, level, shift = c["asked_level"][i], c["service_level"][i], c["service_shift"][i]
+        cycles, group = int(c["feedback_item_cycles"][i]), c["service_group"][i]
+        return _reason(code="service_feedback", message=f"asked {level * 100:.4g}% of the "
+                       f"formula for a target of {asked * 100:.4g}%: the service its group "
+                       f"({group}) delivered over {cycles} item-cycles in the last year moved "
+                       f"its safety factor by {shift:+.2f}",
+                       data={"asked_level": asked, "corrected_level": level, "shift": shift,
+                             "item_cycles": cycles, "cycles": int(c["feedback_cycles"][i]),
+                             "service_group": group})
+    return _sparse(shifts, reason)
+
+
+def quantity(frame: pd.DataFrame, as_of: date | None) -> list[list[dict]]:
+    """Per row: how the offer was chosen and how the quantity was shaped by packs, MOQ, caps."""
+    c = Columns(frame)
+    return _joined(_offers(c, as_of), *_shaping(c), _rounded(c), _late(c))
+
+
+def _shaping(c: Columns) -> list[list[dict | None]]:
+    """The reasons only some lines carry: a defaulted lead time, MOQ and price-break raises,
+    the maximum quantity, the budget."""
+    lead, moq, pack, eff = c.text("lead"), c.text("moq"), c.text("pack_size"), \
+        c.text("moq_effective")
+    reduced = [r is not None and not math.isnan(r) for r in c.get("budget_reduced_from")]
     return [
-        _reason(code="forecast", message=f"forecast {num(row['mean'])} over {num(lead)} days "
-               f"lead time + {num(review)} days review",
-               data={"units": row["mean"], "lead_time_days": lead, "review_period_days": review,
-                     "demand_rate": row["demand_rate"], "demand_sd": row["sd"]}),
-        _safety(row),
-        *_fed_back(row),
-        _reason(code="inventory_position",
-               message=f"inventory position {num(row['position'])} = on hand "
-               f"{num(row['on_hand'])} + on order {num(row['on_order'])} - backorders "
-               f"{num(row['backorders'])} - allocated {num(row['allocated'])}",
-               data={"units": row["position"], "on_hand": row["on_hand"],
-                     "on_order": row["on_order"], "backorders": row["backorders"],
-                     "allocated": row["allocated"]}),
-        _reason(code="order_up_to", message=f"order up to {num(row['order_up_to'])}, "
-               f"{num(max(row['need'], 0))} below it",
-               data={"units": row["order_up_to"], "need": row["need"]}),
+        _sparse(c["lead_defaulted"], lambda i: _reason(
+            code="default_lead_time", message=f"offer gives no lead time; used the configured "
+            f"{lead[i]} days", data={"lead_time_days": c["lead"][i]})),
+        _sparse(c["moq_adjusted"], lambda i: _reason(
+            code="moq_rounded_to_pack", message=f"MOQ {moq[i]} is not whole packs of {pack[i]}; "
+            f"taken as {eff[i]}", data={"moq": c["moq"][i], "pack_size": c["pack_size"][i],
+                                       "effective_moq": c["moq_effective"][i]})),
+        _sparse(c["raised_to_moq"], lambda i: _reason(
+            code="raised_to_moq", message=f"raised to the MOQ of {eff[i]}",
+            data={"moq": c["moq_effective"][i]})),
+        _sparse(c["raised_to_break"], lambda i: _reason(
+            code="raised_to_price_break", message=f"raised to the supplier's minimum of "
+            f"{num(c['min_qty'][i])}", data={"min_qty": c["min_qty"][i]})),
+        _sparse(c["capped"], lambda i: _reason(
+            code="capped_max_quantity", message=f"capped at the maximum order quantity "
+            f"{num(c['max_quantity'][i])}", data={"max_quantity": c["max_quantity"][i]})),
+        _sparse(reduced, lambda i: _reason(   # the budget shrank this line
+            code="reduced_by_budget", message=f"reduced from {num(c['budget_reduced_from'][i])} "
+            f"to {num(c['quantity'][i])} to fit the run budget",
+            data={"wanted": c["budget_reduced_from"][i], "quantity": c["quantity"][i]})),
     ]
 
 
-def _safety(row: dict) -> dict:
-    method, units = row["method"], row["safety_stock"]
-    data = {"units": units, "method": method}
-    if method == "units":
-        return _reason(code="safety_stock", message=f"safety stock {num(units)} (fixed buffer)",
-                      data=data)
-    if method == "days_of_cover":
-        return _reason(code="safety_stock", message=f"safety stock {num(units)} = "
-                      f"{num(row['cover_days'])} days of cover", data=data)
-    measure = "fill rate" if row["fill_rate"] else "service"
-    data.update(service_level=row["service_level"],
-                measure="fill_rate" if row["fill_rate"] else "cycle", scope="item")
-    level = f"{row['service_level'] * 100:.4g}%"
-    if _pooled(row):
-        return _pooled_safety(row, data, level, measure)
-    return _reason(code="safety_stock", message=f"safety stock {num(units)} for {level} "
-                  f"{measure}{_exposure(row, data)} ({method.replace('_', ' ')} demand)",
-                  data=data)
+def _rounded(c: Columns) -> list[dict]:
+    return [{"code": "rounded_to_pack", "message": f"ordered {q} = {n} pack"
+             f"{'s' if packs != 1 else ''} of {p}",
+             "data": {"quantity": quantity, "packs": packs, "pack_size": pack}}
+            for q, n, p, quantity, packs, pack in zip(
+                c.text("quantity"), c.text("packs"), c.text("pack_size"), c["quantity"],
+                c["packs"], c["pack_size"], strict=True)]
 
 
-def _exposure(row: dict, data: dict) -> str:
-    """What a per-item cycle target asked of the formula when an order outlasts a review cycle
-    (adds it to ``data``), else nothing."""
-    asked = row.get("exposed_level")
-    if asked is None or math.isnan(asked) or abs(asked - row["service_level"]) < 5e-5:
-        return ""
-    cycles = float(row["cycles_per_order"])
-    data.update(exposed_level=float(asked), cycles_per_order=cycles)
-    return (f" ({asked * 100:.4g}% asked of the formula: one order of this offer, MOQ and packs "
-            f"included, lasts {cycles:.2g} review cycles)")
+def _offers(c: Columns, as_of: date | None) -> list[dict]:
+    out = []
+    kept, in_time, least = c.get("kept", False), c["any_in_time"], c["min_qty"]
+    for supplier, price, lead, considered, quantity, price_text, lead_text, kept_open, \
+            any_in_time, min_qty in zip(c["supplier"], c["unit_price"], c["lead"],
+                                        c["offers_considered"], c["quantity"],
+                                        c.text("unit_price"), c.text("lead"), kept, in_time,
+                                        least, strict=True):
+        why = "cheapest offer arriving in time" if any_in_time else \
+            "fastest offer (none arrives before stock runs out)"
+        if kept_open:
+            why = "the supplier of the order already open for this SKU, arriving in time"
+        arrives = (as_of + timedelta(days=float(lead))).isoformat() if as_of else None
+        data = {"supplier": supplier, "unit_price": price, "lead_time_days": lead,
+                "min_qty": min_qty, "offers_considered": int(considered),
+                "expected_arrival": arrives, "kept_open_order_supplier": bool(kept_open),
+                "value": quantity * price}
+        out.append({"code": "offer", "message": f"{supplier} at {price_text} per unit, "
+                    f"{lead_text} days: {why} ({int(considered)} considered)", "data": data})
+    return out
 
 
-def _fed_back(row: dict) -> list[dict]:
-    """The level asked of the formula when the service delivered moved it (else nothing)."""
-    shift = row.get("service_shift") or 0.0
-    if not shift or row["method"] in ("units", "days_of_cover"):
-        return []
-    asked, level = row["asked_level"], row["service_level"]
-    cycles = int(row["feedback_item_cycles"])
-    return [_reason(code="service_feedback", message=f"asked {level * 100:.4g}% of the formula "
-                   f"for a target of {asked * 100:.4g}%: the service its group "
-                   f"({row['service_group']}) delivered over {cycles} item-cycles in the last "
-                   f"year moved its safety factor by {shift:+.2f}",
-                   data={"asked_level": asked, "corrected_level": level, "shift": shift,
-                         "item_cycles": cycles, "cycles": int(row["feedback_cycles"]),
-                         "service_group": row["service_group"]})]
-
-
-def _pooled(row: dict) -> bool:
-    factor = row.get("safety_factor")
-    return factor is not None and not math.isnan(factor)
-
-
-def _pooled_safety(row: dict, data: dict, level: str, measure: str) -> dict:
-    pool, count = row["pool"], int(row["pool_items"])
-    data.update(scope="pooled", pool=pool, pool_items=count, item_level=row["item_level"],
-                safety_factor=row["safety_factor"])
-    group = "the org's" if pool == "org" else f"category {pool.removeprefix('category:')}'s"
-    return _reason(code="safety_stock", message=f"safety stock {num(row['safety_stock'])} for "
-                  f"{level} {measure} on average over {group} {count} pooled "
-                  f"item{'s' if count != 1 else ''}; this item's share is "
-                  f"{row['item_level'] * 100:.4g}% (normal demand)", data=data)
-
-
-def quantity(row: dict, as_of: date | None) -> list[dict]:
-    """How the offer was chosen and how the quantity was shaped by packs, MOQ and caps."""
-    reasons = [_offer(row, as_of)]
-    pack, packs = row["pack_size"], row["packs"]
-    if row["lead_defaulted"]:
-        reasons.append(_reason(code="default_lead_time", message=f"offer gives no lead time; "
-                              f"used the configured {num(row['lead'])} days",
-                              data={"lead_time_days": row["lead"]}))
-    if row["moq_adjusted"]:
-        reasons.append(_reason(code="moq_rounded_to_pack", message=f"MOQ {num(row['moq'])} is "
-                              f"not whole packs of {num(pack)}; taken as "
-                              f"{num(row['moq_effective'])}",
-                              data={"moq": row["moq"], "pack_size": pack,
-                                    "effective_moq": row["moq_effective"]}))
-    if row["raised_to_moq"]:
-        reasons.append(_reason(code="raised_to_moq", message=f"raised to the MOQ of "
-                              f"{num(row['moq_effective'])}",
-                              data={"moq": row["moq_effective"]}))
-    if row["raised_to_break"]:
-        reasons.append(_reason(code="raised_to_price_break", message=f"raised to the supplier's "
-                              f"minimum of {num(row['min_qty'])}",
-                              data={"min_qty": row["min_qty"]}))
-    if row["capped"]:
-        reasons.append(_reason(code="capped_max_quantity", message=f"capped at the maximum order "
-                              f"quantity {num(row['max_quantity'])}",
-                              data={"max_quantity": row["max_quantity"]}))
-    reduced = row.get("budget_reduced_from")
-    if reduced is not None and not math.isnan(reduced):   # the budget shrank this line
-        reasons.append(_reason(code="reduced_by_budget", message=f"reduced from "
-                              f"{num(reduced)} to {num(row['quantity'])} to fit the run "
-                              f"budget", data={"wanted": reduced, "quantity": row["quantity"]}))
-    reasons.append(_reason(code="rounded_to_pack", message=f"ordered {num(row['quantity'])} = "
-                          f"{num(packs)} pack{'s' if packs != 1 else ''} of {num(pack)}",
-                          data={"quantity": row["quantity"], "packs": packs,
-                                "pack_size": pack}))
-    if not row["in_time"]:
-        reasons.append(_late(row))
-    return reasons
-
-
-def _offer(row: dict, as_of: date | None) -> dict:
-    why = "cheapest offer arriving in time" if row["any_in_time"] else \
-        "fastest offer (none arrives before stock runs out)"
-    if row.get("kept"):
-        why = "the supplier of the order already open for this SKU, arriving in time"
-    arrives = (as_of + timedelta(days=float(row["lead"]))).isoformat() if as_of else None
-    data = {"supplier": row["supplier"], "unit_price": row["unit_price"],
-            "lead_time_days": row["lead"], "min_qty": row["min_qty"],
-            "offers_considered": int(row["offers_considered"]), "expected_arrival": arrives,
-            "kept_open_order_supplier": bool(row.get("kept", False)),
-            "value": row["quantity"] * row["unit_price"]}
-    return _reason(code="offer", message=f"{row['supplier']} at {num(row['unit_price'])} per "
-                  f"unit, {num(row['lead'])} days: {why} "
-                  f"({int(row['offers_considered'])} considered)", data=data)
-
-
-def _late(row: dict) -> dict:
-    short = row["short_before_arrival"]
-    return _reason(code="arrives_late", message=f"arrives in {num(row['lead'])} days; stock "
-                  f"covers about {num(row['days_of_cover'])} days ({num(short)} units short "
-                  f"expected before it arrives)",
-                  data={"lead_time_days": row["lead"], "days_of_cover": row["days_of_cover"],
-                        "expected_short_before_arrival": short})
+def _late(c: Columns) -> list[dict | None]:
+    """Why a line's stock runs out before the order arrives (None where it arrives in time)."""
+    return [None if in_time else
+            {"code": "arrives_late", "message": f"arrives in {lead_text} days; stock covers about "
+             f"{cover_text} days ({short_text} units short expected before it arrives)",
+             "data": {"lead_time_days": lead, "days_of_cover": cover,
+                      "expected_short_before_arrival": short}}
+            for in_time, lead_text, cover_text, short_text, lead, cover, short in zip(
+                c["in_time"], c.text("lead"), c.text("days_of_cover"),
+                c.text("short_before_arrival"), c["lead"], c["days_of_cover"],
+                c["short_before_arrival"], strict=True)]
 
 
 def budget_cut(row: dict, budget: float | None) -> dict:

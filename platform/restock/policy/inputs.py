@@ -85,8 +85,7 @@ def prepare_offers(offers: pd.DataFrame, currency: str | None) -> tuple[pd.DataF
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     for column, default in (("moq", 0.0), ("pack_size", 1.0), ("min_qty", 0.0)):
         frame[column] = frame[column].fillna(default)
-    code = frame["currency"].where(frame["currency"].notna(), currency or "").astype(str)
-    code = code.str.strip().replace("", currency or "")
+    code, well_formed = _currency_codes(frame["currency"], currency)
     frame["currency"] = code
     lead = frame["lead_time_days"]
     checks = {
@@ -95,12 +94,22 @@ def prepare_offers(offers: pd.DataFrame, currency: str | None) -> tuple[pd.DataF
         "pack_size": np.isfinite(frame["pack_size"]) & (frame["pack_size"] > 0),
         "moq": np.isfinite(frame["moq"]) & (frame["moq"] >= 0),
         "min_qty": np.isfinite(frame["min_qty"]) & (frame["min_qty"] >= 0),
-        "currency": code.eq("") | code.str.fullmatch(_CURRENCY.pattern),
+        "currency": well_formed,
     }
     problems, bad = _problems(frame, checks, "invalid_offer", "offer")
     frame["valid"] = ~bad
     frame["currency_ok"] = code.eq("") | (code == currency) if currency else True
     return frame, problems
+
+
+def _currency_codes(raw: pd.Series, org: str | None) -> tuple[pd.Series, pd.Series]:
+    """Each offer's currency code, stripped (a missing or blank one is the org's), and whether
+    it is well formed. A catalogue names a handful of currencies: each is read once."""
+    index, distinct = pd.factorize(raw, use_na_sentinel=True)
+    cleaned = [str(v).strip() or org or "" for v in distinct]
+    codes = np.array([*cleaned, org or ""], dtype=object)[index]   # -1 (missing): the org's
+    ok = np.array([c == "" or bool(_CURRENCY.fullmatch(c)) for c in [*cleaned, org or ""]])
+    return pd.Series(codes, index=raw.index, dtype=object), pd.Series(ok[index], index=raw.index)
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:

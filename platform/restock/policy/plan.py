@@ -109,10 +109,11 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
     kept, cut = apply_budget(ordering, policy.budget)
     with _collector_paused():
         skipped = _unusable_needs(items, settings, offers, rows, chosen)
-        skipped += [_skipped(row, [explain.budget_cut(row, policy.budget)]) for row in cut]
+        skipped += _skipped_lines(cut, [[explain.budget_cut(row, policy.budget)]
+                                        for row in records(cut)])
         result.skipped += _SKIPPED.validate_python(skipped)
         result.holds = holds_for(kept, guard or Guard())
-        result.lines = _LINES.validate_python([_order_line(row, as_of) for row in records(kept)])
+        result.lines = _LINES.validate_python(_order_lines(kept, as_of))
     return result
 
 
@@ -248,10 +249,11 @@ def _choose(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     any_in = pool.groupby("sku")["in_time"].transform("any").to_numpy()
     late = ~pool["in_time"].to_numpy()
     price, lead = pool["unit_price"].to_numpy(), pool["lead"].to_numpy()
-    order = np.lexsort((pool["supplier"].to_numpy(), pool["quantity"].to_numpy(),
+    # Text keys as their rank among the distinct values: sorting integers, not strings.
+    order = np.lexsort((_ranks(pool["supplier"]), pool["quantity"].to_numpy(),
                         np.where(any_in, lead, price), np.where(any_in, price, lead),
                         ~pool["kept"].to_numpy(), np.where(any_in, late, False),
-                        pool["sku"].to_numpy()))
+                        _ranks(pool["sku"])))
     ranked = pool.iloc[order]
     first = ~ranked["sku"].duplicated().to_numpy()
     counts = pool.groupby("sku")["supplier"].size()
@@ -260,13 +262,18 @@ def _choose(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     return chosen
 
 
+def _ranks(values: pd.Series) -> np.ndarray:
+    """Each value's rank among the distinct values (their sorted order)."""
+    return pd.factorize(values, sort=True)[0]
+
+
 def _unusable_needs(items, settings, offers, rows, chosen) -> list[dict]:
     """Needs no usable offer can fill: max bid, max quantity below the MOQ, no offer at all."""
     skipped = [_invalid_item(row) for row in items[~items["valid"]].to_dict("records")]
     missing = rows[~_member(rows["sku"], chosen["sku"])]
     fallback = _choose(missing, np.ones(len(missing), dtype=bool))
     fallback = fallback[fallback["need"] > 0].merge(_offer_summary(missing), on="sku")
-    skipped += [_skipped(row, [explain.unusable(row)]) for row in records(fallback)]
+    skipped += _skipped_lines(fallback, [[explain.unusable(row)] for row in records(fallback)])
     bare = items["valid"] & ~_member(items["sku"], rows["sku"])
     if bare.any():
         frame = pd.concat([items[list(_ITEM_FIELDS)], settings], axis=1)[bare]
@@ -276,10 +283,9 @@ def _unusable_needs(items, settings, offers, rows, chosen) -> list[dict]:
         valid = found[found["valid"]]
         counts = found.groupby("sku").size().to_dict()
         currencies = valid.groupby("sku")["currency"].agg(lambda c: sorted(set(c))).to_dict()
-        for row in records(needs):
-            row.update(lead=row["default_lead_days"], supplier=None, quantity=row["need"],
-                       offers=counts.get(row["sku"], 0), currencies=currencies.get(row["sku"]))
-            skipped.append(_skipped(row, [explain.no_offer(row)]))
+        why = [[explain.no_offer({"offers": counts.get(sku, 0), "currencies": currencies.get(sku)})]
+               for sku in needs["sku"].tolist()]
+        skipped += _skipped_lines(with_columns(needs, lead=needs["default_lead_days"]), why)
     return skipped
 
 
@@ -303,31 +309,36 @@ def _invalid_item(row: dict) -> dict:
     return {"sku": row["sku"], "wanted_quantity": 0.0, "reasons": [explain.invalid_item(row)]}
 
 
-def _skipped(row: dict, reasons: list[dict]) -> dict:
-    return {"sku": row["sku"], "supplier": row.get("supplier"),
-            "wanted_quantity": float(max(row.get("quantity") or row["need"], 0.0)),
-            "reasons": [*explain.basis(row), *reasons],
-            "shortfall_risk": float(row["shortfall_risk"])}
+def _skipped_lines(frame: pd.DataFrame, why: list[list[dict]]) -> list[dict]:
+    """:class:`SkippedLine` fields per row of ``frame``: its basis, then its ``why``."""
+    c = explain.Columns(frame)
+    return [{"sku": sku, "supplier": supplier, "wanted_quantity": float(max(wanted or need, 0.0)),
+             "reasons": [*basis, *reasons], "shortfall_risk": float(risk)}
+            for sku, supplier, wanted, need, risk, basis, reasons in zip(
+                c["sku"], c.get("supplier"), c.get("quantity"), c["need"], c["shortfall_risk"],
+                explain.basis(frame), why, strict=True)]
 
 
-def _order_line(row: dict, as_of: date | None) -> dict:
-    """A :class:`OrderLine`'s fields (validated with the plan's other lines)."""
-    supplier_sku = row.get("supplier_sku")
-    return {
-        "sku": row["sku"], "supplier": row["supplier"], "quantity": float(row["quantity"]),
-        "unit_price": float(row["unit_price"]), "pack_size": float(row["pack_size"]),
-        "lead_time_days": float(row["lead"]),
-        "supplier_sku": None if supplier_sku is None or pd.isna(supplier_sku)
-        else str(supplier_sku),
-        "description": str(row.get("description") or ""),
-        "reasons": [*explain.basis(row), *explain.quantity(row, as_of)],
-        "forecast_lead_review": float(row["mean"]), "safety_stock": float(row["safety_stock"]),
-        "inventory_position": float(row["position"]), "order_up_to": float(row["order_up_to"]),
-        "on_hand": float(row["on_hand"]), "on_order": float(row["on_order"]),
-        "review_period_days": float(row["review_days"]),
-        "service_level": _service_level(row), "moq": float(row["moq_effective"])}
-
-
-def _service_level(row: dict) -> float | None:
-    return float(row["service_level"]) if row["method"] not in ("units", "days_of_cover") \
-        else None
+def _order_lines(frame: pd.DataFrame, as_of: date | None) -> list[dict]:
+    """:class:`OrderLine` fields per row of ``frame`` (validated together by the plan)."""
+    c = explain.Columns(frame)
+    fields = {
+        "sku": c["sku"], "supplier": c["supplier"], "quantity": c.floats("quantity"),
+        "unit_price": c.floats("unit_price"), "pack_size": c.floats("pack_size"),
+        "lead_time_days": c.floats("lead"),
+        "supplier_sku": [None if v is None or pd.isna(v) else str(v)
+                         for v in c.get("supplier_sku")],
+        "description": [str(v or "") for v in c.get("description")],
+        "reasons": [b + q for b, q in zip(explain.basis(frame), explain.quantity(frame, as_of),
+                                          strict=True)],
+        "forecast_lead_review": c.floats("mean"), "safety_stock": c.floats("safety_stock"),
+        "inventory_position": c.floats("position"), "order_up_to": c.floats("order_up_to"),
+        "on_hand": c.floats("on_hand"), "on_order": c.floats("on_order"),
+        "review_period_days": c.floats("review_days"),
+        # a fixed buffer (units, days of cover) has no service level
+        "service_level": [None if method in ("units", "days_of_cover") else float(level)
+                          for method, level in zip(c["method"], c["service_level"], strict=True)],
+        "moq": c.floats("moq_effective")}
+    names = list(fields)
+    return [dict(zip(names, values, strict=True))
+            for values in zip(*fields.values(), strict=True)]

@@ -45,6 +45,20 @@ def test_offers_in_another_currency_are_not_used():
     assert result.skipped[0].reasons[-1].data["currencies"] == ["USD"]
 
 
+@pytest.mark.parametrize("written", [None, float("nan"), "", "  ", " EUR "])
+def test_a_missing_blank_or_padded_currency_is_read_as_the_orgs(written):
+    line = only_line(run([item()], [offer(currency=written)]))
+    assert line.supplier == "north"
+
+
+def test_each_offer_keeps_its_own_currency_among_many():
+    offers = [offer(supplier=f"s{i}", currency=code, unit_price=5 + i)
+              for i, code in enumerate(["USD", None, "eur", " USD", "EUR"])]
+    result = run([item()], offers)
+    assert only_line(result).supplier == "s1"            # the cheapest in the org's currency
+    assert [p.data["supplier"] for p in result.problems] == ["s2"]   # lower case: not a code
+
+
 def test_offers_all_above_the_max_bid_are_skipped_not_ordered():
     result = run([item()], [offer(unit_price=11), offer(supplier="b", unit_price=12)],
                  max_bid=10)
