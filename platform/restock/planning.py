@@ -2,7 +2,9 @@
 
 The numbers the planner sees per SKU (demand rate and its spread per day) come from the forecast
 over that SKU's own lead time + review period, so safety stock rests on the forecast's
-uncertainty over the horizon that matters, not on a constant.
+uncertainty over the horizon that matters, not on a constant. Each run records that forecast in
+the model catalog; once an earlier run's window has closed its realised error joins the SKU's
+spread (:mod:`restock.forecast_windows`, the replay's rule).
 
 With a promotion calendar in the snapshot, the history is forecast with its promotion periods
 brought back to each SKU's usual level, and the promotion periods inside a SKU's lead time +
@@ -43,6 +45,7 @@ from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
 from restock.forecast.promotions import PromotionEffect, calendar_flags
 from restock.forecast.select import model_key
+from restock.forecast_windows import closed_windows, horizon_fields, learn_spread
 from restock.policy import GroupShift, Plan, plan
 from restock.store import CatalogEntry, Store
 
@@ -78,13 +81,17 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     forecast = _forecast(config, history, items, as_of, snap.promotions,
                          {e.sku: model_key(e.model, e.params or {}) for e in previous})
     items = _with_demand(items, forecast, config)
+    windows = horizon_fields(items, as_of)      # recorded as the model said, before learning
+    items = learn_spread(items, history, closed_windows(
+        store.models, config.org, as_of, config.policy.review_period_days,
+        as_of - timedelta(days=config.forecast.history_days)))
     items = book.add_own_orders(items, snap.open_orders, as_of)
     items["usual_order_qty"] = _usual_order(items, snap.offers, book.past_line_quantities())
     feedback = service_feedback(config, items, history, as_of, store, run_id)
     result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of),
                         feedback.shifts)
     _explain_promotions(result, items, config.forecast.freq)
-    catalog = _catalog(config, run_id, forecast, history)
+    catalog = _catalog(config, run_id, forecast, history, windows)
     store.models.record(catalog)
     current_models = {e.sku: e.model for e in catalog}
     backtest = _mean(forecast.get("mase"))
@@ -98,6 +105,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
         model_changes=model_changes(previous, current_models), service=feedback.service,
         stats={"skus": len(snap.catalog), "planned_items": len(items),
                "history_rows": len(snap.history), "series": len(catalog),
+               "skus_with_learnt_spread": int((items["spread_windows"] > 0).sum()),
                "source": snapshot.source})
 
 
@@ -316,7 +324,7 @@ def _set_aside(result: Plan) -> list[QuarantinedRecord]:
 # ---------------------------------------------------------------- catalog and accuracy
 
 def _catalog(config: OrgConfig, run_id: str, forecast: dict[str, Any],
-             history: pd.DataFrame) -> list[CatalogEntry]:
+             history: pd.DataFrame, windows: dict[str, dict]) -> list[CatalogEntry]:
     ids = forecast["ids"]
     if not len(ids):
         return []
@@ -333,7 +341,7 @@ def _catalog(config: OrgConfig, run_id: str, forecast: dict[str, Any],
         mase=_finite(mase[i]),
         rmsse=_finite(rmsse[i]),
         rate_per_day=float(rate[i]), window_start=start, window_end=end,
-        observations=int(observed[i]), code_version=CODE_VERSION)
+        observations=int(observed[i]), code_version=CODE_VERSION, **windows.get(str(sku), {}))
         for i, sku in enumerate(ids)]
 
 

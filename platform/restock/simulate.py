@@ -50,6 +50,7 @@ from restock.policy.feedback import (  # noqa: F401  (re-exported)
 )
 from restock.policy.levels import pooled_cycle_z, pooled_fill_z, stock_levels
 from restock.policy.quantity import whole_packs
+from restock.policy.spread import learnt_sd
 
 ITEM_DEFAULTS = {"moq": 0.0, "pack_size": 1.0, "order_cost": 0.0, "holding_cost": 0.0,
                  "shortage_cost": 0.0}
@@ -411,19 +412,12 @@ def _pooled_levels(level, mean, sd, items: Items, fill_rate, cycle_demand,
     return target - 1e-9, target
 
 
-PRIOR_WEIGHT = 4.0   # past windows an item needs before its own errors outweigh the pooled prior
 
 
 def horizon_spread(state: Decision, horizon: np.ndarray, model_sd: np.ndarray) -> np.ndarray:
-    """The sd of demand over lead time + review, learnt from forecast errors already known.
-
-    One period's error scaled by the square root of the horizon assumes independent errors; real
-    errors persist (a level missed one week is missed the next), so the spread over the horizon
-    is often wider. For every earlier forecast whose window has closed by ``t`` the realised
-    total is known: each item's root mean squared error over those windows is blended with a
-    prior — the model's sd scaled by the median ratio of realised to predicted error across
-    items — weighted by how many windows the item has.
-    """
+    """The sd of demand over lead time + review, learnt from forecast errors already known
+    (:func:`restock.policy.spread.learnt_sd`, the rule the live planner applies): the windows
+    of forecasts made every review period before ``t`` whose windows have closed by ``t``."""
     values = np.nan_to_num(state.history)
     cumulative = np.concatenate([np.zeros((len(values), 1)), np.cumsum(values, axis=1)], axis=1)
     squared, count, predicted = (np.zeros(len(values)) for _ in range(3))
@@ -441,12 +435,7 @@ def horizon_spread(state: Decision, horizon: np.ndarray, model_sd: np.ndarray) -
         squared += np.where(closed, error**2, 0.0)
         predicted += np.where(closed, sd**2, 0.0)
         count += closed
-    with np.errstate(all="ignore"):
-        ratio = np.sqrt(squared / predicted)
-    usable = (count > 0) & np.isfinite(ratio) & (predicted > 0)
-    pooled = float(np.median(ratio[usable])) if usable.sum() >= 10 else 1.0
-    prior = (pooled * model_sd) ** 2
-    return np.sqrt((squared + PRIOR_WEIGHT * prior) / (count + PRIOR_WEIGHT))
+    return learnt_sd(squared, predicted, count, model_sd)
 
 
 def min_max_policy(safety_periods: float) -> Policy:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from restock.domain import Mode, OrderLine, PurchaseOrder, RunStatus, RunSummary, idempotency_key
 from restock.errors import LedgerConflict
+from restock.forecast_windows import closed_windows
 from restock.store import CatalogEntry, OrderStatus, open_store
 
 S = OrderStatus
@@ -50,7 +51,7 @@ def test_opening_twice_migrates_once_and_keeps_data(store):
         assert [e.order_id for e in again.ledger.list("acme")] == [order().order_id]
         with again.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM restock_schema_version")) \
-                .scalar() == "0002"
+                .scalar() == "0003"
     finally:
         again.close()
 
@@ -164,3 +165,24 @@ def test_an_order_decided_at_once_is_written_with_both_steps_audited(store):
     with pytest.raises(LedgerConflict, match="cannot start as submitted"):
         store.ledger.record(order("other"), slot="s", run_id="run-1", status=S.SUBMITTED)
     assert store.ledger.find(order("other").order_id) is None
+
+
+def window(sku: str, as_of: date, *, run: str = "r", mean: float = 10.0) -> CatalogEntry:
+    return CatalogEntry(org="acme", run_id=f"{run}-{as_of}", sku=sku, model="SES", as_of=as_of,
+                        horizon_days=14.0, horizon_mean=mean, horizon_sd=3.0)
+
+
+def test_windows_are_one_run_per_date_a_review_apart_closed_and_inside_the_history(store):
+    today = date(2026, 6, 1)
+    store.models.record([window("A", today - timedelta(days=d)) for d in range(1, 60)])  # daily
+    store.models.record([window("A", today - timedelta(days=15), run="again", mean=99.0)])
+    store.models.record([window("B", today - timedelta(days=100))])                # too old
+    store.models.record([window("C", today)])                                      # today's own
+    windows = closed_windows(store.models, "acme", today, review_days=7,
+                             history_start=today - timedelta(days=90))
+    origins = sorted(windows["as_of"])
+    # daily runs, a weekly review: one a week back from the newest; open windows (< 14 days) out
+    assert origins == [today - timedelta(days=d) for d in (57, 50, 43, 36, 29, 22, 15)]
+    assert windows.loc[windows["as_of"] == today - timedelta(days=15), "horizon_mean"].tolist() \
+        == [99.0]                                           # the date's latest run counts
+    assert set(windows["sku"]) == {"A"}

@@ -74,7 +74,14 @@ model_catalog = sa.Table(
     sa.Column("observations", sa.Integer),
     sa.Column("code_version", sa.String(32), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # What the forecast said over the SKU's lead time + review from the planning date ``as_of``:
+    # once that window has closed, its realised error teaches later runs the spread.
+    sa.Column("as_of", sa.Date),
+    sa.Column("horizon_days", sa.Float),
+    sa.Column("horizon_mean", sa.Float),
+    sa.Column("horizon_sd", sa.Float),
     sa.Index("ix_model_catalog_org_sku", "org", "sku"),
+    sa.Index("ix_model_catalog_org_as_of", "org", "as_of"),
 )
 
 pending_summaries = sa.Table(

@@ -1,0 +1,118 @@
+"""The live planner's spread over lead time + review, learnt from its own closed windows.
+
+Each run records in the model catalog what its forecast said over each SKU's lead time + review
+from the planning date (``as_of``, ``horizon_days``, ``horizon_mean``, ``horizon_sd``). Once such a
+window has closed, the history says what was consumed in it, and its error joins the SKU's record:
+:func:`learn_spread` turns the windows of the last year into the SKU's sd over lead time + review
+with :func:`restock.policy.spread.learnt_sd`, the rule the replay applies
+(:func:`restock.simulate.horizon_spread`), so the backtested rule is the one that orders.
+
+As in the replay, the windows start a review period apart (the latest run of a planning date
+counts; runs closer together than a review are skipped, so daily runs of a weekly review do not
+count one week's error seven times), from the runs of the last :data:`LEARN_DAYS` days (about the
+replay's 52 closed windows with a weekly review), and only windows whose whole span lies inside
+the history the run reads. Only the chosen runs' rows are read from the catalog.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from restock.policy.spread import learnt_sd
+from restock.store.catalog import ModelCatalog
+
+LEARN_DAYS = 400     # runs this far back: a year of closed windows and the horizon before them
+
+
+def horizon_fields(items: pd.DataFrame, as_of: date) -> dict[str, dict]:
+    """Per SKU, what this run's forecast says over its lead time + review (catalog fields)."""
+    days = (items["lead_time_days"] + items["review_period_days"]).to_numpy(float)
+    mean = items["demand_rate"].to_numpy(float) * days
+    sd = items["demand_sd"].to_numpy(float) * np.sqrt(days)
+    return {str(sku): {"as_of": as_of, "horizon_days": float(d), "horizon_mean": float(m),
+                       "horizon_sd": float(s)}
+            for sku, d, m, s in zip(items["sku"], days, mean, sd, strict=True)
+            if math.isfinite(d) and d > 0}
+
+
+def learn_spread(items: pd.DataFrame, history: pd.DataFrame, windows: pd.DataFrame,
+                 ) -> pd.DataFrame:
+    """``items`` with ``demand_sd`` learnt from the closed ``windows`` (:func:`closed_windows`)
+    and ``spread_windows``, how many each SKU's rests on."""
+    items = items.copy()
+    days = (items["lead_time_days"] + items["review_period_days"]).to_numpy(float)
+    squared, predicted, count = _errors(windows, history, items["sku"].astype(str))
+    model_sd = items["demand_sd"].to_numpy(float) * np.sqrt(days)
+    learnt = learnt_sd(squared, predicted, count, model_sd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_day = np.where(days > 0, learnt / np.sqrt(days), items["demand_sd"].to_numpy(float))
+    items["demand_sd"] = np.nan_to_num(per_day, nan=0.0, posinf=0.0)
+    items["spread_windows"] = count.astype(int)
+    return items
+
+
+def closed_windows(catalog: ModelCatalog, org: str, as_of: date, review_days: float,
+                   history_start: date) -> pd.DataFrame:
+    """The recorded windows to learn from: one run per planning date (the latest), dates a
+    review apart back from ``as_of``, each window closed by ``as_of`` and inside the history."""
+    runs = catalog.window_runs(org, max(history_start, as_of - timedelta(days=LEARN_DAYS)),
+                               as_of)
+    picked = _review_apart(runs, review_days)
+    frame = catalog.windows([run_id for _, run_id in picked])
+    if frame.empty:
+        return frame
+    start = _days(frame["as_of"])
+    end = start + np.ceil(frame["horizon_days"].to_numpy(float) - 1e-9).astype(np.int64)
+    frame = frame.assign(start=start, end=end)
+    return frame[frame["end"] <= _days(pd.Series([as_of]))[0]]
+
+
+def _review_apart(runs: list[tuple[date, str]], review_days: float
+                  ) -> list[tuple[date, str]]:
+    picked: list[tuple[date, str]] = []
+    for day, run_id in runs:   # newest first
+        if not picked or (picked[-1][0] - day).days >= review_days - 1e-9:
+            picked.append((day, run_id))
+    return picked
+
+
+def _errors(windows: pd.DataFrame, history: pd.DataFrame, skus: pd.Series
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per SKU of ``skus``: summed squared errors, summed claimed variances, window count."""
+    n = len(skus)
+    if windows.empty:
+        return np.zeros(n), np.zeros(n), np.zeros(n)
+    actual = _totals(history, windows["sku"].astype(str).to_numpy(),
+                     windows["start"].to_numpy(np.int64), windows["end"].to_numpy(np.int64))
+    error = actual - windows["horizon_mean"].to_numpy(float)
+    where = pd.Index(skus).get_indexer(windows["sku"].astype(str))
+    known = (where >= 0) & np.isfinite(error) & np.isfinite(windows["horizon_sd"].to_numpy(float))
+    totals = [np.bincount(where[known], weights=w[known], minlength=n)
+              for w in (error ** 2, windows["horizon_sd"].to_numpy(float) ** 2,
+                        np.ones(len(error)))]
+    return totals[0], totals[1], totals[2]
+
+
+def _totals(history: pd.DataFrame, sku: np.ndarray, start: np.ndarray,
+            end: np.ndarray) -> np.ndarray:
+    """Quantity consumed per (sku, [start, end)) in day numbers, from tidy history rows."""
+    names = history["sku"].astype(str).to_numpy()
+    codes = pd.Index(pd.unique(np.concatenate([names, sku])))
+    days = _days(history["date"])
+    low = min(int(days.min(initial=start.min())), int(start.min()))
+    span = max(int(days.max(initial=end.max())), int(end.max())) - low + 2
+    keys = codes.get_indexer(names).astype(np.int64) * span + (days - low)
+    order = np.argsort(keys, kind="stable")
+    running = np.concatenate([[0.0], np.cumsum(history["quantity"].to_numpy(float)[order])])
+    keys = keys[order]
+    base = codes.get_indexer(sku).astype(np.int64) * span
+    return running[np.searchsorted(keys, base + (end - low))] - \
+        running[np.searchsorted(keys, base + (start - low))]
+
+
+def _days(dates: pd.Series) -> np.ndarray:
+    return pd.to_datetime(dates).to_numpy().astype("datetime64[D]").astype(np.int64)

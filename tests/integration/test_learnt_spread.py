@@ -1,0 +1,86 @@
+"""The live planner learns each SKU's spread over lead time + review from the windows its own
+earlier runs forecast, as the replay does: recorded in a real store, learnt from real history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from restock.config import load_org
+from restock.cycle import run_org
+from restock.forecast_windows import _totals, closed_windows, learn_spread
+from restock.policy.spread import PRIOR_WEIGHT, learnt_sd
+from tests.integration.test_cycle import AS_OF, org_dir, store, warehouse_template, write_org
+
+__all__ = ["org_dir", "store", "warehouse_template"]   # fixtures, used by name
+
+
+def test_an_items_own_errors_outweigh_the_prior_as_its_windows_add_up():
+    model_sd = np.full(12, 2.0)
+    predicted, count = np.full(12, 4.0), np.ones(12)        # each item: one window, sd 2 claimed
+    squared = np.full(12, 16.0)                             # realised error 4: twice the claim
+    one = learnt_sd(squared, predicted, count, model_sd)
+    # prior: the model's sd times the median realised / claimed ratio (2) -> 4, and so is its own
+    assert one == pytest.approx(np.full(12, 4.0))
+    squared[0], predicted[0], count[0] = 36.0 * 20, 4.0 * 20, 20    # item 0: error 6, 20 windows
+    many = learnt_sd(squared, predicted, count, model_sd)
+    assert many[0] == pytest.approx(np.sqrt((720 + PRIOR_WEIGHT * 16) / (20 + PRIOR_WEIGHT)))
+    assert many[1] == pytest.approx(4.0)
+
+
+def test_with_fewer_than_ten_items_learnt_the_prior_is_the_models_own_sd():
+    out = learnt_sd(np.array([100.0, 0.0]), np.array([4.0, 0.0]), np.array([1.0, 0.0]),
+                    np.array([2.0, 5.0]))
+    assert out[1] == pytest.approx(5.0)                     # no windows, no pooled ratio: as is
+    assert out[0] == pytest.approx(np.sqrt((100 + PRIOR_WEIGHT * 4) / (1 + PRIOR_WEIGHT)))
+
+
+def test_window_totals_are_the_history_summed_over_each_span():
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2026-01-01", periods=90, freq="D")
+    history = pd.DataFrame({"sku": rng.choice(["A", "B", "C"], 400),
+                            "date": rng.choice(days, 400), "quantity": rng.integers(0, 9, 400)})
+    sku = np.array(["A", "C", "B", "Z"])
+    start = np.array(["2026-01-05", "2026-02-01", "2026-01-01", "2026-01-01"],
+                     dtype="datetime64[D]").astype(np.int64)
+    end = start + np.array([14, 30, 90, 10])
+    got = _totals(history, sku, start, end)
+    stamp = pd.to_datetime(history["date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
+    want = [history["quantity"][(history["sku"] == s) & (stamp >= a) & (stamp < b)].sum()
+            for s, a, b in zip(sku, start, end, strict=True)]
+    assert got.tolist() == pytest.approx(want) and got[-1] == 0.0
+
+
+def test_weekly_runs_record_their_windows_and_later_runs_learn_from_them(org_dir, store):
+    runs = [run_org(load_org(write_org(org_dir, mode="dry_run", as_of=AS_OF - timedelta(weeks=w))),
+                    store=store) for w in range(10, -1, -1)]
+    first = store.models.for_run(runs[0].run_id)
+    assert {e.as_of for e in first} == {AS_OF - timedelta(weeks=10)}
+    assert all(e.horizon_days > 0 and e.horizon_mean >= 0 and e.horizon_sd >= 0 for e in first)
+    assert runs[0].stats["skus_with_learnt_spread"] == 0        # nothing closed yet
+    # ten weeks after the first run, every SKU whose lead time + review fits in them has learnt
+    fits = sum(e.horizon_days <= 70 for e in first)
+    assert 20 <= fits < 30                                       # long lead times stay open
+    assert runs[-1].stats["skus_with_learnt_spread"] == fits
+
+
+def test_a_sku_whose_past_forecasts_missed_gets_a_wider_spread(org_dir, store):
+    for w in range(10, 0, -1):
+        run_org(load_org(write_org(org_dir, mode="dry_run", as_of=AS_OF - timedelta(weeks=w))),
+                store=store)
+    windows = closed_windows(store.models, "acme", AS_OF, 7, AS_OF - timedelta(days=730))
+    history = pd.read_csv(org_dir / "warehouse" / "history.csv.gz")
+    history = history[pd.to_datetime(history["date"]) < pd.Timestamp(AS_OF)]
+    items = pd.DataFrame({"sku": sorted(set(windows["sku"])), "lead_time_days": 7.0,
+                          "review_period_days": 7.0, "demand_rate": 1.0, "demand_sd": 0.5})
+    honest = learn_spread(items, history, windows).set_index("sku")
+    sku = honest["spread_windows"].idxmax()
+    assert honest.loc[sku, "spread_windows"] >= 8          # a short lead time: weekly windows
+    missed = windows.assign(horizon_mean=np.where(windows["sku"] == sku,
+                                                  windows["horizon_mean"] * 10 + 50,
+                                                  windows["horizon_mean"]))
+    wrong = learn_spread(items, history, missed).set_index("sku")
+    assert wrong.loc[sku, "demand_sd"] > 3 * honest.loc[sku, "demand_sd"]
