@@ -159,13 +159,16 @@ def item_settings(items: pd.DataFrame, policy: Policy,
     group) moves the level asked of the formula (:func:`restock.policy.corrected_level`); the
     configured one stays in ``asked_level``.
     """
-    categories = items["category"].where(items["category"].notna(), None)
+    # Plain lists: iterating a Series of Arrow strings (pandas 3) costs a call per value.
+    skus = items["sku"].tolist()
+    categories = [c if c is not None and c == c else None   # NaN != NaN: missing
+                  for c in items["category"].tolist()]
     keys = [(sku if sku in policy.overrides.skus else None, category)
-            for sku, category in zip(items["sku"], categories, strict=True)]
+            for sku, category in zip(skus, categories, strict=True)]
     resolved = {key: _settings_row(policy, *key) for key in set(keys)}
     frame = pd.DataFrame([resolved[key] for key in keys], index=items.index)
     frame["max_bid"] = [_max_bid(policy, sku, category)
-                        for sku, category in zip(items["sku"], categories, strict=True)]
+                        for sku, category in zip(skus, categories, strict=True)]
     return _with_shifts(frame, service_shift or {})
 
 
@@ -184,7 +187,7 @@ def _with_shifts(frame: pd.DataFrame, shifts: Mapping[str, GroupShift | float]) 
     frame["asked_level"] = frame["service_level"]
     found = {group: shift if isinstance(shift, GroupShift) else GroupShift(float(shift))
              for group, shift in shifts.items()}
-    by_group = [found.get(group) for group in frame["service_group"]]
+    by_group = [found.get(group) for group in frame["service_group"].tolist()]
     frame["service_shift"] = [s.shift if s else 0.0 for s in by_group]
     frame["feedback_item_cycles"] = [s.item_cycles if s else 0 for s in by_group]
     frame["feedback_cycles"] = [s.cycles if s else 0 for s in by_group]
