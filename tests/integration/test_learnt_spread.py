@@ -65,6 +65,15 @@ def test_weekly_runs_record_their_windows_and_later_runs_learn_from_them(org_dir
     fits = sum(e.horizon_days <= 70 for e in first)
     assert 20 <= fits < 30                                       # long lead times stay open
     assert runs[-1].stats["skus_with_learnt_spread"] == fits
+    # and the lines say so, with the windows counted
+    reasons = [r for order in runs[-1].orders + runs[-1].held for line in order.lines
+               for r in line.reasons if r.code == "forecast"]
+    learnt = [r for r in reasons if "spread_windows" in r.data]
+    assert learnt and all(f"learnt from {r.data['spread_windows']} closed window" in r.message
+                          for r in learnt)
+    first_reasons = [r for order in runs[0].orders + runs[0].held for line in order.lines
+                     for r in line.reasons if r.code == "forecast"]
+    assert first_reasons and not any("learnt" in r.message for r in first_reasons)
 
 
 def test_a_sku_whose_past_forecasts_missed_gets_a_wider_spread(org_dir, store):

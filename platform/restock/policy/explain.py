@@ -112,12 +112,18 @@ def basis(frame: pd.DataFrame) -> list[list[dict]]:
 
 def _forecasts(c: Columns) -> list[dict]:
     lead, review = c.floats("lead"), c.floats("review_days")
-    return [{"code": "forecast", "message": f"forecast {m} over {num(ld)} days lead time + "
-             f"{num(rv)} days review",
-             "data": {"units": mean, "lead_time_days": ld, "review_period_days": rv,
-                      "demand_rate": rate, "demand_sd": sd}}
-            for m, ld, rv, mean, rate, sd in zip(c.text("mean"), lead, review, c["mean"],
-                                                   c["demand_rate"], c["sd"], strict=True)]
+    out = [{"code": "forecast", "message": f"forecast {m} over {num(ld)} days lead time + "
+            f"{num(rv)} days review",
+            "data": {"units": mean, "lead_time_days": ld, "review_period_days": rv,
+                     "demand_rate": rate, "demand_sd": sd}}
+           for m, ld, rv, mean, rate, sd in zip(c.text("mean"), lead, review, c["mean"],
+                                                  c["demand_rate"], c["sd"], strict=True)]
+    for reason, windows, sd in zip(out, c.get("spread_windows", 0), c.text("sd"), strict=True):
+        if math.isfinite(windows) and windows > 0:   # from how its own forecasts missed
+            reason["message"] += f", spread {sd} learnt from {int(windows)} closed " \
+                f"window{'s' if windows != 1 else ''} of earlier runs"
+            reason["data"]["spread_windows"] = int(windows)
+    return out
 
 
 def _positions(c: Columns) -> list[dict]:

@@ -23,7 +23,8 @@ ITEM_COLUMNS = ("sku", "on_hand", "allocated", "on_order", "backorders", "demand
                 "demand_sd")
 ITEM_OPTIONAL = {"category": None, "description": "", "usual_order_qty": np.nan,
                  "forecast_confidence": np.nan, "lead_time_sd_days": 0.0,
-                 "open_supplier": None}   # the supplier of an order already open for the SKU
+                 "open_supplier": None,   # the supplier of an order already open for the SKU
+                 "spread_windows": 0}     # closed windows its spread was learnt from (live)
 OFFER_REQUIRED = ("sku", "supplier", "unit_price")
 OFFER_OPTIONAL = {"lead_time_days": np.nan, "moq": 0.0, "pack_size": 1.0, "min_qty": 0.0,
                   "supplier_sku": None, "currency": None}
@@ -161,8 +162,8 @@ def item_settings(items: pd.DataFrame, policy: Policy,
     """
     # Plain lists: iterating a Series of Arrow strings (pandas 3) costs a call per value.
     skus = items["sku"].tolist()
-    categories = [c if c is not None and c == c else None   # NaN != NaN: missing
-                  for c in items["category"].tolist()]
+    categories = [None if missing else c for c, missing in
+                  zip(items["category"].tolist(), items["category"].isna().tolist(), strict=True)]
     keys = [(sku if sku in policy.overrides.skus else None, category)
             for sku, category in zip(skus, categories, strict=True)]
     resolved = {key: _settings_row(policy, *key) for key in set(keys)}
