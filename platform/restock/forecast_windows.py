@@ -39,8 +39,8 @@ def horizon_fields(items: pd.DataFrame, as_of: date) -> dict[str, dict]:
             if math.isfinite(d) and d > 0}
 
 
-def learn_spread(items: pd.DataFrame, history: pd.DataFrame, windows: pd.DataFrame,
-                 ) -> pd.DataFrame:
+def learn_spread(items: pd.DataFrame, history: pd.DataFrame,
+                 windows: pd.DataFrame) -> pd.DataFrame:
     """``items`` with ``demand_sd`` learnt from the closed ``windows`` (:func:`closed_windows`)
     and ``spread_windows``, how many each SKU's rests on."""
     items = items.copy()
@@ -68,7 +68,7 @@ def closed_windows(catalog: ModelCatalog, org: str, as_of: date, review_days: fl
     start = _days(frame["as_of"])
     end = start + np.ceil(frame["horizon_days"].to_numpy(float) - 1e-9).astype(np.int64)
     frame = frame.assign(start=start, end=end)
-    return frame[frame["end"] <= _days(pd.Series([as_of]))[0]]
+    return frame[frame["end"] <= np.datetime64(as_of, "D").astype(np.int64)]
 
 
 def _review_apart(runs: list[tuple[date, str]], review_days: float
@@ -107,7 +107,8 @@ def _totals(history: pd.DataFrame, sku: np.ndarray, start: np.ndarray,
     span = max(int(days.max(initial=end.max())), int(end.max())) - low + 2
     keys = codes.get_indexer(names).astype(np.int64) * span + (days - low)
     order = np.argsort(keys, kind="stable")
-    running = np.concatenate([[0.0], np.cumsum(history["quantity"].to_numpy(float)[order])])
+    quantity = np.nan_to_num(history["quantity"].to_numpy(float))  # one NaN would spoil the rest
+    running = np.concatenate([[0.0], np.cumsum(quantity[order])])
     keys = keys[order]
     base = codes.get_indexer(sku).astype(np.int64) * span
     return running[np.searchsorted(keys, base + (end - low))] - \

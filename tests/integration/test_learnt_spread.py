@@ -52,6 +52,12 @@ def test_window_totals_are_the_history_summed_over_each_span():
     want = [history["quantity"][(history["sku"] == s) & (stamp >= a) & (stamp < b)].sum()
             for s, a, b in zip(sku, start, end, strict=True)]
     assert got.tolist() == pytest.approx(want) and got[-1] == 0.0
+    row = history.index[history["sku"] == "B"][0]         # B's span is the whole history
+    lost = history.loc[row, "quantity"]
+    history["quantity"] = history["quantity"].astype(float)
+    history.loc[row, "quantity"] = np.nan                  # counts as nothing, spoils nothing
+    assert _totals(history, sku, start, end).tolist() == \
+        pytest.approx([want[0], want[1], want[2] - lost, 0.0])
 
 
 def test_weekly_runs_record_their_windows_and_later_runs_learn_from_them(org_dir, store):
