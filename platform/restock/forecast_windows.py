@@ -86,31 +86,33 @@ def _errors(windows: pd.DataFrame, history: pd.DataFrame, skus: pd.Series
     n = len(skus)
     if windows.empty:
         return np.zeros(n), np.zeros(n), np.zeros(n)
-    actual = _totals(history, windows["sku"].astype(str).to_numpy(),
-                     windows["start"].to_numpy(np.int64), windows["end"].to_numpy(np.int64))
+    index = pd.Index(skus)
+    where = index.get_indexer(windows["sku"].astype(str))
+    claimed = windows["horizon_sd"].to_numpy(float) ** 2
+    actual = _totals(history, index, where, windows["start"].to_numpy(np.int64),
+                     windows["end"].to_numpy(np.int64))
     error = actual - windows["horizon_mean"].to_numpy(float)
-    where = pd.Index(skus).get_indexer(windows["sku"].astype(str))
-    known = (where >= 0) & np.isfinite(error) & np.isfinite(windows["horizon_sd"].to_numpy(float))
+    known = (where >= 0) & np.isfinite(error) & np.isfinite(claimed)
     totals = [np.bincount(where[known], weights=w[known], minlength=n)
-              for w in (error ** 2, windows["horizon_sd"].to_numpy(float) ** 2,
-                        np.ones(len(error)))]
+              for w in (error ** 2, claimed, np.ones(len(error)))]
     return totals[0], totals[1], totals[2]
 
 
-def _totals(history: pd.DataFrame, sku: np.ndarray, start: np.ndarray,
+def _totals(history: pd.DataFrame, index: pd.Index, where: np.ndarray, start: np.ndarray,
             end: np.ndarray) -> np.ndarray:
-    """Quantity consumed per (sku, [start, end)) in day numbers, from tidy history rows."""
-    names = history["sku"].astype(str).to_numpy()
-    codes = pd.Index(pd.unique(np.concatenate([names, sku])))
-    days = _days(history["date"])
+    """Quantity consumed per window (the SKU at ``where`` in ``index``, days [start, end)),
+    from tidy history rows: one sorted running sum, two binary searches per window."""
+    code = index.get_indexer(history["sku"].astype(str))
+    keep = code >= 0
+    days = _days(history["date"])[keep]
     low = min(int(days.min(initial=start.min())), int(start.min()))
     span = max(int(days.max(initial=end.max())), int(end.max())) - low + 2
-    keys = codes.get_indexer(names).astype(np.int64) * span + (days - low)
+    keys = code[keep].astype(np.int64) * span + (days - low)
     order = np.argsort(keys, kind="stable")
-    quantity = np.nan_to_num(history["quantity"].to_numpy(float))  # one NaN would spoil the rest
+    quantity = np.nan_to_num(history["quantity"].to_numpy(float)[keep])  # a NaN would spoil the rest
     running = np.concatenate([[0.0], np.cumsum(quantity[order])])
     keys = keys[order]
-    base = codes.get_indexer(sku).astype(np.int64) * span
+    base = where.astype(np.int64) * span
     return running[np.searchsorted(keys, base + (end - low))] - \
         running[np.searchsorted(keys, base + (start - low))]
 

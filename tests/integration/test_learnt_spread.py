@@ -47,7 +47,8 @@ def test_window_totals_are_the_history_summed_over_each_span():
     start = np.array(["2026-01-05", "2026-02-01", "2026-01-01", "2026-01-01"],
                      dtype="datetime64[D]").astype(np.int64)
     end = start + np.array([14, 30, 90, 10])
-    got = _totals(history, sku, start, end)
+    index = pd.Index(["A", "B", "C"])
+    got = _totals(history, index, index.get_indexer(sku), start, end)
     stamp = pd.to_datetime(history["date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
     want = [history["quantity"][(history["sku"] == s) & (stamp >= a) & (stamp < b)].sum()
             for s, a, b in zip(sku, start, end, strict=True)]
@@ -56,7 +57,7 @@ def test_window_totals_are_the_history_summed_over_each_span():
     lost = history.loc[row, "quantity"]
     history["quantity"] = history["quantity"].astype(float)
     history.loc[row, "quantity"] = np.nan                  # counts as nothing, spoils nothing
-    assert _totals(history, sku, start, end).tolist() == \
+    assert _totals(history, index, index.get_indexer(sku), start, end).tolist() == \
         pytest.approx([want[0], want[1], want[2] - lost, 0.0])
 
 

