@@ -1,8 +1,8 @@
 """The live planner's spread over lead time + review, learnt from its own closed windows.
 
-Each run records in the model catalog what its forecast said over each SKU's lead time + review
-from the planning date (``as_of``, ``horizon_days``, ``horizon_mean``, ``horizon_sd``). Once such a
-window has closed, the history says what was consumed in it, and its error joins the SKU's record:
+Each run records what its forecast said over each SKU's lead time + review from the planning date
+(``horizon_days``, ``horizon_mean``, ``horizon_sd``; one packed row per run,
+:class:`restock.store.ForecastWindows`). Once such a window has closed, the history says what was consumed in it, and its error joins the SKU's record:
 :func:`learn_spread` turns the windows of the last year into the SKU's sd over lead time + review
 with :func:`restock.policy.spread.learnt_sd`, the rule the replay applies
 (:func:`restock.simulate.horizon_spread`), so the backtested rule is the one that orders.
@@ -11,32 +11,29 @@ As in the replay, the windows start a review period apart (the latest run of a p
 counts; runs closer together than a review are skipped, so daily runs of a weekly review do not
 count one week's error seven times), from the runs of the last :data:`LEARN_DAYS` days (about the
 replay's 52 closed windows with a weekly review), and only windows whose whole span lies inside
-the history the run reads. Only the chosen runs' rows are read from the catalog.
+the history the run reads.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
 
 from restock.policy.spread import learnt_sd
-from restock.store.catalog import ModelCatalog
+from restock.store.windows import ForecastWindows
 
 LEARN_DAYS = 400     # runs this far back: a year of closed windows and the horizon before them
 
 
-def horizon_fields(items: pd.DataFrame, as_of: date) -> dict[str, dict]:
-    """Per SKU, what this run's forecast says over its lead time + review (catalog fields)."""
+def horizon_windows(items: pd.DataFrame) -> pd.DataFrame:
+    """Per SKU, what this run's forecast says over its lead time + review (to be recorded)."""
     days = (items["lead_time_days"] + items["review_period_days"]).to_numpy(float)
-    mean = items["demand_rate"].to_numpy(float) * days
-    sd = items["demand_sd"].to_numpy(float) * np.sqrt(days)
-    return {str(sku): {"as_of": as_of, "horizon_days": float(d), "horizon_mean": float(m),
-                       "horizon_sd": float(s)}
-            for sku, d, m, s in zip(items["sku"], days, mean, sd, strict=True)
-            if math.isfinite(d) and d > 0}
+    frame = pd.DataFrame({"sku": items["sku"].astype(str).to_numpy(), "horizon_days": days,
+                          "horizon_mean": items["demand_rate"].to_numpy(float) * days,
+                          "horizon_sd": items["demand_sd"].to_numpy(float) * np.sqrt(days)})
+    return frame[np.isfinite(days) & (days > 0)]
 
 
 def learn_spread(items: pd.DataFrame, history: pd.DataFrame,
@@ -55,14 +52,13 @@ def learn_spread(items: pd.DataFrame, history: pd.DataFrame,
     return items
 
 
-def closed_windows(catalog: ModelCatalog, org: str, as_of: date, review_days: float,
+def closed_windows(recorded: ForecastWindows, org: str, as_of: date, review_days: float,
                    history_start: date) -> pd.DataFrame:
     """The recorded windows to learn from: one run per planning date (the latest), dates a
     review apart back from ``as_of``, each window closed by ``as_of`` and inside the history."""
-    runs = catalog.window_runs(org, max(history_start, as_of - timedelta(days=LEARN_DAYS)),
-                               as_of)
+    runs = recorded.runs(org, max(history_start, as_of - timedelta(days=LEARN_DAYS)), as_of)
     picked = _review_apart(runs, review_days)
-    frame = catalog.windows([run_id for _, run_id in picked])
+    frame = recorded.read([row for _, row in picked])
     if frame.empty:
         return frame
     start = _days(frame["as_of"])
@@ -71,12 +67,11 @@ def closed_windows(catalog: ModelCatalog, org: str, as_of: date, review_days: fl
     return frame[frame["end"] <= np.datetime64(as_of, "D").astype(np.int64)]
 
 
-def _review_apart(runs: list[tuple[date, str]], review_days: float
-                  ) -> list[tuple[date, str]]:
-    picked: list[tuple[date, str]] = []
-    for day, run_id in runs:   # newest first
+def _review_apart(runs: list[tuple[date, int]], review_days: float) -> list[tuple[date, int]]:
+    picked: list[tuple[date, int]] = []
+    for day, row in runs:   # newest first
         if not picked or (picked[-1][0] - day).days >= review_days - 1e-9:
-            picked.append((day, run_id))
+            picked.append((day, row))
     return picked
 
 

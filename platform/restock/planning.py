@@ -2,8 +2,8 @@
 
 The numbers the planner sees per SKU (demand rate and its spread per day) come from the forecast
 over that SKU's own lead time + review period, so safety stock rests on the forecast's
-uncertainty over the horizon that matters, not on a constant. Each run records that forecast in
-the model catalog; once an earlier run's window has closed its realised error joins the SKU's
+uncertainty over the horizon that matters, not on a constant. Each run records that forecast
+(``store.windows``); once an earlier run's window has closed its realised error joins the SKU's
 spread (:mod:`restock.forecast_windows`, the replay's rule).
 
 With a promotion calendar in the snapshot, the history is forecast with its promotion periods
@@ -45,7 +45,7 @@ from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
 from restock.forecast.promotions import PromotionEffect, calendar_flags
 from restock.forecast.select import model_key
-from restock.forecast_windows import closed_windows, horizon_fields, learn_spread
+from restock.forecast_windows import closed_windows, horizon_windows, learn_spread
 from restock.policy import GroupShift, Plan, plan
 from restock.store import CatalogEntry, Store
 
@@ -81,9 +81,9 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     forecast = _forecast(config, history, items, as_of, snap.promotions,
                          {e.sku: model_key(e.model, e.params or {}) for e in previous})
     items = _with_demand(items, forecast, config)
-    windows = horizon_fields(items, as_of)      # recorded as the model said, before learning
+    windows = horizon_windows(items)      # recorded as the forecast said, before learning
     items = learn_spread(items, history, closed_windows(
-        store.models, config.org, as_of, config.policy.review_period_days,
+        store.windows, config.org, as_of, config.policy.review_period_days,
         as_of - timedelta(days=config.forecast.history_days)))
     items = book.add_own_orders(items, snap.open_orders, as_of)
     items["usual_order_qty"] = _usual_order(items, snap.offers, book.past_line_quantities())
@@ -91,8 +91,9 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of),
                         feedback.shifts)
     _explain_promotions(result, items, config.forecast.freq)
-    catalog = _catalog(config, run_id, forecast, history, windows)
+    catalog = _catalog(config, run_id, forecast, history)
     store.models.record(catalog)
+    store.windows.record(config.org, run_id, as_of, windows)
     current_models = {e.sku: e.model for e in catalog}
     backtest = _mean(forecast.get("mase"))
     accuracy = _accuracy(previous, history, store, config.org, as_of, backtest, run_id)
@@ -324,7 +325,7 @@ def _set_aside(result: Plan) -> list[QuarantinedRecord]:
 # ---------------------------------------------------------------- catalog and accuracy
 
 def _catalog(config: OrgConfig, run_id: str, forecast: dict[str, Any],
-             history: pd.DataFrame, windows: dict[str, dict]) -> list[CatalogEntry]:
+             history: pd.DataFrame) -> list[CatalogEntry]:
     ids = forecast["ids"]
     if not len(ids):
         return []
@@ -341,7 +342,7 @@ def _catalog(config: OrgConfig, run_id: str, forecast: dict[str, Any],
         mase=_finite(mase[i]),
         rmsse=_finite(rmsse[i]),
         rate_per_day=float(rate[i]), window_start=start, window_end=end,
-        observations=int(observed[i]), code_version=CODE_VERSION, **windows.get(str(sku), {}))
+        observations=int(observed[i]), code_version=CODE_VERSION)
         for i, sku in enumerate(ids)]
 
 

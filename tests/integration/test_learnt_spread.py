@@ -64,12 +64,14 @@ def test_window_totals_are_the_history_summed_over_each_span():
 def test_weekly_runs_record_their_windows_and_later_runs_learn_from_them(org_dir, store):
     runs = [run_org(load_org(write_org(org_dir, mode="dry_run", as_of=AS_OF - timedelta(weeks=w))),
                     store=store) for w in range(10, -1, -1)]
-    first = store.models.for_run(runs[0].run_id)
-    assert {e.as_of for e in first} == {AS_OF - timedelta(weeks=10)}
-    assert all(e.horizon_days > 0 and e.horizon_mean >= 0 and e.horizon_sd >= 0 for e in first)
+    recorded = store.windows.runs("acme", AS_OF - timedelta(weeks=20), AS_OF + timedelta(days=1))
+    assert [day for day, _ in recorded][-1] == AS_OF - timedelta(weeks=10) and len(recorded) == 11
+    first = store.windows.read([recorded[-1][1]])
+    assert len(first) == 30 and (first["horizon_days"] > 0).all()
+    assert (first["horizon_mean"] >= 0).all() and (first["horizon_sd"] >= 0).all()
     assert runs[0].stats["skus_with_learnt_spread"] == 0        # nothing closed yet
     # ten weeks after the first run, every SKU whose lead time + review fits in them has learnt
-    fits = sum(e.horizon_days <= 70 for e in first)
+    fits = int((first["horizon_days"] <= 70).sum())
     assert 20 <= fits < 30                                       # long lead times stay open
     assert runs[-1].stats["skus_with_learnt_spread"] == fits
     # and the lines say so, with the windows counted
@@ -87,7 +89,7 @@ def test_a_sku_whose_past_forecasts_missed_gets_a_wider_spread(org_dir, store):
     for w in range(10, 0, -1):
         run_org(load_org(write_org(org_dir, mode="dry_run", as_of=AS_OF - timedelta(weeks=w))),
                 store=store)
-    windows = closed_windows(store.models, "acme", AS_OF, 7, AS_OF - timedelta(days=730))
+    windows = closed_windows(store.windows, "acme", AS_OF, 7, AS_OF - timedelta(days=730))
     history = pd.read_csv(org_dir / "warehouse" / "history.csv.gz")
     history = history[pd.to_datetime(history["date"]) < pd.Timestamp(AS_OF)]
     items = pd.DataFrame({"sku": sorted(set(windows["sku"])), "lead_time_days": 7.0,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -31,7 +33,7 @@ def _drop_all(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         for table in ("ledger_events", "ledger_orders", "model_catalog", "pending_summaries",
-                      "runs", "service_cycles", "restock_schema_version"):
+                      "runs", "service_cycles", "forecast_windows", "restock_schema_version"):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
     engine.dispose()
 
@@ -167,22 +169,38 @@ def test_an_order_decided_at_once_is_written_with_both_steps_audited(store):
     assert store.ledger.find(order("other").order_id) is None
 
 
-def window(sku: str, as_of: date, *, run: str = "r", mean: float = 10.0) -> CatalogEntry:
-    return CatalogEntry(org="acme", run_id=f"{run}-{as_of}", sku=sku, model="SES", as_of=as_of,
-                        horizon_days=14.0, horizon_mean=mean, horizon_sd=3.0)
+def record_window(store, sku: str, as_of: date, *, run: str = "r", mean: float = 10.0) -> None:
+    store.windows.record("acme", f"{run}-{as_of}", as_of, pd.DataFrame(
+        {"sku": [sku], "horizon_days": [14.0], "horizon_mean": [mean], "horizon_sd": [3.0]}))
 
 
 def test_windows_are_one_run_per_date_a_review_apart_closed_and_inside_the_history(store):
     today = date(2026, 6, 1)
-    store.models.record([window("A", today - timedelta(days=d)) for d in range(1, 60)])  # daily
-    store.models.record([window("A", today - timedelta(days=15), run="again", mean=99.0)])
-    store.models.record([window("B", today - timedelta(days=100))])                # too old
-    store.models.record([window("C", today)])                                      # today's own
-    windows = closed_windows(store.models, "acme", today, review_days=7,
+    for d in range(1, 60):                                                         # daily runs
+        record_window(store, "A", today - timedelta(days=d))
+    record_window(store, "A", today - timedelta(days=15), run="again", mean=99.0)  # a re-run
+    record_window(store, "B", today - timedelta(days=100))                         # too old
+    record_window(store, "C", today)                                               # today's own
+    windows = closed_windows(store.windows, "acme", today, review_days=7,
                              history_start=today - timedelta(days=90))
     origins = sorted(windows["as_of"].dt.date)
     # daily runs, a weekly review: one a week back from the newest; open windows (< 14 days) out
     assert origins == [today - timedelta(days=d) for d in (57, 50, 43, 36, 29, 22, 15)]
     assert windows.loc[windows["as_of"].dt.date == today - timedelta(days=15),
-                       "horizon_mean"].tolist() == [99.0]                                           # the date's latest run counts
+                       "horizon_mean"].tolist() == [99.0]  # the date's latest run counts
     assert set(windows["sku"]) == {"A"}
+
+
+def test_a_runs_windows_are_one_row_read_back_exactly(store):
+    frame = pd.DataFrame({"sku": [f"S{i}" for i in range(1000)],
+                          "horizon_days": np.arange(1000) + 0.5,
+                          "horizon_mean": np.linspace(0, 1e6, 1000),
+                          "horizon_sd": np.full(1000, 1 / 3)})
+    store.windows.record("acme", "run-1", date(2026, 6, 1), frame)
+    store.windows.record("other", "run-2", date(2026, 6, 1), frame.head(3))
+    store.windows.record("acme", "run-3", date(2026, 6, 2), frame.iloc[:0])   # nothing: no row
+    runs = store.windows.runs("acme", date(2026, 1, 1), date(2026, 7, 1))
+    assert [day for day, _ in runs] == [date(2026, 6, 1)]
+    back = store.windows.read([row for _, row in runs])
+    pd.testing.assert_frame_equal(back.drop(columns="as_of"), frame)
+    assert (back["as_of"] == pd.Timestamp("2026-06-01")).all()

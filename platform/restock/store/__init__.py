@@ -1,5 +1,5 @@
 """The state store: runs and summaries, the order ledger, the model catalog, the service
-delivered per closed review cycle.
+delivered per closed review cycle, each run's forecast windows.
 
 SQLite by default (a file, nothing to set up); PostgreSQL by URL for production and for several
 daemon replicas. :func:`open_store` applies the Alembic migrations before handing the store out,
@@ -17,10 +17,11 @@ from restock.store.catalog import CatalogEntry, ModelCatalog
 from restock.store.ledger import ACTIVE_STATUSES, Ledger, LedgerEntry, LedgerEvent, OrderStatus
 from restock.store.runs import PendingSummaries, RunRecord, Runs
 from restock.store.service import ServiceCycle, ServiceCycles
+from restock.store.windows import ForecastWindows
 
-__all__ = ["ACTIVE_STATUSES", "CatalogEntry", "Ledger", "LedgerEntry", "LedgerEvent",
-           "ModelCatalog", "OrderStatus", "PendingSummaries", "RunRecord", "Runs", "ServiceCycle",
-           "ServiceCycles", "Store", "open_store"]
+__all__ = ["ACTIVE_STATUSES", "CatalogEntry", "ForecastWindows", "Ledger", "LedgerEntry",
+           "LedgerEvent", "ModelCatalog", "OrderStatus", "PendingSummaries", "RunRecord", "Runs",
+           "ServiceCycle", "ServiceCycles", "Store", "open_store"]
 
 
 class Store:
@@ -33,6 +34,7 @@ class Store:
         self.models = ModelCatalog(engine)
         self.pending_summaries = PendingSummaries(engine)
         self.service = ServiceCycles(engine)
+        self.windows = ForecastWindows(engine)
 
     @property
     def url(self) -> str:

@@ -74,14 +74,25 @@ model_catalog = sa.Table(
     sa.Column("observations", sa.Integer),
     sa.Column("code_version", sa.String(32), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    # What the forecast said over the SKU's lead time + review from the planning date ``as_of``:
-    # once that window has closed, its realised error teaches later runs the spread.
-    sa.Column("as_of", sa.Date),
-    sa.Column("horizon_days", sa.Float),
-    sa.Column("horizon_mean", sa.Float),
-    sa.Column("horizon_sd", sa.Float),
     sa.Index("ix_model_catalog_org_sku", "org", "sku"),
-    sa.Index("ix_model_catalog_org_as_of", "org", "as_of"),
+)
+
+# What one run's forecast said over each SKU's lead time + review from its planning date, one row
+# per run: once those windows close, their realised errors teach later runs the spread. A run of
+# 100,000 SKUs is one row of packed arrays (float64, little-endian), read back in milliseconds,
+# where a row per SKU meant reading millions of rows per run.
+forecast_windows = sa.Table(
+    "forecast_windows", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(80), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("skus", sa.Text, nullable=False),                  # one per line
+    sa.Column("horizon_days", sa.LargeBinary, nullable=False),
+    sa.Column("horizon_mean", sa.LargeBinary, nullable=False),
+    sa.Column("horizon_sd", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_forecast_windows_org_as_of", "org", "as_of"),
 )
 
 pending_summaries = sa.Table(
