@@ -45,7 +45,12 @@ from restock.forecast import forecast_panel, to_panel
 from restock.forecast.panel import Panel
 from restock.forecast.promotions import PromotionEffect, calendar_flags
 from restock.forecast.select import model_key
-from restock.forecast_windows import closed_windows, horizon_windows, learn_spread
+from restock.forecast_windows import (
+    LEARN_DAYS,
+    closed_windows,
+    horizon_windows,
+    learn_spread,
+)
 from restock.policy import GroupShift, Plan, plan
 from restock.store import CatalogEntry, Store
 
@@ -94,6 +99,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     catalog = _catalog(config, run_id, forecast, history)
     store.models.record(catalog)
     store.windows.record(config.org, run_id, as_of, windows)
+    store.windows.prune(config.org, before=as_of - timedelta(days=LEARN_DAYS))  # never read again
     current_models = {e.sku: e.model for e in catalog}
     backtest = _mean(forecast.get("mase"))
     accuracy = _accuracy(previous, history, store, config.org, as_of, backtest, run_id)

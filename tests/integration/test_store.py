@@ -204,3 +204,8 @@ def test_a_runs_windows_are_one_row_read_back_exactly(store):
     back = store.windows.read([row for _, row in runs])
     pd.testing.assert_frame_equal(back.drop(columns="as_of"), frame)
     assert (back["as_of"] == pd.Timestamp("2026-06-01")).all()
+    store.windows.record("acme", "run-4", date(2026, 7, 1), frame.head(2))
+    assert store.windows.prune("acme", before=date(2026, 6, 15)) == 1     # acme's June run only
+    assert [d for d, _ in store.windows.runs("acme", date(2026, 1, 1), date(2027, 1, 1))] == \
+        [date(2026, 7, 1)]
+    assert store.windows.runs("other", date(2026, 1, 1), date(2027, 1, 1))

@@ -30,6 +30,13 @@ class ForecastWindows:
         with self.engine.begin() as conn:
             conn.execute(forecast_windows.insert(), [row])
 
+    def prune(self, org: str, before: date) -> int:
+        """Delete the org's runs planned before ``before`` (no longer read); how many."""
+        c = forecast_windows.c
+        with self.engine.begin() as conn:
+            return conn.execute(forecast_windows.delete().where(
+                c.org == org, c.as_of < before)).rowcount
+
     def runs(self, org: str, start: date, end: date) -> list[tuple[date, int]]:
         """``(planning date, row id)`` of the org's recorded runs from ``start`` to before
         ``end``, the latest run of each date only, newest date first."""
