@@ -41,6 +41,19 @@ def test_explain_line_says_the_whole_sentence():
         "safety stock 95 for 95% service, on hand 30, on order 0")
 
 
+def test_explain_line_says_when_the_spread_was_learnt_from_past_windows():
+    line = issue_line(reasons=[Reason(code="forecast", message="forecast 180 over 21 days lead "
+                                      "time + 7 days review, spread 31 learnt from 9 closed "
+                                      "windows of earlier runs", data={"spread_windows": 9})])
+    assert explain_line(line) == (
+        "ordered 240 = 2 packs of 120: forecast 180 over 21 days lead time + 7 days review, "
+        "safety stock 95 for 95% service (spread learnt from 9 past windows), on hand 30, "
+        "on order 0")
+    assert "(spread learnt from 1 past window)" in explain_line(
+        issue_line(reasons=[Reason(code="forecast", message="f", data={"spread_windows": 1})]),
+        horizon=False)
+
+
 def test_explain_line_adds_other_reasons_and_position_when_it_differs():
     line = issue_line(quantity=500, inventory_position=20,
                       reasons=[Reason(code="moq", message="raised to the minimum order of 500")])

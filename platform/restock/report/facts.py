@@ -116,6 +116,9 @@ def explain_line(line: OrderLine, *, short: bool = False, horizon: bool = True) 
         f"forecast {fmt_qty(round(line.forecast_lead_review))}"
     safety = _safety_words(line) if horizon else \
         f"safety stock {fmt_qty(round(line.safety_stock))}"
+    learnt = _reason_number(line, "forecast", "spread_windows")
+    if learnt:   # the spread came from how this SKU's own past forecasts missed
+        safety += f" (spread learnt from {count(int(learnt), 'past window')})"
     parts = [forecast, safety, f"on hand {fmt_qty(line.on_hand)}",
              f"on order {fmt_qty(line.on_order)}"]
     expected = line.on_hand + line.on_order
