@@ -412,8 +412,6 @@ def _pooled_levels(level, mean, sd, items: Items, fill_rate, cycle_demand,
     return target - 1e-9, target
 
 
-
-
 def horizon_spread(state: Decision, horizon: np.ndarray, model_sd: np.ndarray) -> np.ndarray:
     """The sd of demand over lead time + review, learnt from forecast errors already known
     (:func:`restock.policy.spread.learnt_sd`, the rule the live planner applies): the windows
