@@ -118,12 +118,22 @@ def _forecasts(c: Columns) -> list[dict]:
                      "demand_rate": rate, "demand_sd": sd}}
            for m, ld, rv, mean, rate, sd in zip(c.text("mean"), lead, review, c["mean"],
                                                   c["demand_rate"], c["sd"], strict=True)]
-    for reason, windows, sd in zip(out, c.get("spread_windows", 0), c.text("sd"), strict=True):
-        if math.isfinite(windows) and windows > 0:   # from how its own forecasts missed
+    _say_learnt_spread(out, c)
+    return out
+
+
+def _say_learnt_spread(forecasts: list[dict], c: Columns) -> None:
+    """Adds to the forecast reasons whose spread came from how the SKU's own past forecasts
+    missed (a live run's closed windows, ``spread_windows``) that it did, and from how many."""
+    learnt = [math.isfinite(w) and w > 0 for w in c.get("spread_windows", 0)]
+    if not any(learnt):
+        return
+    for reason, windows, sd, was_learnt in zip(forecasts, c["spread_windows"], c.text("sd"),
+                                               learnt, strict=True):
+        if was_learnt:
             reason["message"] += f", spread {sd} learnt from {int(windows)} closed " \
                 f"window{'s' if windows != 1 else ''} of earlier runs"
             reason["data"]["spread_windows"] = int(windows)
-    return out
 
 
 def _positions(c: Columns) -> list[dict]:
