@@ -16,6 +16,8 @@ import resource
 import time
 from pathlib import Path
 
+from bench._common import save_result
+
 RESULTS = Path(__file__).parent / "results" / "connectors.json"
 
 
@@ -144,8 +146,7 @@ def bench_oversize(megabytes: int = 50) -> dict:
 
 def main() -> dict:
     result = {"oversize": bench_oversize(), "rest": bench_rest(), "inventree": bench_inventree()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_result(RESULTS, result)
     print(f"connectors: {json.dumps(result)}")
     return result
 

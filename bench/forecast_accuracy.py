@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench._common import save_result
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RESTOCK_SHARED_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = Path(__file__).parent / "results" / "forecast_accuracy.json"
@@ -188,8 +190,7 @@ def main(names: list[str] | None = None) -> dict:
         result["sets"][name] = run_set(name)
         print(f"forecast_accuracy {name}: {json.dumps(result['sets'][name].get('comparison'))}")
     result["sets"] = previous.get("sets", {}) | result["sets"]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_result(RESULTS, result)
     return result
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._common import save_result
 from bench.machine import describe
 
 RESULTS = Path(__file__).parent / "results" / "forecast_speed.json"
@@ -165,8 +166,7 @@ def main(n: int = 1_000_000, slice_n: int = 20_000) -> dict:
                                               / theirs["series_per_second_per_core"], 2)
     name = "forecast_speed.json" if n >= 1_000_000 else f"forecast_speed_{n // 1000}k.json"
     out = RESULTS.with_name(name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_result(out, result)
     print(f"forecast_speed: {json.dumps(result)}")
     return result
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
+
+from bench._common import best_of
 
 LOOP_STEPS = 10_000_000
 ARRAY_SHAPE = (2_000, 2_000)
@@ -30,12 +31,7 @@ def describe() -> dict:
 
 
 def _best(work, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        work()
-        times.append(time.process_time() - start)
-    return round(min(times), 3)
+    return round(best_of(work, repeats)[0], 3)
 
 
 def _python_loop() -> int:

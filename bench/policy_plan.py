@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench._common import best_of, save_result
 from bench.machine import describe
 
 RESULTS = Path(__file__).parent / "results" / "policy_plan.json"
@@ -47,20 +47,6 @@ def catalogue(n: int, seed: int = 7, cover_days: tuple[float, float] = (0, 40)
     return items, offers[~offers["sku"].isin(skus[::50])]   # 2% of SKUs have no offer
 
 
-def _best(fn, repeat: int = 2):
-    # CPU seconds of this process: the machine is shared, and wall time there measures the
-    # neighbours; the faster of two runs is the cost.
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        # Drop the previous run's result first: its million objects would otherwise be rescanned
-        # by the cyclic collector during this run, a cost a daemon (one plan at a time) never has.
-        out = None
-        start = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - start)
-    return best, out
-
-
 def timed_plan(items: pd.DataFrame, offers: pd.DataFrame, budget: float | None) -> dict:
     """CPU seconds for the whole plan and for the plan without its OrderLine objects."""
     import importlib
@@ -74,12 +60,12 @@ def timed_plan(items: pd.DataFrame, offers: pd.DataFrame, budget: float | None) 
     policy = Policy(review_period_days=7, max_bid={"default": 40}, budget=budget,
                     overrides={"categories": {"b": {"service_measure": "fill_rate"},
                                               "c": {"buffer": {"days_of_cover": 5}}}})
-    total, result = _best(lambda: plan(items, offers, policy))
+    total, result = best_of(lambda: plan(items, offers, policy))
     original = plan_module._order_lines, plan_module._LINES
     plan_module._order_lines = lambda frame, as_of: [None] * len(frame)
     plan_module._LINES = TypeAdapter(list[None])
     try:
-        arithmetic, _ = _best(lambda: plan(items, offers, policy))
+        arithmetic, _ = best_of(lambda: plan(items, offers, policy))
     finally:
         plan_module._order_lines, plan_module._LINES = original
     return {"seconds_total": round(total, 3),
@@ -120,8 +106,7 @@ def _versions() -> dict:
 def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     result = run()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(RESULTS, result)
     print(json.dumps(result))
 
 

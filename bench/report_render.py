@@ -15,24 +15,17 @@ import os
 import time
 from pathlib import Path
 
+from bench._common import best_of, save_result
+
 RESULTS = Path(__file__).parent / "results" / "report_render.json"
 
 
 def _timed(fn, repeat: int = 3) -> tuple[float, object]:
-    return _best(fn, repeat, time.perf_counter)
+    return best_of(fn, repeat, time.perf_counter)
 
 
 def _cpu(fn, repeat: int = 3) -> float:
-    return _best(fn, repeat, time.process_time)[0]
-
-
-def _best(fn, repeat: int, clock) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = clock()
-        out = fn()
-        best = min(best, clock() - start)
-    return best, out
+    return best_of(fn, repeat)[0]
 
 
 def run(lines: int = 10_000) -> dict:
@@ -70,8 +63,7 @@ def run(lines: int = 10_000) -> dict:
 
 def main() -> dict:
     result = run()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_result(RESULTS, result)
     print(f"report_render: {json.dumps(result)}")
     return result
 

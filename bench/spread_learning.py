@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench._common import best_of, save_result
 from bench.machine import describe
 
 RESULTS = Path(__file__).parent / "results" / "spread_learning.json"
@@ -42,8 +43,8 @@ def org(skus: int, folder: Path) -> dict:
         "sku": names, "lead_time_days": 14.0, "review_period_days": 7.0, "demand_rate": 0.5,
         "demand_sd": 0.8})
     start = TODAY - timedelta(days=730)
-    read, windows = _best(lambda: closed_windows(store.windows, "bench", TODAY, 7, start))
-    learn, learnt = _best(lambda: learn_spread(items, history, windows))
+    read, windows = best_of(lambda: closed_windows(store.windows, "bench", TODAY, 7, start))
+    learn, learnt = best_of(lambda: learn_spread(items, history, windows))
     store.close()
     return {"skus": skus, "history_rows": len(history), "windows": len(windows),
             "cpu_seconds_recording_one_run": round(recording, 3),
@@ -60,24 +61,13 @@ def _history(names: list[str]) -> pd.DataFrame:
                          "quantity": rng.integers(1, 5, rows).astype(float)})
 
 
-def _best(fn, repeat: int = 2):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        out = None
-        started = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - started)
-    return best, out
-
-
 def main() -> dict:
     with tempfile.TemporaryDirectory(prefix="restock-bench-") as folder:
         result = {"runs_recorded": RUNS, "history_rows_per_sku": ROWS_PER_SKU,
                   "store": "sqlite", "load_average_1min": os.getloadavg()[0],
                   "machine": describe(),
                   "orgs": [org(n, Path(folder)) for n in (20_000, 100_000)]}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_result(RESULTS, result)
     print(f"spread_learning: {json.dumps(result)}")
     return result
 
