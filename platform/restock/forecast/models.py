@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 
 import numpy as np
 
-from restock.forecast.select import MIN_TRAIN, ORIGINS, STICKY_MARGIN, Backtest, model_key, scales
+from restock.forecast.select import MIN_TRAIN, ORIGINS, Backtest, holds_on, model_key, scales
 
 MODELS = ("ETS", "Theta", "ARIMA")
 MIN_LENGTH = 60               # observed periods before a slow model is worth trying
@@ -143,8 +143,9 @@ def _incumbent(previous: str | None, result, row: int) -> str | None:
     """The model the series held last time, if it competes now: a statsmodels name, FAST or None."""
     if not isinstance(previous, str):
         return None
-    if previous.split(" ", 1)[0] in MODELS:     # refitted every run: the name is the model
-        return previous.split(" ", 1)[0]
+    name = previous.split(" ", 1)[0]
+    if name in MODELS:                          # refitted every run: the name is the model
+        return name
     return FAST if previous == model_key(result.model[row], result.params[row]) else None
 
 
@@ -154,12 +155,13 @@ def _winner(scores: dict[str, float], fast: float, incumbent: str | None) -> str
         return None
     best = min(scores, key=scores.get)
     lowest = min(scores[best], fast) if np.isfinite(fast) else scores[best]
-    if incumbent in scores and scores[incumbent] <= lowest * (1 + STICKY_MARGIN):
+    if incumbent in scores and holds_on(scores[incumbent], lowest):
         return incumbent
     if not np.isfinite(fast):
         return best
-    margin = 1 + STICKY_MARGIN if incumbent == FAST else 1.0
-    return best if scores[best] * margin < fast else None
+    if incumbent == FAST and holds_on(fast, scores[best]):
+        return None
+    return best if scores[best] < fast else None
 
 
 def _score(mase: float, rmsse: float, criterion: str) -> float:

@@ -363,6 +363,12 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
                   valid=kept[2])
 
 
+def holds_on(held, best):
+    """Whether a model scoring ``held`` keeps its place against the best score ``best``: while
+    within ``STICKY_MARGIN`` of it (arrays or numbers)."""
+    return held <= best * (1 + STICKY_MARGIN)
+
+
 def _keep_previous(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
                    previous: np.ndarray) -> None:
     """Puts each series' previous model first in ``order`` where it scores within the margin."""
@@ -370,7 +376,7 @@ def _keep_previous(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
     last = np.array([index.get(key, -1) for key in previous])
     rows = np.flatnonzero(last >= 0)
     held = score[rows, last[rows]]
-    close = np.isfinite(held) & (held <= score[rows].min(axis=1) * (1 + STICKY_MARGIN))
+    close = np.isfinite(held) & holds_on(held, score[rows].min(axis=1))
     order[rows[close], 0] = last[rows[close]]
 
 
