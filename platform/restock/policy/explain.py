@@ -7,7 +7,8 @@ Each reason is built here as a plain dict (``code``, ``message``, ``data``) and 
 :class:`restock.domain.Reason` when ``plan()`` validates all its lines in one pydantic call:
 a plan where every one of 100,000 SKUs orders carries about 700,000 reasons, and one call per
 reason cost a second more. The reasons of many lines are built a kind at a time over the
-frame's columns (:func:`basis`, :func:`quantity`), each number column formatted once; built a
+frame's columns (:func:`basis`, :func:`quantity`, from one :class:`Columns` per frame so each
+column is read once), each number column formatted once; built a
 line at a time from row dicts they took twice as long. The few per-row ones (a budget cut, no
 usable offer) take a row dict.
 """
@@ -63,10 +64,9 @@ class Columns:
         return self._lists[name]
 
     def get(self, name: str, default=None) -> list:
-        """The column, or ``default`` in every row when the frame has none."""
-        if name not in self._lists and name not in self._frame.columns:
-            self._lists[name] = [default] * self.n
-        return self[name]
+        """The column, or ``default`` in every row when the frame has none (read it once per
+        kind of reason, not per row)."""
+        return self[name] if name in self._frame.columns else [default] * self.n
 
     def floats(self, name: str) -> list[float]:
         values = self[name]
@@ -104,9 +104,8 @@ def _sparse(flags: list, make: Callable[[int], dict]) -> list[dict | None]:
     return out
 
 
-def basis(frame: pd.DataFrame) -> list[list[dict]]:
+def basis(c: Columns) -> list[list[dict]]:
     """Per row: forecast, safety stock, position and target — why the SKU needs (or not) stock."""
-    c = Columns(frame)
     return _joined(_forecasts(c), _safeties(c), _fed_back(c), _positions(c), _targets(c))
 
 
@@ -221,9 +220,8 @@ def _fed_back(c: Columns) -> list[dict | None]:
     return _sparse(shifts, reason)
 
 
-def quantity(frame: pd.DataFrame, as_of: date | None) -> list[list[dict]]:
+def quantity(c: Columns, as_of: date | None) -> list[list[dict]]:
     """Per row: how the offer was chosen and how the quantity was shaped by packs, MOQ, caps."""
-    c = Columns(frame)
     return _joined(_offers(c, as_of), *_shaping(c), _rounded(c), _late(c))
 
 

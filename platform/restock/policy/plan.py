@@ -316,7 +316,7 @@ def _skipped_lines(frame: pd.DataFrame, why: list[list[dict]]) -> list[dict]:
              "reasons": [*basis, *reasons], "shortfall_risk": float(risk)}
             for sku, supplier, wanted, need, risk, basis, reasons in zip(
                 c["sku"], c.get("supplier"), c.get("quantity"), c["need"], c["shortfall_risk"],
-                explain.basis(frame), why, strict=True)]
+                explain.basis(c), why, strict=True)]
 
 
 def _order_lines(frame: pd.DataFrame, as_of: date | None) -> list[dict]:
@@ -329,7 +329,7 @@ def _order_lines(frame: pd.DataFrame, as_of: date | None) -> list[dict]:
         "supplier_sku": [None if v is None or pd.isna(v) else str(v)
                          for v in c.get("supplier_sku")],
         "description": [str(v or "") for v in c.get("description")],
-        "reasons": [b + q for b, q in zip(explain.basis(frame), explain.quantity(frame, as_of),
+        "reasons": [b + q for b, q in zip(explain.basis(c), explain.quantity(c, as_of),
                                           strict=True)],
         "forecast_lead_review": c.floats("mean"), "safety_stock": c.floats("safety_stock"),
         "inventory_position": c.floats("position"), "order_up_to": c.floats("order_up_to"),
