@@ -98,6 +98,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     _explain_promotions(result, items, config.forecast.freq)
     catalog = _catalog(config, run_id, forecast, history)
     store.models.record(catalog)
+    _prune_catalog(store, config)
     store.windows.record(config.org, run_id, as_of, windows)
     store.windows.prune(config.org, before=as_of - timedelta(days=LEARN_DAYS))  # never read again
     current_models = {e.sku: e.model for e in catalog}
@@ -114,6 +115,14 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
                "history_rows": len(snap.history), "series": len(catalog),
                "skus_with_learnt_spread": int((items["spread_windows"] > 0).sum()),
                "source": snapshot.source})
+
+
+def _prune_catalog(store: Store, config: OrgConfig) -> None:
+    # Measured by the clock that stamps the rows, not the planning date: a run pinned to a past
+    # date (a backfill) must not keep what is old today, nor a future one delete what is recent.
+    days = config.forecast.catalog_days
+    if days is not None:
+        store.models.prune(config.org, before=datetime.now(UTC) - timedelta(days=days))
 
 
 # ---------------------------------------------------------------- dates and windows

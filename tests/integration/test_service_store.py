@@ -62,7 +62,7 @@ def test_a_store_at_the_first_schema_upgrades_and_keeps_its_runs(store_url):
     try:
         with store.engine.connect() as conn:
             version = conn.execute(sa.text("SELECT version_num FROM restock_schema_version"))
-            assert version.scalar() == "0003"
+            assert version.scalar() == "0004"
         assert [r.run_id for r in store.runs.list("acme")] == ["run-old"]
         assert store.service.record([cycle()]) == 1
         migrate(store.engine)   # opening again changes nothing

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 from restock.domain import Mode, OrderLine, PurchaseOrder, RunStatus, RunSummary, idempotency_key
 from restock.errors import LedgerConflict
 from restock.forecast_windows import closed_windows
 from restock.store import CatalogEntry, OrderStatus, open_store
+from restock.store.schema import metadata, model_catalog
 
 S = OrderStatus
 
@@ -53,7 +56,7 @@ def test_opening_twice_migrates_once_and_keeps_data(store):
         assert [e.order_id for e in again.ledger.list("acme")] == [order().order_id]
         with again.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM restock_schema_version")) \
-                .scalar() == "0003"
+                .scalar() == "0004"
     finally:
         again.close()
 
@@ -148,6 +151,62 @@ def test_model_catalog_latest_and_history(store):
                                                                       ("B2", "SBA")]
     assert [e.model for e in store.models.history("acme", "A1")] == ["TSB", "SES"]
     assert store.models.latest("acme")[0].params == {"alpha": 0.1}
+
+
+def catalog_run(store, org: str, run: str, age_days: float, skus: int = 2) -> None:
+    """Record a run of ``skus`` series for ``org``, then backdate it ``age_days``."""
+    store.models.record([CatalogEntry(org=org, run_id=run, sku=f"S{i}", model="SES",
+                                      code_version="t") for i in range(skus)])
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(model_catalog).where(model_catalog.c.run_id == run)
+                     .values(created_at=datetime.now(UTC) - timedelta(days=age_days)))
+
+
+def catalogued(store, org: str) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(model_catalog.c.run_id, sa.func.count())
+                            .where(model_catalog.c.org == org).group_by(model_catalog.c.run_id))
+        return dict(rows.all())
+
+
+def test_catalog_prune_deletes_only_the_orgs_old_runs(store):
+    catalog_run(store, "acme", "acme-1", 500)
+    catalog_run(store, "other", "other-1", 500)
+    catalog_run(store, "acme", "acme-2", 401, skus=3)
+    catalog_run(store, "other", "acme-2", 401)        # run ids made in the same second may clash
+    catalog_run(store, "acme", "acme-3", 399)
+    catalog_run(store, "acme", "acme-4", 0)
+    assert store.models.prune("acme", before=datetime.now(UTC) - timedelta(days=400)) == 5
+    assert catalogued(store, "acme") == {"acme-3": 2, "acme-4": 2}
+    assert catalogued(store, "other") == {"other-1": 2, "acme-2": 2}    # another org's: untouched
+    assert store.models.prune("acme", before=datetime.now(UTC) - timedelta(days=400)) == 0
+
+
+def test_catalog_prune_keeps_the_latest_run_however_old(store):
+    for age, run in ((700, "acme-1"), (600, "acme-2"), (500, "acme-3")):
+        catalog_run(store, "acme", run, age)
+    assert store.models.prune("acme", before=datetime.now(UTC)) == 4
+    assert catalogued(store, "acme") == {"acme-3": 2}
+    assert [e.run_id for e in store.models.latest("acme")] == ["acme-3", "acme-3"]
+    assert store.models.prune("nobody", before=datetime.now(UTC)) == 0
+
+
+def test_catalog_prune_reads_the_cutoff_in_utc_and_refuses_a_naive_one(store):
+    catalog_run(store, "acme", "acme-1", 1)
+    catalog_run(store, "acme", "acme-2", 0)
+    cutoff = datetime.now(UTC) - timedelta(hours=30)                 # acme-1: 24 hours old
+    assert store.models.prune("acme", cutoff.astimezone(timezone(timedelta(hours=14)))) == 0
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.models.prune("acme", before=datetime.now())
+    assert store.models.prune("acme", before=cutoff + timedelta(hours=12)) == 2
+
+
+def test_the_migrations_build_exactly_the_schema_the_code_describes(store):
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    assert [d for d in differences
+            if not (d[0] == "remove_table" and d[1].name == "restock_schema_version")] == []
 
 
 def test_pending_summaries_count_attempts_until_delivered(store):

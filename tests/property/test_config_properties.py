@@ -46,6 +46,7 @@ PATHS = [
     ("policy", "buffer", "units"), ("policy", "overrides", "skus", "A"),
     ("policy", "overrides", "categories"), ("policy", "service_measure"),
     ("forecast", "freq"), ("forecast", "quantiles"), ("forecast", "season_length"),
+    ("forecast", "catalog_days"),
     ("guard", "approval_expires_hours"), ("guard", "min_forecast_confidence"),
 ]
 SCALARS = (st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.floats()

@@ -100,6 +100,18 @@ BAD = [
     ("bad mode", BASE + "mode: yolo\n",
      "orgs/acme.yaml:8: mode: must be 'auto', 'approval' or 'dry_run' (got 'yolo')"),
     ("not a mapping", "- acme\n", "orgs/acme.yaml:1: the file must be a mapping of settings"),
+    ("catalog retention of 0 days", BASE + "forecast:\n  catalog_days: 0\n",
+     "orgs/acme.yaml:9: forecast.catalog_days: must be greater than or equal to 1 (got 0)"),
+    ("negative catalog retention", BASE + "forecast:\n  catalog_days: -30\n",
+     "orgs/acme.yaml:9: forecast.catalog_days: must be greater than or equal to 1 (got -30)"),
+    ("fractional catalog retention", BASE + "forecast:\n  catalog_days: 1.5\n",
+     "orgs/acme.yaml:9: forecast.catalog_days: must be a whole number (got 1.5)"),
+    ("catalog retention written as a yes", BASE + "forecast:\n  catalog_days: yes\n",
+     "orgs/acme.yaml:9: forecast.catalog_days: must be a whole number (got True)"),
+    ("catalog retention written as text", BASE + "forecast:\n  catalog_days: forever\n",
+     "orgs/acme.yaml:9: forecast.catalog_days: must be a whole number (got 'forever')"),
+    ("catalog retention beyond a century", BASE + "forecast:\n  catalog_days: 100000\n",
+     "orgs/acme.yaml:9: forecast.catalog_days: must be less than or equal to 36500"),
 ]
 
 
@@ -160,6 +172,13 @@ def test_a_valid_file_loads_with_defaults_and_connector_settings(tmp_path, monke
     assert config.org == "acme" and config.policy.service_level == 0.95
     assert config.policy.max_bid.for_item("X", None) == 12.5
     assert config.connector_settings["source"].path == "./warehouse"
+
+
+@pytest.mark.parametrize(("text", "expected"), [("", 400), ("forecast:\n  catalog_days: 30\n", 30),
+                                             ("forecast:\n  catalog_days: null\n", None)])
+def test_catalog_retention_defaults_to_400_days_and_null_keeps_everything(
+        tmp_path, monkeypatch, text, expected):
+    assert _load(tmp_path, monkeypatch, BASE + text).forecast.catalog_days == expected
 
 
 def test_org_defaults_to_the_file_name(tmp_path, monkeypatch):

@@ -56,11 +56,28 @@ class ModelCatalog:
 
     def latest(self, org: str) -> list[CatalogEntry]:
         """The models of the org's most recent catalogued run."""
-        query = sa.select(model_catalog.c.run_id).where(model_catalog.c.org == org) \
-            .order_by(model_catalog.c.id.desc()).limit(1)
         with self.engine.connect() as conn:
-            run_id = conn.execute(query).scalar()
+            run_id = _latest_run(conn, org)
         return self.for_run(run_id) if run_id else []
+
+    def prune(self, org: str, before: datetime) -> int:
+        """Delete the org's runs catalogued before ``before`` (timezone-aware), except its latest,
+        which the planner keeps each series' model from; how many rows."""
+        if before.tzinfo is None:
+            raise ValueError("prune needs a timezone-aware time")
+        c = model_catalog.c
+        with self.engine.connect() as conn:
+            latest = _latest_run(conn, org)
+            runs = conn.execute(sa.select(c.run_id, c.created_at).distinct().where(
+                c.org == org, c.created_at < before.astimezone(UTC), c.run_id != latest)).all()
+        deleted = 0
+        # A transaction per run: a first prune of years of runs is no single long transaction;
+        # (org, created_at) equal finds a run's rows through the index.
+        for run_id, created_at in runs:
+            with self.engine.begin() as conn:
+                deleted += conn.execute(model_catalog.delete().where(
+                    c.org == org, c.created_at == created_at, c.run_id == run_id)).rowcount
+        return deleted
 
     def history(self, org: str, sku: str, *, limit: int = 50) -> list[CatalogEntry]:
         """A series' models over its runs, newest first (drift shows here)."""
@@ -73,3 +90,9 @@ class ModelCatalog:
         with self.engine.connect() as conn:
             return [CatalogEntry(**{f: getattr(row, f) for f in _FIELDS},
                                  created_at=row.created_at) for row in conn.execute(query)]
+
+
+def _latest_run(conn: sa.Connection, org: str) -> str | None:
+    query = sa.select(model_catalog.c.run_id).where(model_catalog.c.org == org) \
+        .order_by(model_catalog.c.id.desc()).limit(1)
+    return conn.execute(query).scalar()

@@ -75,6 +75,7 @@ model_catalog = sa.Table(
     sa.Column("code_version", sa.String(32), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_model_catalog_org_sku", "org", "sku"),
+    sa.Index("ix_model_catalog_org_created_at", "org", "created_at"),   # retention prune
 )
 
 # What one run's forecast said over each SKU's lead time + review from its planning date, one row
