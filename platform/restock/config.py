@@ -267,7 +267,7 @@ class Policy(Strict):
 class ForecastSettings(Strict):
     freq: Literal["D", "W", "M"] = "D"
     season_length: Annotated[int, Field(ge=1)] | None = None   # None: 7 daily, 52 weekly, 12 monthly
-    history_days: Annotated[int, Field(ge=1)] = 730
+    history_days: Annotated[int, Field(ge=1, le=36500, strict=True)] = 730
     # Model catalog rows of runs catalogued longer ago are deleted (the latest run's never);
     # None keeps them all. Strict: YAML's `yes` or `1.0` must not become a day of retention.
     catalog_days: Annotated[int, Field(ge=1, le=36500, strict=True)] | None = 400

@@ -34,7 +34,9 @@ def run_org(config: OrgConfig, *, store: Store, clock: Clock = None, dry_run: bo
             stop: threading.Event | None = None) -> RunSummary:
     """Run ``config``'s cycle once and return its summary (also stored and posted to sinks)."""
     now = _now(clock)
-    run_id = f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    # Run ids are primary keys shared by every org: 64 random bits keep orgs started in the same
+    # second apart (24 bits clashed for about 3% of 1,000 orgs started together).
+    run_id = f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(8)}"
     mode = Mode.DRY_RUN if dry_run else config.mode
     with bind_run(config.org, run_id):
         run = _Run(config, store, now, run_id, mode, stop)

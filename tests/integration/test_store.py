@@ -153,6 +153,14 @@ def test_model_catalog_latest_and_history(store):
     assert store.models.latest("acme")[0].params == {"alpha": 0.1}
 
 
+def test_model_catalog_latest_reads_only_the_orgs_rows_of_a_shared_run_id(store):
+    catalog_run(store, "acme", "run-1", 1, skus=2)
+    catalog_run(store, "other", "run-1", 1, skus=3)    # the same id, as a clash would give
+    assert [(e.org, e.sku) for e in store.models.latest("acme")] == [("acme", "S0"),
+                                                                    ("acme", "S1")]
+    assert len(store.models.latest("other")) == 3
+
+
 def catalog_run(store, org: str, run: str, age_days: float, skus: int = 2) -> None:
     """Record a run of ``skus`` series for ``org``, then backdate it ``age_days``."""
     store.models.record([CatalogEntry(org=org, run_id=run, sku=f"S{i}", model="SES",

@@ -110,6 +110,10 @@ BAD = [
      "orgs/acme.yaml:9: forecast.catalog_days: must be a whole number (got True)"),
     ("catalog retention written as text", BASE + "forecast:\n  catalog_days: forever\n",
      "orgs/acme.yaml:9: forecast.catalog_days: must be a whole number (got 'forever')"),
+    ("history written as a yes", BASE + "forecast:\n  history_days: yes\n",
+     "orgs/acme.yaml:9: forecast.history_days: must be a whole number (got True)"),
+    ("history beyond a century", BASE + "forecast:\n  history_days: 1000000000000\n",
+     "orgs/acme.yaml:9: forecast.history_days: must be less than or equal to 36500"),
     ("catalog retention beyond a century", BASE + "forecast:\n  catalog_days: 100000\n",
      "orgs/acme.yaml:9: forecast.catalog_days: must be less than or equal to 36500"),
 ]

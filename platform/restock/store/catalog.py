@@ -49,16 +49,18 @@ class ModelCatalog:
         with self.engine.begin() as conn:
             conn.execute(model_catalog.insert(), rows)
 
-    def for_run(self, run_id: str) -> list[CatalogEntry]:
+    def for_run(self, run_id: str, org: str | None = None) -> list[CatalogEntry]:
         query = sa.select(model_catalog).where(model_catalog.c.run_id == run_id) \
             .order_by(model_catalog.c.sku)
+        if org is not None:
+            query = query.where(model_catalog.c.org == org)
         return self._read(query)
 
     def latest(self, org: str) -> list[CatalogEntry]:
         """The models of the org's most recent catalogued run."""
         with self.engine.connect() as conn:
             run_id = _latest_run(conn, org)
-        return self.for_run(run_id) if run_id else []
+        return self.for_run(run_id, org) if run_id else []
 
     def prune(self, org: str, before: datetime) -> int:
         """Delete the org's runs catalogued before ``before`` (timezone-aware), except its latest,
