@@ -82,7 +82,7 @@ def _errors(windows: pd.DataFrame, history: pd.DataFrame, skus: pd.Series
     if windows.empty:
         return np.zeros(n), np.zeros(n), np.zeros(n)
     index = pd.Index(skus)
-    where = index.get_indexer(windows["sku"].astype(str))
+    where = _positions(windows["sku"], index)
     claimed = windows["horizon_sd"].to_numpy(float) ** 2
     actual = _totals(history, index, where, windows["start"].to_numpy(np.int64),
                      windows["end"].to_numpy(np.int64))
@@ -93,23 +93,45 @@ def _errors(windows: pd.DataFrame, history: pd.DataFrame, skus: pd.Series
     return totals[0], totals[1], totals[2]
 
 
+CELLS_PER_BLOCK = 1 << 24   # SKU-days summed at once: 128 MB of float64
+
+
 def _totals(history: pd.DataFrame, index: pd.Index, where: np.ndarray, start: np.ndarray,
             end: np.ndarray) -> np.ndarray:
     """Quantity consumed per window (the SKU at ``where`` in ``index``, days [start, end)),
-    from tidy history rows: one sorted running sum, two binary searches per window."""
-    code = index.get_indexer(history["sku"].astype(str))
+    from tidy history rows.
+
+    Each block of SKUs gets a grid of running daily sums (SKU x day, at most
+    :data:`CELLS_PER_BLOCK` cells), and a window's total is the difference of two of its cells.
+    Sorting the rows by SKU and day and searching them per window did the same at 100,000 SKUs
+    and 10M rows in about four times the time.
+    """
+    code = _positions(history["sku"], index)
     keep = code >= 0
-    days = _days(history["date"])[keep]
-    low = min(int(days.min(initial=start.min())), int(start.min()))
-    span = max(int(days.max(initial=end.max())), int(end.max())) - low + 2
-    keys = code[keep].astype(np.int64) * span + (days - low)
-    order = np.argsort(keys, kind="stable")
-    quantity = np.nan_to_num(history["quantity"].to_numpy(float)[keep])  # a NaN would spoil the rest
-    running = np.concatenate([[0.0], np.cumsum(quantity[order])])
-    keys = keys[order]
-    base = where.astype(np.int64) * span
-    return running[np.searchsorted(keys, base + (end - low))] - \
-        running[np.searchsorted(keys, base + (start - low))]
+    code, days = code[keep], _days(history["date"])[keep]
+    quantity = np.nan_to_num(history["quantity"].to_numpy(float)[keep])  # NaN would spoil a sum
+    low = int(min(days.min(initial=start.min()), start.min()))
+    width = int(max(days.max(initial=end.max()), end.max())) - low + 2  # column 0: nothing yet
+    cells = code * width + (days - low + 1)
+    per_block = max(1, CELLS_PER_BLOCK // width)
+    totals = np.zeros(len(where))
+    for first in range(0, len(index), per_block):
+        size = min(per_block, len(index) - first)
+        rows = (cells >= first * width) & (cells < (first + size) * width)
+        grid = np.bincount(cells[rows] - first * width, weights=quantity[rows],
+                           minlength=size * width).reshape(size, width)
+        np.cumsum(grid, axis=1, out=grid)
+        asked = (where >= first) & (where < first + size)
+        sku = where[asked] - first
+        totals[asked] = grid[sku, end[asked] - low] - grid[sku, start[asked] - low]
+    return totals
+
+
+def _positions(labels: pd.Series, index: pd.Index) -> np.ndarray:
+    """Where each label is in ``index`` (-1: not there), each distinct label looked up once."""
+    codes, distinct = pd.factorize(labels)
+    found = index.get_indexer(pd.Index(distinct).astype(str))
+    return np.where(codes >= 0, found[codes], -1)
 
 
 def _days(dates: pd.Series) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from restock import forecast_windows
 from restock.config import load_org
 from restock.cycle import run_org
 from restock.forecast_windows import _totals, closed_windows, learn_spread
@@ -38,7 +39,9 @@ def test_with_fewer_than_ten_items_learnt_the_prior_is_the_models_own_sd():
     assert out[0] == pytest.approx(np.sqrt((100 + PRIOR_WEIGHT * 4) / (1 + PRIOR_WEIGHT)))
 
 
-def test_window_totals_are_the_history_summed_over_each_span():
+@pytest.mark.parametrize("cells", [1 << 24, 100], ids=["one block", "a block per sku"])
+def test_window_totals_are_the_history_summed_over_each_span(monkeypatch, cells):
+    monkeypatch.setattr(forecast_windows, "CELLS_PER_BLOCK", cells)
     rng = np.random.default_rng(3)
     days = pd.date_range("2026-01-01", periods=90, freq="D")
     history = pd.DataFrame({"sku": rng.choice(["A", "B", "C"], 400),
