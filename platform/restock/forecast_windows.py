@@ -7,11 +7,12 @@ Each run records what its forecast said over each SKU's lead time + review from 
 with :func:`restock.policy.spread.learnt_sd`, the rule the replay applies
 (:func:`restock.simulate.horizon_spread`), so the backtested rule is the one that orders.
 
-As in the replay, the windows start a review period apart (the latest run of a planning date
-counts; runs closer together than a review are skipped, so daily runs of a weekly review do not
-count one week's error seven times), from the runs of the last :data:`LEARN_DAYS` days (about the
-replay's 52 closed windows with a weekly review), and only windows whose whole span lies inside
-the history the run reads.
+As in the replay, a SKU's windows start its own review period apart (the latest run of a
+planning date counts; runs closer together than the SKU's review are skipped, so daily runs of a
+weekly review do not count one week's error seven times, and a SKU reviewed monthly in an org
+reviewed weekly counts a window a month), from the runs of the last :data:`LEARN_DAYS` days
+(about the replay's 52 closed windows with a weekly review), and only windows whose whole span
+lies inside the history the run reads.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def learn_spread(items: pd.DataFrame, history: pd.DataFrame,
     and ``spread_windows``, how many each SKU's rests on."""
     items = items.copy()
     days = (items["lead_time_days"] + items["review_period_days"]).to_numpy(float)
-    squared, predicted, count = _errors(windows, history, items["sku"].astype(str))
+    squared, predicted, count = _errors(windows, history, items["sku"].astype(str),
+                                        items["review_period_days"].to_numpy(float))
     model_sd = items["demand_sd"].to_numpy(float) * np.sqrt(days)
     learnt = learnt_sd(squared, predicted, count, model_sd)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -54,8 +56,10 @@ def learn_spread(items: pd.DataFrame, history: pd.DataFrame,
 
 def closed_windows(recorded: ForecastWindows, org: str, as_of: date, review_days: float,
                    history_start: date) -> pd.DataFrame:
-    """The recorded windows to learn from: one run per planning date (the latest), dates a
-    review apart back from ``as_of``, each window closed by ``as_of`` and inside the history."""
+    """The recorded windows to learn from: one run per planning date (the latest), dates
+    ``review_days`` apart back from ``as_of`` (the shortest review of the SKUs: each SKU's own
+    spacing is kept by :func:`learn_spread`), each window closed by ``as_of`` and inside the
+    history."""
     runs = recorded.runs(org, max(history_start, as_of - timedelta(days=LEARN_DAYS)), as_of)
     picked = _review_apart(runs, review_days)
     frame = recorded.read([row for _, row in picked])
@@ -75,22 +79,46 @@ def _review_apart(runs: list[tuple[date, int]], review_days: float) -> list[tupl
     return picked
 
 
-def _errors(windows: pd.DataFrame, history: pd.DataFrame, skus: pd.Series
+def _errors(windows: pd.DataFrame, history: pd.DataFrame, skus: pd.Series, review: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per SKU of ``skus``: summed squared errors, summed claimed variances, window count."""
+    """Per SKU of ``skus`` (reviewed every ``review`` days): summed squared errors, summed
+    claimed variances, window count."""
     n = len(skus)
     if windows.empty:
         return np.zeros(n), np.zeros(n), np.zeros(n)
     index = pd.Index(skus)
     where = _positions(windows["sku"], index)
-    claimed = windows["horizon_sd"].to_numpy(float) ** 2
-    actual = _totals(history, index, where, windows["start"].to_numpy(np.int64),
-                     windows["end"].to_numpy(np.int64))
-    error = actual - windows["horizon_mean"].to_numpy(float)
-    known = (where >= 0) & np.isfinite(error) & np.isfinite(claimed)
+    start = windows["start"].to_numpy(np.int64)
+    keep = _own_review_apart(where, start, review)
+    where, start = where[keep], start[keep]
+    claimed = windows["horizon_sd"].to_numpy(float)[keep] ** 2
+    actual = _totals(history, index, where, start, windows["end"].to_numpy(np.int64)[keep])
+    error = actual - windows["horizon_mean"].to_numpy(float)[keep]
+    known = np.isfinite(error) & np.isfinite(claimed)
     totals = [np.bincount(where[known], weights=w[known], minlength=n)
               for w in (error ** 2, claimed, np.ones(len(error)))]
     return totals[0], totals[1], totals[2]
+
+
+def _own_review_apart(where: np.ndarray, start: np.ndarray, review: np.ndarray) -> np.ndarray:
+    """Which windows (of the SKU at ``where``, from day ``start``) to learn from: each SKU's
+    own review apart. The runs come the shortest review apart (:func:`closed_windows`); a SKU
+    reviewed less often keeps, back from the newest run, the latest window in each stretch of
+    its own review period (one per review on a steady schedule)."""
+    keep = where >= 0
+    own = np.where(keep, review[where], 0.0)
+    sparser = keep & (own > review.min(initial=np.inf) + 1e-9)
+    if not sparser.any():
+        return keep
+    rows = np.flatnonzero(sparser)
+    stretch = np.floor((start.max() - start[rows]) / own[rows]).astype(np.int64)
+    order = np.lexsort((-start[rows], stretch, where[rows]))   # per SKU and stretch, latest first
+    sku, stretch = where[rows][order], stretch[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (sku[1:] != sku[:-1]) | (stretch[1:] != stretch[:-1])
+    keep[rows] = False
+    keep[rows[order[first]]] = True
+    return keep
 
 
 CELLS_PER_BLOCK = 1 << 24   # SKU-days summed at once: 128 MB of float64

@@ -88,7 +88,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     items = _with_demand(items, forecast, config)
     windows = horizon_windows(items)      # recorded as the forecast said, before learning
     items = learn_spread(items, history, closed_windows(
-        store.windows, config.org, as_of, config.policy.review_period_days,
+        store.windows, config.org, as_of, _shortest_review(items, config),
         as_of - timedelta(days=config.forecast.history_days)))
     items = book.add_own_orders(items, snap.open_orders, as_of)
     items["usual_order_qty"] = _usual_order(items, snap.offers, book.past_line_quantities())
@@ -115,6 +115,12 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
                "history_rows": len(snap.history), "series": len(catalog),
                "skus_with_learnt_spread": int((items["spread_windows"] > 0).sum()),
                "source": snapshot.source})
+
+
+def _shortest_review(items: pd.DataFrame, config: OrgConfig) -> float:
+    # Runs are picked this far apart; a SKU reviewed less often keeps every so many of them.
+    return float(items["review_period_days"].min()) if len(items) else \
+        config.policy.review_period_days
 
 
 def _prune_catalog(store: Store, config: OrgConfig) -> None:

@@ -105,3 +105,22 @@ def test_a_sku_whose_past_forecasts_missed_gets_a_wider_spread(org_dir, store):
                                                   windows["horizon_mean"]))
     wrong = learn_spread(items, history, missed).set_index("sku")
     assert wrong.loc[sku, "demand_sd"] > 3 * honest.loc[sku, "demand_sd"]
+
+
+def test_a_sku_reviewed_monthly_learns_from_one_window_a_month_of_weekly_runs():
+    runs = pd.Timestamp("2026-01-05") + pd.to_timedelta(np.arange(12) * 7, unit="D")
+    day = runs.to_numpy().astype("datetime64[D]").astype(np.int64)
+    windows = pd.DataFrame({"sku": np.repeat(["weekly", "monthly"], 12),
+                            "start": np.tile(day, 2), "end": np.tile(day, 2) + 7,
+                            "horizon_days": 7.0, "horizon_mean": 7.0, "horizon_sd": 2.0})
+    history = pd.DataFrame({"sku": np.repeat(["weekly", "monthly"], 100),
+                            "date": np.tile(pd.date_range("2026-01-01", periods=100), 2),
+                            "quantity": 1.0})
+    items = pd.DataFrame({"sku": ["weekly", "monthly"], "lead_time_days": 0.0,
+                          "review_period_days": [7.0, 28.0], "demand_rate": 1.0,
+                          "demand_sd": 1.0})
+    learnt = learn_spread(items, history, windows).set_index("sku")["spread_windows"]
+    assert learnt.to_dict() == {"weekly": 12, "monthly": 3}   # of runs 0-11: 11, 7 and 3
+    kept = windows[windows["sku"] == "monthly"]["start"].to_numpy()
+    every = learn_spread(items.assign(review_period_days=7.0), history, windows)
+    assert every.set_index("sku").loc["monthly", "spread_windows"] == len(kept)
