@@ -261,8 +261,29 @@ def golden_alpha(x: np.ndarray, lower: float = 0.1, upper: float = 0.3) -> np.nd
 
 def grid_alpha(x: np.ndarray, grid: Sequence[float] = ADIDA_ALPHA_GRID) -> np.ndarray:
     """Per row, the alpha of ``grid`` with the least squared one-step error (the fast choice)."""
-    errors = np.stack([ses_sse(x, alpha) for alpha in grid], axis=1)
-    return np.asarray(grid)[errors.argmin(axis=1)]
+    return np.asarray(grid)[ses_sse_grid(x, grid).argmin(axis=1)]
+
+
+def ses_sse_grid(x: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
+    """:func:`ses_sse` for every alpha of ``alphas`` at once: (rows, alphas).
+
+    One pass over the blocks with the alphas' block weights stacked, so each block is one
+    batched product rather than one per alpha (the products themselves are the same).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1] < 2:
+        return np.zeros((len(x), len(alphas)))
+    weights = np.stack([_block_weights(float(a))[0] for a in alphas])     # (A, B, B)
+    carry = np.stack([_block_weights(float(a))[1] for a in alphas])       # (A, B)
+    path = np.empty((len(alphas), *x.shape))
+    level = np.broadcast_to(x[:, 0], (len(alphas), len(x)))
+    for lo in range(0, x.shape[1], _BLOCK):
+        width = min(_BLOCK, x.shape[1] - lo)
+        block = path[:, :, lo:lo + width]
+        np.matmul(x[:, lo:lo + width], weights[:, :width, :width], out=block)
+        block += level[:, :, None] * carry[:, None, :width]
+        level = block[:, :, -1]
+    return ((x[None, :, 1:] - path[:, :, :-1]) ** 2).sum(axis=2).T
 
 
 def _bucket_sums(csum: np.ndarray, start: np.ndarray, end: int, k: int) -> np.ndarray:
@@ -353,18 +374,22 @@ def adida_imapa(y: np.ndarray, start: np.ndarray, nz: NonZero, ends: Sequence[in
     k_all = np.clip(k_all, 1, max(min(ends), 1)).astype(np.int64)
     adida_out, imapa_out = np.zeros((len(y), len(ends))), np.zeros((len(y), len(ends)))
     pick = _bucket_alpha(y, np.where(counts > 0, k_all, 0), grid)
-    levels_w: list[np.ndarray] = []                   # weights of aggregation levels 1, 2, ...
-    total = np.zeros((t, len(ends) * len(grid)))      # their running sum, for IMAPA
     for k in np.unique(k_all[counts > 0]):
-        while len(levels_w) < k:
-            levels_w.append(aggregate_weights(t, ends, len(levels_w) + 1, grid))
-            total += levels_w[-1]
         rows = np.flatnonzero((k_all == k) & (counts > 0))
         mine = y[rows]
-        for weights, out in ((levels_w[k - 1], adida_out), (total / k, imapa_out)):
+        for weights, out in ((aggregate_weights(t, ends, k, grid), adida_out),
+                             (imapa_weights(t, ends, k, grid), imapa_out)):
             levels = (mine @ weights).reshape(len(rows), len(ends), len(grid))
             out[rows] = levels[np.arange(len(rows)), :, pick[rows]]
     return adida_out, imapa_out
+
+
+def _imapa_weights(t: int, ends: Sequence[int], k: int, alphas: Sequence[float]) -> np.ndarray:
+    """IMAPA's weights: the mean of :func:`aggregate_weights` over levels 1..k."""
+    total = np.zeros((t, len(ends) * len(alphas)))
+    for level in range(1, k + 1):
+        total += aggregate_weights(t, ends, level, alphas)
+    return total / k
 
 
 def _bucket_alpha(y: np.ndarray, k: np.ndarray, grid: Sequence[float]) -> np.ndarray:
@@ -391,9 +416,7 @@ def _bucket_alpha(y: np.ndarray, k: np.ndarray, grid: Sequence[float]) -> np.nda
         sums[at, :width - count] = own[:, :1]
     errors = np.zeros((len(active), len(grid)))
     for rows, band in _bands(lengths):
-        part = sums[rows, width - band:]
-        for g, alpha in enumerate(grid):
-            errors[rows, g] = ses_sse(part, alpha)
+        errors[rows] = ses_sse_grid(sums[rows, width - band:], grid)
     pick[active] = errors.argmin(axis=1)
     return pick
 
@@ -477,3 +500,4 @@ def _cached(build):
 ses_weights = _cached(_ses_weights)
 holt_weights = _cached(_holt_weights)
 aggregate_weights = _cached(_aggregate_weights)
+imapa_weights = _cached(_imapa_weights)
