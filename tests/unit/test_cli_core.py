@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +103,17 @@ def test_commands_read_the_state_url_as_the_daemon_does(config_copy, tmp_path, m
     (config_copy / "restock.yaml").write_text(f"state_url: file:{secret}\n")
     assert main(["runs", "list", "--config", str(config_copy)]) == 0
     assert (tmp_path / "from-file.sqlite").is_file()
+
+
+def test_the_console_script_keeps_blas_to_one_thread():
+    # In a fresh process without thread settings, as a shell starts `restock`.
+    code = ("import json, restock.cli as cli\n"
+            "from threadpoolctl import threadpool_info\n"
+            "cli.main = lambda: print(json.dumps([i['num_threads'] for i in threadpool_info()\n"
+            "                                      if i['user_api'] == 'blas'])) or 0\n"
+            "cli.run()\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True)
+    threads = json.loads(done.stdout)
+    assert threads and set(threads) == {1}
