@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
@@ -276,3 +277,21 @@ def test_a_runs_windows_are_one_row_read_back_exactly(store):
     assert [d for d, _ in store.windows.runs("acme", date(2026, 1, 1), date(2027, 1, 1))] == \
         [date(2026, 7, 1)]
     assert store.windows.runs("other", date(2026, 1, 1), date(2027, 1, 1))
+
+
+def test_model_catalog_rows_read_back_as_written_odd_values_included(store):
+    odd = [CatalogEntry(org="acme", run_id="run-1", sku="tab\there \\ back\nline 'q' \"dq\" é",
+                        model="TSB", params={"alpha_d": 0.1, "note": "a\tb\\c\n\"d\""},
+                        mase=0.5, rmsse=None, rate_per_day=1e-12, window_start=date(2024, 1, 1),
+                        window_end=date(2025, 12, 31), observations=0, code_version="v"),
+           CatalogEntry(org="acme", run_id="run-1", sku="none", model="Zero", params=None),
+           CatalogEntry(org="acme", run_id="run-1", sku="empty", model="Mean", params={}),
+           *(CatalogEntry(org="acme", run_id="run-1", sku=sku, model="SES", params=shared)
+             for shared in [{"alpha": 0.2}] for sku in ("p1", "p2"))]
+    store.models.record(odd)
+    back = {e.sku: e for e in store.models.latest("acme")}
+    for entry in odd:
+        got = back[entry.sku]
+        assert dataclasses.replace(got, created_at=None) == entry
+        assert got.created_at is not None
+    assert back["p1"].params is not back["p2"].params    # each entry's parameters its own
