@@ -117,8 +117,12 @@ class ModelCatalog:
 
 
 def _latest_run(conn: sa.Connection, org: str) -> str | None:
-    query = sa.select(model_catalog.c.run_id).where(model_catalog.c.org == org) \
-        .order_by(model_catalog.c.id.desc()).limit(1)
+    # The newest by the (org, created_at) index, one step down it; by id the database walked
+    # every row of the org first (1.4 s at 900,000 rows on SQLite, and a catalog kept for 400
+    # days of 100,000 SKUs holds 40M). An org's runs never share a stamp: they run one at a
+    # time (the run lock), each stamping its rows once.
+    c = model_catalog.c
+    query = sa.select(c.run_id).where(c.org == org).order_by(c.created_at.desc()).limit(1)
     return conn.execute(query).scalar()
 
 
