@@ -31,6 +31,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
+from restock.clean import stripped_text
 from restock.connectors import (
     ConnectorSettings,
     InventorySource,
@@ -255,8 +256,8 @@ def _conform(frame: pd.DataFrame, dataset: str, currency: str) -> pd.DataFrame:
                 out.loc[blank, column] = _DEFAULTS[column]
         elif column in ("date", "expected_date"):
             out[column] = pd.to_datetime(out[column], errors="coerce", format="mixed")
-        elif column in _TEXT:
-            out[column] = out[column].where(out[column].isna(), out[column].astype(str).str.strip())
+        elif column in _TEXT:   # a missing cell stays as it was read
+            out[column] = stripped_text(out[column]).where(out[column].notna(), out[column])
     if dataset == "catalog":
         out[["description", "category", "unit"]] = out[["description", "category", "unit"]] \
             .fillna({"description": "", "category": "", "unit": "each"})

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import threading
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from restock.approval import approve, reject
@@ -310,3 +314,23 @@ def test_a_run_hands_the_last_runs_models_to_the_forecast(org_dir, store, monkey
     last = store.models.for_run(first.run_id)
     assert asked[1] == {e.sku: model_key(e.model, e.params or {}) for e in last}
     assert len(asked[1]) == 30 and second.status == RunStatus.OK
+
+
+def test_a_history_split_over_two_locations_plans_as_its_sum(org_dir, tmp_path):
+    def lines(folder: Path) -> dict[str, float]:
+        with closing(open_store(f"sqlite:///{folder / 'state.sqlite'}")) as own:
+            summary = run_org(load_org(write_org(folder, mode="dry_run")), store=own)
+        assert summary.status == RunStatus.OK, summary.errors
+        return {line.sku: line.quantity for order in summary.orders + summary.held
+                for line in order.lines}
+
+    whole = lines(org_dir)
+    split_dir = tmp_path / "split"
+    shutil.copytree(org_dir / "warehouse", split_dir / "warehouse")
+    (split_dir / "orgs").mkdir()
+    history = pd.read_csv(split_dir / "warehouse" / "history.csv.gz")
+    first = history.assign(location="A", quantity=np.floor(history["quantity"] / 2))
+    second = history.assign(location="B", quantity=history["quantity"] - first["quantity"])
+    pd.concat([second, first]).sample(frac=1.0, random_state=3).to_csv(
+        split_dir / "warehouse" / "history.csv.gz", index=False)
+    assert lines(split_dir) == whole and whole
