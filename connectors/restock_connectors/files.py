@@ -31,7 +31,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
-from restock.clean import stripped_text
+from restock.clean import per_distinct, stripped_text
 from restock.connectors import (
     ConnectorSettings,
     InventorySource,
@@ -251,11 +251,13 @@ def _conform(frame: pd.DataFrame, dataset: str, currency: str) -> pd.DataFrame:
             out[column] = currency if column == "currency" else _DEFAULTS.get(column)
         elif column in _NUMERIC:
             blank = out[column].isna()
-            out[column] = pd.to_numeric(out[column], errors="coerce")
+            out[column] = per_distinct(out[column],
+                                       lambda cells: pd.to_numeric(cells, errors="coerce"))
             if column in _BLANK_MEANS_DEFAULT:   # an empty cell is the default, "x" stays NaN
                 out.loc[blank, column] = _DEFAULTS[column]
         elif column in ("date", "expected_date"):
-            out[column] = pd.to_datetime(out[column], errors="coerce", format="mixed")
+            out[column] = per_distinct(out[column], lambda cells: pd.to_datetime(
+                cells, errors="coerce", format="mixed"))
         elif column in _TEXT:   # a missing cell stays as it was read
             out[column] = stripped_text(out[column]).where(out[column].notna(), out[column])
     if dataset == "catalog":

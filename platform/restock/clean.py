@@ -18,6 +18,7 @@ line in that file as the frame's index (or in a ``_line`` column); the place the
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -378,16 +379,20 @@ class _Rows:
         return where.tolist()
 
 
+def per_distinct(column: pd.Series, convert: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """``convert`` applied to each distinct value of ``column`` once, spread back over its rows
+    (a missing cell stays missing). A history repeats a few thousand SKUs, quantities and dates
+    millions of times: parsing 7.7M date strings took 1.5 s, their 730 distinct ones 0.2 s."""
+    codes, distinct = pd.factorize(column)
+    converted = convert(pd.Series(distinct, dtype=object)).reset_index(drop=True)
+    converted = converted.reindex(range(len(distinct) + 1))     # the last one: missing
+    codes = np.where(codes < 0, len(distinct), codes)
+    return pd.Series(converted.to_numpy()[codes], index=column.index, dtype=converted.dtype)
+
+
 def stripped_text(column: pd.Series) -> pd.Series:
-    """``column`` as text without surrounding blanks (object dtype; missing stays missing),
-    each distinct value stripped once: a history repeats its few thousand SKUs millions of
-    times."""
-    codes, distinct = pd.factorize(column, use_na_sentinel=True)
-    text = pd.Series(distinct, dtype=object).astype(str).str.strip().to_numpy(object)
-    out = np.full(len(column), None, dtype=object)
-    known = codes >= 0
-    out[known] = text[codes[known]]
-    return pd.Series(out, index=column.index, dtype=object)
+    """``column`` as text without surrounding blanks (object dtype; missing stays missing)."""
+    return per_distinct(column, lambda text: text.astype(str).str.strip().astype(object))
 
 
 def _blank(cells: pd.Series) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from restock.clean import clean_snapshot
+from restock.clean import clean_snapshot, per_distinct, stripped_text
 from restock.domain import Snapshot
 from restock.errors import DataError
 
@@ -301,3 +301,15 @@ def test_100k_history_rows_clean_fast():
     elapsed = time.perf_counter() - started
     assert len(result.quarantined) == len(range(0, n_sku * days, 997))
     assert elapsed < 5.0   # a tripwire against row-by-row code, not a benchmark
+
+
+def test_converting_each_distinct_value_once_gives_what_converting_every_cell_gives():
+    cells = pd.Series(["1", " 2 ", None, "x", "1", np.nan, "3.5", "", "2025-01-02", "03/04/2025"],
+                      index=range(10, 20))
+    for convert in (lambda c: pd.to_numeric(c, errors="coerce"),
+                    lambda c: pd.to_datetime(c, errors="coerce", format="mixed")):
+        once, every = per_distinct(cells, convert), convert(cells)
+        pd.testing.assert_series_equal(once, every, check_dtype=False)
+    text = stripped_text(cells)
+    assert text.iloc[[0, 1, 3, 4, 7]].tolist() == ["1", "2", "x", "1", ""]
+    assert text.isna().tolist() == [False, False, True, False, False, True] + [False] * 4
