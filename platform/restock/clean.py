@@ -214,8 +214,8 @@ def _spike_rule(rows: _Rows, factor: float) -> None:
     df, ok = rows.df, ~rows.bad_mask()
     quantity = pd.to_numeric(df["quantity"], errors="coerce").where(ok)
     positive = quantity.where(quantity > 0)
-    series = [df[c] for c in ("sku", "location") if c in df.columns]
-    grouped = positive.groupby(series, dropna=False, sort=False)
+    grouped = positive.groupby(_row_keys(df, [c for c in ("sku", "location") if c in df.columns]),
+                               sort=False)
     median = grouped.transform("median")
     count = grouped.transform("count")
     suspect = ((count > SPIKE_MIN_POINTS) & (positive >= factor * median)).to_numpy(bool)
@@ -331,8 +331,7 @@ class _Rows:
         # Rows are compared as text, as a person reads them, but only where the key repeats
         # on the parsed values (an exact repeat repeats its key): converting every cell of
         # 7.7M history rows to text took 15 s.
-        shared = ok.copy()
-        shared[ok] = self.df.loc[ok, key].duplicated(keep=False).to_numpy(bool)
+        shared = ok & _repeated(_row_keys(self.df, key))
         data_columns = [c for c in self.df.columns if c != LINE_COLUMN]
         view = self.df.loc[shared, data_columns].astype(str)
         repeat = np.zeros(len(self.df), bool)
@@ -377,6 +376,25 @@ class _Rows:
                 key = key + ("" if i == 0 else ", ") + f"{column}=" + value
             where = where + " (" + key + ")"
         return where.tolist()
+
+
+def _row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One integer per row, equal where the rows' ``columns`` are equal (missing equals
+    missing): grouping on it is several times faster than on the text columns themselves."""
+    keys, span = np.zeros(len(frame), dtype=np.int64), 1
+    for column in columns:
+        codes, distinct = pd.factorize(frame[column], use_na_sentinel=False)
+        if span * (len(distinct) + 1) >= 2 ** 62:      # renumber before the product overflows
+            keys, uniques = pd.factorize(keys)
+            span = len(uniques)
+        keys, span = keys * (len(distinct) + 1) + codes, span * (len(distinct) + 1)
+    return keys
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """Where a key occurs more than once."""
+    codes, distinct = pd.factorize(keys)
+    return np.bincount(codes, minlength=len(distinct))[codes] > 1
 
 
 def per_distinct(column: pd.Series, convert: Callable[[pd.Series], pd.Series]) -> pd.Series:

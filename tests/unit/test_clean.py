@@ -313,3 +313,19 @@ def test_converting_each_distinct_value_once_gives_what_converting_every_cell_gi
     text = stripped_text(cells)
     assert text.iloc[[0, 1, 3, 4, 7]].tolist() == ["1", "2", "x", "1", ""]
     assert text.isna().tolist() == [False, False, True, False, False, True] + [False] * 4
+
+
+def test_row_keys_are_equal_exactly_where_the_rows_are_and_never_overflow():
+    from restock.clean import _repeated, _row_keys
+
+    frame = pd.DataFrame({"sku": ["a", "a", "b", None, None, "a"],
+                          "date": pd.to_datetime(["2025-01-01"] * 2 + ["2025-01-02"] * 3 +
+                                                 [None]),
+                          "n": [1.0, 1.0, 1.0, np.nan, np.nan, 1.0]})
+    keys = _row_keys(frame, ["sku", "date", "n"])
+    assert [keys[0] == keys[1], keys[3] == keys[4], keys[0] == keys[5], keys[2] == keys[3]] == \
+        [True, True, False, False]
+    wide = pd.DataFrame({c: np.arange(200_000) % (50_000 + i) for i, c in enumerate("abcde")})
+    wide = pd.concat([wide, wide.iloc[::7]], ignore_index=True)      # some rows twice
+    got = _repeated(_row_keys(wide, list("abcde")))
+    assert (got == wide.duplicated(keep=False).to_numpy()).all() and got.any()
