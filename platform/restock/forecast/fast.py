@@ -96,15 +96,22 @@ def _smooth(x: np.ndarray, alpha: float) -> np.ndarray:
     the carry. (A product per block beats a sequential filter here, and needs no signal
     library.) The level before the first element is that element, as statsforecast starts.
     """
-    weights, carry = _block_weights(float(alpha))
-    out = np.empty(x.shape)
-    level = x[:, 0]
+    return _smooth_each(x, (alpha,))[0]
+
+
+def _smooth_each(x: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
+    """:func:`_smooth` for every alpha at once, (alphas, rows, periods): the alphas' block
+    weights stacked, so each block is one batched product rather than one per alpha."""
+    weights = np.stack([_block_weights(float(a))[0] for a in alphas])     # (A, B, B)
+    carry = np.stack([_block_weights(float(a))[1] for a in alphas])       # (A, B)
+    out = np.empty((len(alphas), *x.shape))
+    level = np.broadcast_to(x[:, 0], (len(alphas), len(x)))
     for lo in range(0, x.shape[1], _BLOCK):
         width = min(_BLOCK, x.shape[1] - lo)
-        block = out[:, lo:lo + width]
-        np.matmul(x[:, lo:lo + width], weights[:width, :width], out=block)
-        block += level[:, None] * carry[:width]
-        level = block[:, -1]
+        block = out[:, :, lo:lo + width]
+        np.matmul(x[:, lo:lo + width], weights[:, :width, :width], out=block)
+        block += level[:, :, None] * carry[:, None, :width]
+        level = block[:, :, -1]
     return out
 
 
@@ -265,24 +272,11 @@ def grid_alpha(x: np.ndarray, grid: Sequence[float] = ADIDA_ALPHA_GRID) -> np.nd
 
 
 def ses_sse_grid(x: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
-    """:func:`ses_sse` for every alpha of ``alphas`` at once: (rows, alphas).
-
-    One pass over the blocks with the alphas' block weights stacked, so each block is one
-    batched product rather than one per alpha (the products themselves are the same).
-    """
+    """:func:`ses_sse` for every alpha of ``alphas`` at once: (rows, alphas)."""
     x = np.asarray(x, dtype=np.float64)
     if x.shape[1] < 2:
         return np.zeros((len(x), len(alphas)))
-    weights = np.stack([_block_weights(float(a))[0] for a in alphas])     # (A, B, B)
-    carry = np.stack([_block_weights(float(a))[1] for a in alphas])       # (A, B)
-    path = np.empty((len(alphas), *x.shape))
-    level = np.broadcast_to(x[:, 0], (len(alphas), len(x)))
-    for lo in range(0, x.shape[1], _BLOCK):
-        width = min(_BLOCK, x.shape[1] - lo)
-        block = path[:, :, lo:lo + width]
-        np.matmul(x[:, lo:lo + width], weights[:, :width, :width], out=block)
-        block += level[:, :, None] * carry[:, None, :width]
-        level = block[:, :, -1]
+    path = _smooth_each(x, alphas)
     return ((x[None, :, 1:] - path[:, :, :-1]) ** 2).sum(axis=2).T
 
 
