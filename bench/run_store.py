@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from bench._common import best_of, save_result
@@ -51,10 +51,10 @@ def measure(url: str) -> list[dict]:
                 store.models.record(entries(n, f"run-{n}-{next(runs)}"))
 
             def generic(n=n, runs=runs) -> None:
-                rows = [{**vars(e), "created_at": None} for e in entries(n, f"g-{next(runs)}")]
+                now = datetime.now(UTC)
+                rows = [{**vars(e), "created_at": now} for e in entries(n, f"g-{next(runs)}")]
                 with store.engine.begin() as conn:
-                    conn.execute(model_catalog.insert(), [
-                        {**row, "created_at": _now()} for row in rows])
+                    conn.execute(model_catalog.insert(), rows)
 
             row = {"skus": n}
             for name, work in (("record", record), ("generic_executemany", generic)):
@@ -69,11 +69,6 @@ def measure(url: str) -> list[dict]:
     finally:
         store.close()
     return out
-
-
-def _now():
-    from datetime import UTC, datetime
-    return datetime.now(UTC)
 
 
 def postgres() -> dict:
