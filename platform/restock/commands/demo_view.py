@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from restock.config import OrgConfig
 from restock.domain import PurchaseOrder, RunSummary
 from restock.report.facts import explain_line
 
 MAX_ROWS = 20
+# Below this width the "why" column would be squeezed to a dozen characters and one line would
+# wrap over thirty rows, so each line is printed as a heading with its reason beneath instead.
+TABLE_MIN_WIDTH = 140
 _console = Console(highlight=False, soft_wrap=True)
 
 
@@ -51,7 +56,8 @@ def print_run(summary: RunSummary) -> None:
                    "quarantined")
     orders = [*summary.orders, *summary.held]
     if orders:
-        _console.print(_order_table(orders))
+        wide = _console.width >= TABLE_MIN_WIDTH
+        _console.print(_order_table(orders) if wide else _order_blocks(orders), soft_wrap=False)
     for error in summary.errors:
         _console.print(f"[red]error:[/] {error}")
 
@@ -67,9 +73,27 @@ def _order_table(orders: list[PurchaseOrder]) -> Table:
         why = explain_line(line, short=True)
         table.add_row(order.supplier, line.sku, f"{line.quantity:g}", f"{line.unit_price:,.2f}",
                       f"{line.value:,.2f}", order.status, why)
-    if len(rows) > MAX_ROWS:
-        table.caption = f"... and {len(rows) - MAX_ROWS} more lines (see the summary)"
+    table.caption = _more(len(rows))
     return table
+
+
+def _order_blocks(orders: list[PurchaseOrder]) -> Group:
+    """The narrow layout: per line a heading (supplier, SKU, quantity × price = value, status)
+    and its reason indented beneath, wrapped at the terminal's width."""
+    rows = [(order, line) for order in orders for line in order.lines]
+    parts: list = []
+    for order, line in rows[:MAX_ROWS]:
+        parts.append(Text.assemble(
+            (f"{order.supplier}  {line.sku}", "bold"),
+            f"  {line.quantity:,g} × {line.unit_price:,.2f} = {line.value:,.2f}  {order.status}"))
+        parts.append(Padding(Text(explain_line(line, short=True)), (0, 0, 0, 4), expand=False))
+    more = _more(len(rows))
+    return Group(*parts, *([more] if more else []))
+
+
+def _more(count: int) -> str | None:
+    return f"... and {count - MAX_ROWS} more lines (see the summary)" if count > MAX_ROWS \
+        else None
 
 
 def describe_demo(config: OrgConfig, summary: RunSummary, state_url: str) -> None:
