@@ -119,8 +119,10 @@ def summary_json(summary: RunSummary) -> str:
     for key in ("orders", "held"):
         for order, model in zip(data[key], getattr(summary, key), strict=True):
             order["total"] = round(model.total, 2)
-    import json
-    return json.dumps(data, indent=2)
+    # pydantic's encoder: json.dumps with an indent falls back to pure Python, which took
+    # about 3 s for the summary of a 20,000-SKU run holding 9,000 lines
+    from pydantic_core import to_json
+    return to_json(data, indent=2).decode()
 
 
 # ---------------------------------------------------------------- settings and state
