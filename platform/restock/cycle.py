@@ -114,19 +114,13 @@ class _Run:
         ordered = {line.sku: line.quantity for o in [*self.summary.orders, *self.summary.held]
                    for line in o.lines}
         self.summary.stockouts = insight.stockouts(result.items, ordered, result.as_of)
-        earlier = [r for r in (self.store.runs.latest_summary(self.config.org,
-                                                               before=self.summary.run_id),)
-                   if r is not None]
-        self.summary.previous_run_id = earlier[0].run_id if earlier else None
+        runs, org, this = self.store.runs, self.config.org, self.summary.run_id
+        previous = runs.latest(org, before=this)
+        self.summary.previous_run_id = previous.run_id if previous else None
         self.summary.accuracy = insight.accuracy_trend(
-            self._earlier_summaries(), result.accuracy_point)
+            runs.accuracy_points(org, before=this, limit=insight.TREND_RUNS - 1),
+            result.accuracy_point)
         self.summary.model_changes = result.model_changes
-
-    def _earlier_summaries(self, keep: int = 9) -> list[RunSummary]:
-        records = self.store.runs.list(self.config.org, limit=keep + 1)
-        found = [self.store.runs.summary(r.run_id) for r in records
-                 if r.run_id != self.summary.run_id]
-        return [s for s in found if s is not None][:keep]
 
     # -- endings
 

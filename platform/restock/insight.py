@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from restock.domain import AccuracyPoint, ModelChange, RunSummary, ServiceDelivered, StockoutRisk
+from restock.domain import AccuracyPoint, ModelChange, ServiceDelivered, StockoutRisk
 from restock.store import CatalogEntry, ServiceCycle
 
 MAX_STOCKOUTS = 50          # the riskiest items a summary lists
 MIN_PROBABILITY = 0.05      # below this chance of running out an item is not called at risk
 MAX_DAYS = 36_500
+TREND_RUNS = 10             # runs in a summary's accuracy trend, this one included
 
 
 def stockouts(items: pd.DataFrame, ordered: dict[str, float], as_of: date) -> list[StockoutRisk]:
@@ -79,11 +80,11 @@ def accuracy_now(previous: list[CatalogEntry], history: pd.DataFrame, since: dat
     return AccuracyPoint(run_id=run_id, as_of=until, mase=mase, bias=bias, items=items)
 
 
-def accuracy_trend(earlier: list[RunSummary], now: AccuracyPoint, keep: int = 10
-                   ) -> list[AccuracyPoint]:
-    """This run's accuracy after those of up to ``keep - 1`` earlier runs, oldest first."""
-    points = [p for summary in reversed(earlier) for p in summary.accuracy[-1:]]
-    return [*points[-(keep - 1):], now]
+def accuracy_trend(earlier: list[AccuracyPoint], now: AccuracyPoint,
+                   keep: int = TREND_RUNS) -> list[AccuracyPoint]:
+    """This run's accuracy after those of up to ``keep - 1`` earlier runs (``earlier``: each
+    earlier run's own point, newest first), oldest first."""
+    return [*list(reversed(earlier))[-(keep - 1):], now]
 
 
 def model_changes(previous: list[CatalogEntry], current: dict[str, str]) -> list[ModelChange]:

@@ -382,7 +382,7 @@ def _accuracy(previous: list[CatalogEntry], history: pd.DataFrame, store: Store,
 
     since = None
     if previous:
-        earlier = store.runs.summary(previous[0].run_id)
+        earlier = store.runs.record(previous[0].run_id)
         since = earlier.as_of if earlier is not None else None
     return accuracy_now(previous if since else [], history, since or as_of, as_of, backtest,
                         run_id)

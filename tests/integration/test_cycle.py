@@ -115,6 +115,10 @@ def test_the_next_day_counts_its_own_orders_as_on_order(org_dir, store):
     again = {line.sku for o in second.orders + second.held for line in o.lines}
     assert ordered and not ordered & again
     assert second.previous_run_id == first.run_id
+    # the accuracy trend: the first run's own point (read from its stored summary), then this one's
+    assert [p.run_id for p in first.accuracy] == [first.run_id]
+    assert second.accuracy[0] == first.accuracy[-1]
+    assert [p.run_id for p in second.accuracy] == [first.run_id, second.run_id]
 
 
 def test_approval_mode_holds_everything_until_a_person_decides(org_dir, store):

@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from restock.domain import Mode, OrderLine, PurchaseOrder, RunStatus, RunSummary, idempotency_key
+from restock.domain import (
+    AccuracyPoint,
+    Mode,
+    OrderLine,
+    PurchaseOrder,
+    RunStatus,
+    RunSummary,
+    idempotency_key,
+)
 from restock.errors import LedgerConflict
 from restock.forecast_windows import closed_windows
 from restock.store import CatalogEntry, OrderStatus, open_store
@@ -140,6 +148,37 @@ def test_runs_keep_their_summaries_newest_first(store):
     assert store.runs.abandon_stale("acme", start + timedelta(days=3)) == 0
     assert store.runs.abandon_stale("acme", start + timedelta(days=5)) == 1
     assert store.runs.list("acme")[0].status == "abandoned"
+
+
+def test_what_a_run_reads_of_earlier_runs_without_their_whole_summaries(store):
+    start = datetime(2026, 11, 20, 6, tzinfo=UTC)
+    for day in range(4):
+        run_id = f"run-{day}"
+        store.runs.start("acme", run_id, Mode.AUTO, start + timedelta(days=day))
+        # each summary's trend ends with its own point; run-1 measured none
+        trend = [] if day == 1 else [
+            AccuracyPoint(run_id=f"run-{day - 1}", mase=9.0),
+            AccuracyPoint(run_id=run_id, as_of=date(2026, 11, 20 + day), mase=0.5 + day / 10,
+                          bias=-0.02 * day, items=100 + day)]
+        store.runs.finish(RunSummary(org="acme", run_id=run_id, status=RunStatus.OK,
+                                     mode=Mode.AUTO, started_at=start + timedelta(days=day),
+                                     as_of=date(2026, 11, 20 + day), accuracy=trend))
+    store.runs.start("other", "run-other", Mode.AUTO, start + timedelta(days=9))
+    store.runs.finish(RunSummary(org="other", run_id="run-other", status=RunStatus.OK,
+                                 mode=Mode.AUTO, started_at=start + timedelta(days=9),
+                                 accuracy=[AccuracyPoint(run_id="run-other", mase=7.0)]))
+    store.runs.start("acme", "run-now", Mode.AUTO, start + timedelta(days=5))  # no summary yet
+
+    points = store.runs.accuracy_points("acme", before="run-3")
+    assert [(p.run_id, p.mase, p.items) for p in points] == [("run-2", 0.7, 102),
+                                                              ("run-0", 0.5, 100)]
+    assert points[0].as_of == date(2026, 11, 22) and points[0].bias == pytest.approx(-0.04)
+    assert [p.run_id for p in store.runs.accuracy_points("acme", limit=2)] == ["run-3", "run-2"]
+    assert store.runs.latest("acme").run_id == "run-3"
+    assert store.runs.latest("acme", before="run-3").run_id == "run-2"
+    assert store.runs.latest("nobody") is None
+    assert store.runs.record("run-1").as_of == date(2026, 11, 21)
+    assert store.runs.record("run-now").as_of is None and store.runs.record("gone") is None
 
 
 def test_model_catalog_latest_and_history(store):

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 
-from restock.domain import Mode, RunStatus, RunSummary
+from restock.domain import AccuracyPoint, Mode, RunStatus, RunSummary
 from restock.store.ledger import _aware
 from restock.store.schema import pending_summaries, runs
 
@@ -23,6 +23,15 @@ class RunRecord:
     as_of: date | None
     started_at: datetime
     finished_at: datetime | None
+
+
+_LISTED = (runs.c.run_id, runs.c.org, runs.c.status, runs.c.mode, runs.c.as_of,
+           runs.c.started_at, runs.c.finished_at)
+
+
+def _record(row) -> RunRecord:
+    return RunRecord(row.run_id, row.org, row.status, row.mode, row.as_of,
+                     _aware(row.started_at), _aware(row.finished_at))
 
 
 class Runs:
@@ -67,26 +76,52 @@ class Runs:
     def list(self, org: str | None = None, *, limit: int = 50,
              status: RunStatus | None = None) -> list[RunRecord]:
         """Runs, newest first."""
-        query = sa.select(runs.c.run_id, runs.c.org, runs.c.status, runs.c.mode, runs.c.as_of,
-                          runs.c.started_at, runs.c.finished_at) \
+        query = sa.select(*_LISTED) \
             .order_by(runs.c.started_at.desc(), runs.c.run_id.desc()).limit(limit)
         if org is not None:
             query = query.where(runs.c.org == org)
         if status is not None:
             query = query.where(runs.c.status == str(status))
         with self.engine.connect() as conn:
-            return [RunRecord(r.run_id, r.org, r.status, r.mode, r.as_of, _aware(r.started_at),
-                              _aware(r.finished_at)) for r in conn.execute(query)]
+            return [_record(r) for r in conn.execute(query)]
 
     def latest_summary(self, org: str, *, before: str | None = None) -> RunSummary | None:
         """The newest finished summary of ``org`` (other than run ``before``)."""
-        query = sa.select(runs.c.summary).where(runs.c.org == org, runs.c.summary.is_not(None)) \
-            .order_by(runs.c.started_at.desc()).limit(1)
-        if before is not None:
-            query = query.where(runs.c.run_id != before)
         with self.engine.connect() as conn:
-            data = conn.execute(query).scalar()
+            data = conn.execute(self._finished(runs.c.summary, org, before).limit(1)).scalar()
         return RunSummary.model_validate(data) if data else None
+
+    # A large org's summary holds every line with its reasons (about 19 MB of JSON at 20,000
+    # SKUs): what a run needs of earlier runs is read without loading whole summaries.
+
+    def record(self, run_id: str) -> RunRecord | None:
+        """One run as listed (no summary), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(*_LISTED).where(runs.c.run_id == run_id)).first()
+        return _record(row) if row is not None else None
+
+    def latest(self, org: str, *, before: str | None = None) -> RunRecord | None:
+        """The newest run of ``org`` that has a summary (other than run ``before``)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._finished(_LISTED, org, before).limit(1)).first()
+        return _record(row) if row is not None else None
+
+    def accuracy_points(self, org: str, *, before: str | None = None,
+                        limit: int = 9) -> list[AccuracyPoint]:
+        """The accuracy each of the newest ``limit`` finished runs of ``org`` measured (the last
+        point of its summary's trend: its own), newest first; runs without one are left out."""
+        query = self._finished(runs.c.summary["accuracy"], org, before).limit(limit)
+        with self.engine.connect() as conn:
+            trends = conn.execute(query).scalars().all()
+        return [AccuracyPoint.model_validate(trend[-1]) for trend in trends if trend]
+
+    @staticmethod
+    def _finished(columns, org: str, before: str | None) -> sa.Select:
+        """``columns`` of the runs of ``org`` that have a summary, newest first."""
+        columns = columns if isinstance(columns, tuple) else (columns,)
+        query = sa.select(*columns).where(runs.c.org == org, runs.c.summary.is_not(None)) \
+            .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        return query if before is None else query.where(runs.c.run_id != before)
 
     def orgs(self) -> list[str]:
         with self.engine.connect() as conn:
