@@ -250,7 +250,7 @@ class _Rows:
             self._normalise_sku()
 
     def _normalise_sku(self) -> None:
-        sku = stripped_text(self.df["sku"]).fillna("")
+        sku = _blank_filled(stripped_text(self.df["sku"]))
         self.df["sku"] = sku
         self.has_sku = sku.ne("").to_numpy(bool)
         self.flag(~self.has_sku, "missing SKU")
@@ -356,6 +356,11 @@ class _Rows:
         removed = self.df.loc[bad & (self.reasons != _EXACT_REPEAT)]
         self.df = self.df.loc[~bad].drop(columns=[LINE_COLUMN], errors="ignore")
         self.df = self.df.reset_index(drop=True)
+        # Text read as categories (cheap to check) leaves as plain text: what plans from the
+        # cleaned frames groups and merges on it.
+        for column in self.df.columns:
+            if isinstance(self.df[column].dtype, pd.CategoricalDtype):
+                self.df[column] = self.df[column].astype(object)
         self.df.attrs.update(self._attrs)
         return removed
 
@@ -409,8 +414,24 @@ def per_distinct(column: pd.Series, convert: Callable[[pd.Series], pd.Series]) -
 
 
 def stripped_text(column: pd.Series) -> pd.Series:
-    """``column`` as text without surrounding blanks (object dtype; missing stays missing)."""
-    return per_distinct(column, lambda text: text.astype(str).str.strip().astype(object))
+    """``column`` as text without surrounding blanks (missing stays missing): categories stay
+    categories (their texts stripped, merged where two become one), anything else becomes
+    object text."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return per_distinct(column, lambda text: text.astype(str).str.strip().astype(object))
+    stripped = pd.Series(column.cat.categories.astype(str)).str.strip()
+    codes, uniques = pd.factorize(stripped)
+    old = column.cat.codes.to_numpy()
+    new = np.where(old < 0, -1, codes[np.maximum(old, 0)])
+    return pd.Series(pd.Categorical.from_codes(new, uniques), index=column.index,
+                     name=column.name)
+
+
+def _blank_filled(text: pd.Series) -> pd.Series:
+    """``text`` with its missing cells as "" (a categorical gains that category)."""
+    if isinstance(text.dtype, pd.CategoricalDtype) and "" not in text.cat.categories:
+        text = text.cat.add_categories("")
+    return text.fillna("")
 
 
 def _blank(cells: pd.Series) -> np.ndarray:

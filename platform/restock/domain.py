@@ -36,7 +36,9 @@ class Snapshot:
       lead_time_days, moq, pack_size, min_qty = quantity from which this price applies,
       supplier_sku, currency). Several rows per SKU are normal.
     - ``positions``: one row per sku × location (on_hand, allocated, on_order, backorders).
-    - ``history``: tidy consumption (sku, location, date, quantity), one row per period with use.
+    - ``history``: tidy consumption (sku, location, date, quantity), one row per period with use;
+      its text columns may be categorical (the files source reads them so: millions of rows
+      repeat a few thousand SKUs), so group on them with ``observed=True``.
     - ``open_orders``: purchase orders the source knows are open (reference, sku, supplier,
       quantity, expected_date); lets restock match its own submitted orders.
     - ``as_of``: when the snapshot was taken (the planning date).

@@ -293,3 +293,25 @@ def test_summary_formats_can_be_narrowed(tmp_path):
                ConnectorContext(org="t", config_dir=str(tmp_path)))
     sink.post(_summary())
     assert [p.suffix for p in tmp_path.iterdir()] == [".json"]
+
+
+def test_history_text_is_read_as_categories_stripped_and_cleaned_back_to_text(tmp_path):
+    from restock.clean import clean_snapshot
+
+    history = ("sku,location,date,quantity\n"
+               "A1,main,2024-01-01,4\n A1 ,main ,2024-01-02,3\nB2,main,2024-01-03,1\n"
+               ",main,2024-01-04,2\n")
+    _warehouse(tmp_path, **{"history.csv": history})
+    snap = _source(".", tmp_path, as_of="2024-02-01").pull(Scope())
+    sku = snap.history["sku"]
+    # one category per SKU once stripped: " A1 " and "A1" are the same SKU
+    assert isinstance(sku.dtype, pd.CategoricalDtype)
+    assert sorted(sku.cat.categories) == ["A1", "B2"]
+    assert sku.tolist()[:3] == ["A1", "A1", "B2"] and pd.isna(sku.iloc[3])
+    assert snap.history["location"].tolist() == ["main"] * 4
+    cleaned = clean_snapshot(snap, as_of=date(2024, 2, 1))
+    history_out = cleaned.snapshot.history
+    assert history_out["sku"].dtype == object and history_out["location"].dtype == object
+    assert history_out["sku"].tolist() == ["A1", "A1", "B2"]
+    assert [q.reason for q in cleaned.quarantined] == ["missing SKU"]
+    assert cleaned.quarantined[0].record.startswith("history.csv:5")

@@ -61,7 +61,7 @@ def tidy_by_sku(frame: pd.DataFrame | None, skus: list[str]) -> dict[str, pd.Dat
         return {}
     key = "sku" if "sku" in frame.columns else "item_id"
     part = frame[frame[key].isin(skus)]   # before any conversion: history may be millions of rows
-    return {str(sku): group for sku, group in part.groupby(key)}
+    return {str(sku): group for sku, group in part.groupby(key, observed=True)}
 
 
 def render_chart(item: ChartItem, as_of: date, history: pd.DataFrame | None,

@@ -55,7 +55,7 @@ def _forecasts(history: pd.DataFrame, summary: RunSummary) -> pd.DataFrame | Non
                       default=28))
     as_of = pd.Timestamp(summary.as_of or summary.started_at.date())
     daily = history.assign(date=pd.to_datetime(history["date"])) \
-        .groupby(["sku", "date"], as_index=False)["quantity"].sum()    # over every location
+        .groupby(["sku", "date"], as_index=False, observed=True)["quantity"].sum()  # locations
     try:
         return forecast(daily.rename(columns={"sku": "item_id"}), max(horizon, 7),
                         quantiles=QUANTILES, end=as_of)
