@@ -397,9 +397,13 @@ def _row_keys(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def _repeated(keys: np.ndarray) -> np.ndarray:
-    """Where a key occurs more than once."""
-    codes, distinct = pd.factorize(keys)
-    return np.bincount(codes, minlength=len(distinct))[codes] > 1
+    """Where a key occurs more than once. Sorted, not hashed: nearly every history key is
+    distinct, and a hash table of 7.7M of them took 2 s where sorting them takes 0.3 s."""
+    ordered = np.sort(keys)
+    twice = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(twice):
+        return np.zeros(len(keys), bool)
+    return pd.Series(keys).isin(np.unique(twice)).to_numpy(bool)
 
 
 def per_distinct(column: pd.Series, convert: Callable[[pd.Series], pd.Series]) -> pd.Series:
@@ -443,7 +447,8 @@ def _clipped(raw: pd.Series, mask: np.ndarray) -> pd.Series:
     converted); the others empty."""
     out = np.full(len(raw), "", dtype=object)
     out[mask] = raw[mask].astype(str).str.slice(0, 40).to_numpy(object)
-    return pd.Series(out, index=raw.index)
+    # object, not pandas' text dtype: converting millions of empty cells took 0.5 s a column
+    return pd.Series(out, index=raw.index, dtype=object)
 
 
 def _show(column: pd.Series) -> pd.Series:
