@@ -55,6 +55,7 @@ from restock.policy import GroupShift, Plan, plan
 from restock.store import CatalogEntry, Store
 
 DAYS_PER_PERIOD = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+PAST_PACE_DAYS = 365        # the history a forecast's pace is set beside in reasons
 SEASON = {"D": 7, "W": 52, "M": 12}
 MAX_HORIZON_DAYS = 400
 CODE_VERSION = "restock-0.1"
@@ -259,7 +260,26 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
     items["model"] = model
     if "promotion" in forecast:
         _add_promotion_columns(items, forecast, position, periods)
+    if "panel" in forecast:
+        _add_past_pace(items, forecast["panel"], config.forecast.freq)
     return items
+
+
+def _add_past_pace(items: pd.DataFrame, panel: Panel, freq: str) -> None:
+    """Per SKU, what its history says beside the forecast: its daily demand over the last year
+    (``past_rate``) and the days since it last sold (``quiet_days``). A model that expects
+    little after a quiet spell is explained against them (docs/policy.md, reasons)."""
+    days = DAYS_PER_PERIOD[freq]
+    recent = np.nan_to_num(panel.values[:, -max(1, math.ceil(PAST_PACE_DAYS / days)):])
+    sold = recent > 0
+    last = np.where(sold.any(axis=1), recent.shape[1] - 1 - np.argmax(sold[:, ::-1], axis=1),
+                    -1)
+    position = pd.Index(panel.ids).get_indexer(items["sku"].astype(str))
+    found = position >= 0
+    rate = recent.sum(axis=1) / (recent.shape[1] * days)
+    quiet = np.where(last >= 0, (recent.shape[1] - 1 - last) * days, np.nan)
+    items["past_rate"] = np.where(found, rate[position], np.nan)
+    items["quiet_days"] = np.where(found, quiet[position], np.nan)
 
 
 def _demand_over(forecast: dict[str, Any], periods: np.ndarray

@@ -118,7 +118,31 @@ def _forecasts(c: Columns) -> list[dict]:
            for m, ld, rv, mean, rate, sd in zip(c.text("mean"), lead, review, c["mean"],
                                                   c["demand_rate"], c["sd"], strict=True)]
     _say_learnt_spread(out, c)
+    _say_below_past(out, c)
     return out
+
+
+# A forecast under this share of the SKU's pace over the last year is set beside that pace: a
+# model that expects little after a quiet spell (TSB, a fast SES) is right about some items and
+# looks wrong about the others, and a buyer should see which it is betting on.
+BELOW_PAST_SHARE = 0.25
+
+
+def _say_below_past(forecasts: list[dict], c: Columns) -> None:
+    """Adds to the forecast reasons far below the SKU's last year the units that year's pace
+    gives over the same days, and how long the SKU has not sold."""
+    pace, quiet = c.get("past_rate", math.nan), c.get("quiet_days", math.nan)
+    for reason, past, idle in zip(forecasts, pace, quiet, strict=True):
+        data = reason["data"]
+        days = data["lead_time_days"] + data["review_period_days"]
+        if not (past > 0 and data["demand_rate"] < BELOW_PAST_SHARE * past):
+            continue
+        reason["message"] += f" (the last year's pace would give {num(past * days)}"
+        if math.isfinite(idle) and idle > 0:
+            reason["message"] += f"; nothing sold for {num(idle)} days"
+        reason["message"] += ")"
+        data["past_units"] = past * days
+        data["quiet_days"] = idle if math.isfinite(idle) else None
 
 
 def _say_learnt_spread(forecasts: list[dict], c: Columns) -> None:

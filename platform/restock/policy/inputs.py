@@ -24,7 +24,9 @@ ITEM_COLUMNS = ("sku", "on_hand", "allocated", "on_order", "backorders", "demand
 ITEM_OPTIONAL = {"category": None, "description": "", "usual_order_qty": np.nan,
                  "forecast_confidence": np.nan, "lead_time_sd_days": 0.0,
                  "open_supplier": None,   # the supplier of an order already open for the SKU
-                 "spread_windows": 0}     # closed windows its spread was learnt from (live)
+                 "spread_windows": 0,     # closed windows its spread was learnt from (live)
+                 "past_rate": np.nan,     # daily demand over the last year, for the reasons
+                 "quiet_days": np.nan}    # days since the SKU last sold (NaN: never)
 OFFER_REQUIRED = ("sku", "supplier", "unit_price")
 OFFER_OPTIONAL = {"lead_time_days": np.nan, "moq": 0.0, "pack_size": 1.0, "min_qty": 0.0,
                   "supplier_sku": None, "currency": None}

@@ -288,3 +288,20 @@ def test_with_columns_leaves_its_input_as_it_was():
     pd.testing.assert_frame_equal(frame, before)
     assert out.columns.tolist() == ["a", "b", "s", "new"]
     assert out["b"].tolist() == [0.0, 0.0] and out["new"].tolist() == [5, 6]
+
+
+def test_a_forecast_far_below_the_last_years_pace_is_set_beside_it():
+    # A: its model expects 0.5 a day after 34 quiet days, where the last year sold 3 a day;
+    # B: forecast at its pace; C: no past pace known (a library caller without history)
+    items = [item("A", demand_rate=0.5, past_rate=3.0, quiet_days=34.0, on_hand=0.0),
+             item("B", demand_rate=3.0, past_rate=3.2, quiet_days=1.0, on_hand=0.0),
+             item("C", demand_rate=0.5, on_hand=0.0)]
+    result = run(items, [offer("A"), offer("B"), offer("C")])
+    forecast = {line.sku: next(r for r in line.reasons if r.code == "forecast")
+                for line in result.lines}
+    assert forecast["A"].message == ("forecast 14 over 21 days lead time + 7 days review (the "
+                                     "last year's pace would give 84; nothing sold for 34 days)")
+    assert forecast["A"].data["past_units"] == pytest.approx(84.0)
+    assert forecast["A"].data["quiet_days"] == 34.0
+    for sku in ("B", "C"):
+        assert "pace" not in forecast[sku].message and "past_units" not in forecast[sku].data
