@@ -56,6 +56,7 @@ from restock.store import CatalogEntry, Store
 
 DAYS_PER_PERIOD = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
 PAST_PACE_DAYS = 365        # the history a forecast's pace is set beside in reasons
+PACE_BLOCK = 8192
 SEASON = {"D": 7, "W": 52, "M": 12}
 MAX_HORIZON_DAYS = 400
 CODE_VERSION = "restock-0.1"
@@ -270,14 +271,17 @@ def _add_past_pace(items: pd.DataFrame, panel: Panel, freq: str) -> None:
     (``past_rate``) and the days since it last sold (``quiet_days``). A model that expects
     little after a quiet spell is explained against them (docs/policy.md, reasons)."""
     days = DAYS_PER_PERIOD[freq]
-    recent = np.nan_to_num(panel.values[:, -max(1, math.ceil(PAST_PACE_DAYS / days)):])
-    sold = recent > 0
-    last = np.where(sold.any(axis=1), recent.shape[1] - 1 - np.argmax(sold[:, ::-1], axis=1),
-                    -1)
+    periods = min(panel.values.shape[1], max(1, math.ceil(PAST_PACE_DAYS / days)))
+    total, idle = np.zeros(len(panel.ids)), np.full(len(panel.ids), np.nan)
+    for start in range(0, len(panel.ids), PACE_BLOCK):   # a block at a time: no panel copy
+        recent = np.nan_to_num(panel.values[start:start + PACE_BLOCK, -periods:])
+        sold = recent > 0
+        since = np.argmax(sold[:, ::-1], axis=1)          # periods after the last sale
+        total[start:start + len(recent)] = recent.sum(axis=1)
+        idle[start:start + len(recent)] = np.where(sold.any(axis=1), since * days, np.nan)
     position = pd.Index(panel.ids).get_indexer(items["sku"].astype(str))
     found = position >= 0
-    rate = recent.sum(axis=1) / (recent.shape[1] * days)
-    quiet = np.where(last >= 0, (recent.shape[1] - 1 - last) * days, np.nan)
+    rate, quiet = total / (periods * days), idle
     items["past_rate"] = np.where(found, rate[position], np.nan)
     items["quiet_days"] = np.where(found, quiet[position], np.nan)
 

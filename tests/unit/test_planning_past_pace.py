@@ -16,7 +16,9 @@ def _history(rows):
         date=lambda f: pd.to_datetime(f["date"]))
 
 
-def test_daily_pace_over_the_last_year_and_quiet_days():
+@pytest.mark.parametrize("block", [8192, 2])     # the panel read a block of SKUs at a time
+def test_daily_pace_over_the_last_year_and_quiet_days(monkeypatch, block):
+    monkeypatch.setattr("restock.planning.PACE_BLOCK", block)
     end = pd.Timestamp("2026-11-24")          # the day before the planning date
     history = _history([
         ("A", "2025-06-01", 500.0),            # before the last 365 days: not counted
