@@ -78,9 +78,11 @@ class _Run:
                              run_id=self.summary.run_id, live=self.live)
             self._timed("reconcile", lambda: self._note(book.prepare()))
             with open_connector(self.config, "source") as source:
-                snapshot = self._timed("pull", lambda: source.pull(self._scope(source)))
+                pulled = [self._timed("pull", lambda: source.pull(self._scope(source)))]
+            # handed over, not kept: planning lets the raw snapshot go once it is cleaned
+            # (about 0.8 GB for a 100,000-SKU daily history)
             result = self._timed("plan", lambda: plan_snapshot(
-                self.config, snapshot, book, self.store, self.now, self.summary.run_id))
+                self.config, pulled.pop(), book, self.store, self.now, self.summary.run_id))
             self._absorb(result)
             orders = self._timed("orders", lambda: book.place(result.plan, result.items,
                                                                result.as_of))

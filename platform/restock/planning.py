@@ -81,6 +81,8 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
     """Clean, forecast and plan ``snapshot`` for ``config`` (``book`` knows restock's own orders)."""
     as_of = _as_of(snapshot, now, config.timezone)
     cleaned = clean_snapshot(snapshot, as_of=as_of, org=config.org)
+    source = snapshot.source
+    del snapshot     # the raw frames, no longer needed (freed unless the caller keeps them)
     snap = cleaned.snapshot
     items, blocked_skips = _items(config, snap, cleaned.blocked_skus)
     history = _window(snap.history, as_of, config.forecast.history_days)
@@ -116,7 +118,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
         stats={"skus": len(snap.catalog), "planned_items": len(items),
                "history_rows": len(snap.history), "series": len(catalog),
                "skus_with_learnt_spread": int((items["spread_windows"] > 0).sum()),
-               "source": snapshot.source})
+               "source": source})
 
 
 def _shortest_review(items: pd.DataFrame, config: OrgConfig) -> float:
