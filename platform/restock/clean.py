@@ -240,7 +240,9 @@ class _Rows:
         source = frame.attrs.get("source") or frame.attrs.get("file") if frame is not None else None
         self.from_file = bool(source)
         self.file = Path(str(source)).name if source else dataset
-        df = frame.reset_index(drop=True).copy() if frame is not None else pd.DataFrame()
+        # reset_index makes the frame its own: a full copy before pandas 3, and a
+        # copy-on-write one from pandas 3 on (its columns are replaced, never written into)
+        df = frame.reset_index(drop=True) if frame is not None else pd.DataFrame()
         self._attrs = dict(frame.attrs) if frame is not None else {}
         self._index_labels = frame.index if frame is not None else pd.RangeIndex(0)
         self.df = _ensure_columns(df, dataset, self.file)
