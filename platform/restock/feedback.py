@@ -152,7 +152,10 @@ def _groups(items: pd.DataFrame, config: OrgConfig) -> pd.DataFrame:
 
 
 def _sales(history: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"sku": history["sku"].astype(str),
+    sku = history["sku"]
+    # cleaned SKUs are text already: converting millions of them again took seconds (pandas 3)
+    text = pd.api.types.is_object_dtype(sku) or pd.api.types.is_string_dtype(sku)
+    return pd.DataFrame({"sku": sku if text else sku.astype(str),
                          "date": pd.to_datetime(history["date"]),
                          "quantity": pd.to_numeric(history["quantity"], errors="coerce")
                          .fillna(0.0)})
