@@ -283,9 +283,8 @@ def _add_past_pace(items: pd.DataFrame, panel: Panel, freq: str) -> None:
         idle[start:start + len(recent)] = np.where(sold.any(axis=1), since * days, np.nan)
     position = pd.Index(panel.ids).get_indexer(items["sku"].astype(str))
     found = position >= 0
-    rate, quiet = total / (periods * days), idle
-    items["past_rate"] = np.where(found, rate[position], np.nan)
-    items["quiet_days"] = np.where(found, quiet[position], np.nan)
+    items["past_rate"] = np.where(found, total[position] / (periods * days), np.nan)
+    items["quiet_days"] = np.where(found, idle[position], np.nan)
 
 
 def _demand_over(forecast: dict[str, Any], periods: np.ndarray

@@ -88,7 +88,7 @@ class Runs:
     def latest_summary(self, org: str, *, before: str | None = None) -> RunSummary | None:
         """The newest finished summary of ``org`` (other than run ``before``)."""
         with self.engine.connect() as conn:
-            data = conn.execute(self._finished(runs.c.summary, org, before).limit(1)).scalar()
+            data = conn.execute(self._finished(org, before, runs.c.summary).limit(1)).scalar()
         return RunSummary.model_validate(data) if data else None
 
     # A large org's summary holds every line with its reasons (about 19 MB of JSON at 20,000
@@ -103,22 +103,21 @@ class Runs:
     def latest(self, org: str, *, before: str | None = None) -> RunRecord | None:
         """The newest run of ``org`` that has a summary (other than run ``before``)."""
         with self.engine.connect() as conn:
-            row = conn.execute(self._finished(_LISTED, org, before).limit(1)).first()
+            row = conn.execute(self._finished(org, before, *_LISTED).limit(1)).first()
         return _record(row) if row is not None else None
 
     def accuracy_points(self, org: str, *, before: str | None = None,
                         limit: int = 9) -> list[AccuracyPoint]:
         """The accuracy each of the newest ``limit`` finished runs of ``org`` measured (the last
         point of its summary's trend: its own), newest first; runs without one are left out."""
-        query = self._finished(runs.c.summary["accuracy"], org, before).limit(limit)
+        query = self._finished(org, before, runs.c.summary["accuracy"]).limit(limit)
         with self.engine.connect() as conn:
             trends = conn.execute(query).scalars().all()
         return [AccuracyPoint.model_validate(trend[-1]) for trend in trends if trend]
 
     @staticmethod
-    def _finished(columns, org: str, before: str | None) -> sa.Select:
+    def _finished(org: str, before: str | None, *columns) -> sa.Select:
         """``columns`` of the runs of ``org`` that have a summary, newest first."""
-        columns = columns if isinstance(columns, tuple) else (columns,)
         query = sa.select(*columns).where(runs.c.org == org, runs.c.summary.is_not(None)) \
             .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         return query if before is None else query.where(runs.c.run_id != before)
