@@ -72,6 +72,22 @@ def test_streaming_in_small_groups_matches_reading_whole(tmp_path: Path, suffix:
     pd.testing.assert_frame_equal(pd.read_csv(streamed), pd.read_csv(whole))
 
 
+@pytest.mark.parametrize("chunk_rows", [13, 37, 500, 5_000])
+def test_parquet_groups_hold_max_series_whatever_the_batch(tmp_path: Path,
+                                                           chunk_rows: int) -> None:
+    history = _history(series=23)
+    series = history["item_id"].nunique()
+    path = _write(history, tmp_path / "h.parquet")
+    read = list(groups(path, Columns(), max_series=4, chunk_rows=chunk_rows))
+    assert [frame["item_id"].nunique() for frame in read] == \
+        [4] * (series // 4) + [series % 4] * (series % 4 > 0)
+    together = pd.concat(read, ignore_index=True)
+    pd.testing.assert_frame_equal(together[history.columns].astype({"item_id": str}),
+                                  history.reset_index(drop=True))
+    assert [frame.attrs["first_row"] for frame in read] == \
+        [1 + sum(len(f) for f in read[:i]) for i in range(len(read))]
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_rows_out_of_order_fall_back_to_reading_whole(tmp_path: Path, suffix: str) -> None:
     history = _history(series=5).sample(frac=1.0, random_state=1)
