@@ -217,15 +217,16 @@ def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
 
     Parquet groups go from Arrow to the panel directly where the column types allow (see
     :func:`restock.forecast.panel.arrow_panel`). Raises NotGrouped like :func:`groups`.
-    ``share=(k, n)``: only groups k, k + n, k + 2n, ... (the groups are the same in every
-    reader of the file, so n processes with k = 0..n-1 cover it once); the others are read
-    past without being laid out.
+    ``share=(k, n)``: the k-th of n parts of the file, so n processes with k = 0..n-1 cover it
+    once, in order. A Parquet file with at least n row groups is cut into n runs of row groups;
+    process k reads its own (a series that crosses into the next run is finished by the process
+    it started in) and then only the id column of the rest, to check that none of its series
+    has rows elsewhere. Otherwise every process reads the whole file and lays out groups k,
+    k + n, ... of it.
     """
     mine, every = share
     if not 0 <= mine < every:
         raise ValueError(f"share must be (k, n) with 0 <= k < n (got {share!r})")
-    from restock.forecast.panel import arrow_panel
-
     grid = {"freq": freq, "start": start, "end": end}
     path = Path(path)
     if not is_parquet(path):
@@ -233,18 +234,148 @@ def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
             if index % every == mine:
                 yield located_panel(frame, path, columns, **grid)
         return
+    with closing(_open_parquet(path, columns.names)) as file:
+        if every > 1 and _enough_row_groups(file, every):
+            part = _RowGroupShare(file, columns, mine, every)
+            seen: set = set()
+            for batches, first_row in _parquet_batch_groups(
+                    part.batches(chunk_rows), max_series, seen, part.first_row):
+                yield _panel_of(batches, first_row, path, columns, grid)
+            part.check_elsewhere(seen, chunk_rows)
+            return
+        batch_groups = _parquet_batch_groups(_batches(file, columns, chunk_rows), max_series)
+        for index, (batches, first_row) in enumerate(batch_groups):
+            if index % every == mine:
+                yield _panel_of(batches, first_row, path, columns, grid)
+
+
+def shared_in_runs(path: Path, columns: Columns, every: int) -> bool:
+    """Whether :func:`panels` with ``share=(k, every)`` gives process k a run of the file
+    (groups in file order, process by process) rather than every ``every``-th group."""
+    path = Path(path)
+    if every < 2 or not is_parquet(path):
+        return False
+    with closing(_open_parquet(path, columns.names)) as file:
+        return _enough_row_groups(file, every)
+
+
+def _enough_row_groups(file, every: int) -> bool:
+    return file.metadata.num_row_groups >= every
+
+
+def _panel_of(batches: list, first_row: int, path: Path, columns: Columns, grid: dict) -> Panel:
     import pyarrow as pa
 
-    with closing(_open_parquet(path, columns.names)) as file:
-        batch_groups = _parquet_batch_groups(file, columns, max_series, chunk_rows)
-        for index, (batches, first_row) in enumerate(batch_groups):
-            if index % every != mine:
+    from restock.forecast.panel import arrow_panel
+
+    table = pa.Table.from_batches(batches)
+    panel = arrow_panel(table, id_col=columns.id, date_col=columns.date,
+                        value_col=columns.quantity, **grid)
+    return panel if panel is not None else \
+        located_panel(_to_frame(batches, first_row), path, columns, **grid)
+
+
+class _RowGroupShare:
+    """Process k of n's run of a Parquet file's row groups: [k R / n, (k + 1) R / n) of R.
+
+    A series whose rows cross from one run into the next belongs to the run it starts in, so
+    each process decodes about 1/n of the file, not all of it (1M series on two processes:
+    each decoded the whole 2.9 s file to find its every other group)."""
+
+    def __init__(self, file, columns: Columns, mine: int, every: int) -> None:
+        meta = file.metadata
+        count = meta.num_row_groups
+        self.file, self.columns = file, columns
+        groups = range(mine * count // every, (mine + 1) * count // every)
+        sizes = [meta.row_group(g).num_rows for g in range(count)]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.stop = int(self.offsets[groups.stop])     # where the next run's rows begin
+        self.begin = self._after_run_before(groups.start)
+        self.end = self.begin                          # where this process stops reading
+        self.first_row = 1 + self.begin                # as the file counts rows, from 1
+
+    def _group_of(self, row: int) -> int:
+        return int(np.searchsorted(self.offsets, row, side="right")) - 1
+
+    def _ids(self, low: int, high: int, chunk_rows: int):
+        """The id column's rows [low, high) as Arrow arrays, read a batch at a time."""
+        if low >= high:
+            return
+        first = self._group_of(low)
+        row = int(self.offsets[first])
+        for batch in self.file.iter_batches(batch_size=chunk_rows, columns=[self.columns.id],
+                                            row_groups=range(first, self._group_of(high - 1)
+                                                             + 1)):
+            at, row = row, row + len(batch)
+            lo, hi = max(low - at, 0), min(high - at, len(batch))
+            if lo < hi:
+                yield batch.column(0).slice(lo, hi - lo)
+
+    def _after_run_before(self, group: int) -> int:
+        """The first row of the run that is not the series the run before left open."""
+        begin = int(self.offsets[group])
+        if group == 0 or begin >= self.offsets[-1]:
+            return begin
+        before = _runs(next(self._ids(begin - 1, begin, 1 << 20)))[1][0]
+        for ids in self._ids(begin, int(self.offsets[-1]), 1 << 20):
+            starts, names = _runs(ids)
+            if names[0] != before:
+                return begin
+            if len(names) > 1:
+                return begin + int(starts[1])
+            begin += len(ids)
+        return begin
+
+    def batches(self, chunk_rows: int):
+        """This run's rows as Arrow batches, from :attr:`begin` to the end of the series that is
+        open where the next run starts; :attr:`end` is then where reading stopped."""
+        if self.begin >= self.stop:
+            return                  # the whole run continues a series begun before it
+        first = self._group_of(self.begin)
+        row, previous = int(self.offsets[first]), None
+        for batch in self.file.iter_batches(batch_size=chunk_rows, columns=self.columns.names,
+                                            row_groups=range(first, len(self.offsets) - 1)):
+            at, row = row, row + len(batch)
+            if row <= self.begin:
                 continue
-            table = pa.Table.from_batches(batches)
-            panel = arrow_panel(table, id_col=columns.id, date_col=columns.date,
-                                value_col=columns.quantity, **grid)
-            yield panel if panel is not None else \
-                located_panel(_to_frame(batches, first_row), path, columns, **grid)
+            if at < self.begin:
+                batch, at = batch.slice(self.begin - at), self.begin
+            if row <= self.stop:
+                previous = batch
+                yield batch
+                continue
+            until = self._open_series_end(batch, at, previous)
+            if until:
+                yield batch.slice(0, until)
+            if until < len(batch):
+                self.end = at + until
+                return
+            previous = batch
+        self.end = row
+
+    def _open_series_end(self, batch, at: int, previous) -> int:
+        """How many leading rows of ``batch`` (which reaches past :attr:`stop`) are this run's:
+        up to the end of the series open at the last row before :attr:`stop`."""
+        starts, names = _runs(batch.column(0))
+        own = self.stop - at
+        if own > 0:
+            run = int(np.searchsorted(starts, own - 1, side="right")) - 1
+        else:
+            last = previous.column(0).slice(len(previous) - 1) if previous is not None else None
+            if last is None or _runs(last)[1][0] != names[0]:
+                return 0
+            run = 0
+        return int(starts[run + 1]) if run + 1 < len(starts) else len(batch)
+
+    def check_elsewhere(self, seen: set, chunk_rows: int) -> None:
+        """NotGrouped when a series of this run has rows anywhere else in the file (read from
+        the id column alone)."""
+        if not seen:
+            return
+        for low, high in ((0, self.begin), (self.end, int(self.offsets[-1]))):
+            for ids in self._ids(low, high, chunk_rows):
+                if seen.intersection(_runs(ids)[1]):
+                    raise NotGrouped("the rows of a series are not together in the file")
 
 
 def reuse_freed_memory(largest: int = 32 << 20) -> bool:
@@ -297,21 +428,28 @@ def _parquet_groups(path: Path, columns: Columns, max_series: int,
                     chunk_rows: int) -> Iterator[pd.DataFrame]:
     """groups() for Parquet, on Arrow batches: one conversion to pandas per group."""
     with closing(_open_parquet(path, columns.names)) as file:
-        for batches, first_row in _parquet_batch_groups(file, columns, max_series, chunk_rows):
+        for batches, first_row in _parquet_batch_groups(_batches(file, columns, chunk_rows),
+                                                        max_series):
             yield _to_frame(batches, first_row)
 
 
-def _parquet_batch_groups(file, columns: Columns, max_series: int,
-                          chunk_rows: int) -> Iterator[tuple[list, int]]:
-    """Arrow batches of whole series, ``max_series`` series a group (the last may hold fewer),
-    with the group's first row number in the file."""
+def _batches(file, columns: Columns, chunk_rows: int):
+    return file.iter_batches(batch_size=chunk_rows, columns=columns.names)
+
+
+def _parquet_batch_groups(batches, max_series: int, seen: set | None = None,
+                          first_row: int = 1) -> Iterator[tuple[list, int]]:
+    """Consecutive Arrow batches (from row ``first_row`` of the file on) as groups of whole
+    series, ``max_series`` series a group (the last may hold fewer), with each group's first
+    row number in the file. ``seen`` collects the ids of the series read."""
     # Groups are cut inside a batch, at the start of the series one past max_series: with whole
     # batches, a group's size followed how many series a batch happened to hold (a batch of
     # slow movers holds thousands), and processes taking every n-th group got unequal shares
     # (1M series on 2 processes: 45% and 55%).
     pending: list = []
-    held, done, current, row, first_row = 0, set(), None, 1, 1
-    for batch in file.iter_batches(batch_size=chunk_rows, columns=columns.names):
+    done = set() if seen is None else seen
+    held, current, row = 0, None, first_row
+    for batch in batches:
         batch_row, row = row, row + len(batch)
         starts, names = _runs(batch.column(0))
         continues = bool(names) and names[0] == current
@@ -331,6 +469,8 @@ def _parquet_batch_groups(file, columns: Columns, max_series: int,
             pending, held, first_row = [], 0, batch_row + cut
         pending.append(batch.slice(cut))
         held += len(starts) - run
+    if current is not None:
+        done.add(current)
     if pending and sum(len(b) for b in pending):
         yield pending, first_row
 

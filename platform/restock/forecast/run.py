@@ -22,6 +22,7 @@ from restock.forecast.io import (
     panels,
     read_all,
     reuse_freed_memory,
+    shared_in_runs,
 )
 from restock.forecast.panel import PanelForecast, forecast_columns, forecast_panel
 
@@ -141,17 +142,19 @@ def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Co
 
 def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Columns,
                   grid: dict) -> Summary:
-    """Process k of n forecasts groups k, k + n, ... (every process reads the file, cheaply,
-    and lays out only its own groups), each group into a file of its own; the files are then
-    joined in group order, so the output is what one process writes."""
+    """Process k of n forecasts its share of the file (see :func:`panels`: a run of a Parquet
+    file's row groups, or groups k, k + n, ...), each group into a file of its own; the files
+    are then joined in the file's order, so the output is what one process writes."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     folder = Path(tempfile.mkdtemp(prefix=f"{part.name}.", dir=part.parent))
     try:
         with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn")) as pool:
+            in_runs = shared_in_runs(path, cols, options.jobs)
             shares = [pool.submit(_forecast_share, path, cols, options, grid,
-                                  (k, options.jobs), folder) for k in range(options.jobs)]
+                                  (k, options.jobs), in_runs, folder)
+                      for k in range(options.jobs)]
             summaries = [share.result() for share in shares]
         summary = Summary(out=out, horizon=options.horizon)
         for one in summaries:
@@ -166,8 +169,9 @@ def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Col
 
 
 def _forecast_share(path: Path, cols: Columns, options: Options, grid: dict,
-                    share: tuple[int, int], folder: Path) -> Summary:
-    """One process's groups (see :func:`_in_processes`), each written to ``folder``."""
+                    share: tuple[int, int], in_runs: bool, folder: Path) -> Summary:
+    """One process's groups (see :func:`_in_processes`), each written to ``folder`` under a
+    name that sorts in the file's order."""
     reuse_freed_memory()
     one_blas_thread()
     deadline = time.monotonic() + options.time_budget
@@ -175,12 +179,13 @@ def _forecast_share(path: Path, cols: Columns, options: Options, grid: dict,
     summary = Summary(out=folder, horizon=options.horizon)
     for j, panel in enumerate(panels(path, cols, **grid, max_series=options.max_series,
                                      chunk_rows=options.chunk_rows, share=share)):
-        index = mine + j * every
+        first = mine == 0 and j == 0        # the file's first group, in either kind of share
         result = forecast_panel(panel, options.horizon, season_length=options.season,
                                 time_budget_seconds=max(deadline - time.monotonic(), 0.0),
-                                calibrate=index == 0)
-        with (folder / f"{index:09d}.csv").open("wb") as handle:
-            write_csv(result, options.quantiles, handle, header=index == 0)
+                                calibrate=first)
+        place = (mine, j) if in_runs else (0, mine + j * every)
+        with (folder / "{:04d}-{:09d}.csv".format(*place)).open("wb") as handle:
+            write_csv(result, options.quantiles, handle, header=first)
         summary.add(result.info, len(result.ids))
     return summary
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from restock.cli import main
-from restock.forecast.io import Columns, NotGrouped, groups
+from restock.forecast.io import Columns, NotGrouped, groups, panels
 from restock.forecast.run import Options, forecast_file
 
 
@@ -86,6 +86,67 @@ def test_parquet_groups_hold_max_series_whatever_the_batch(tmp_path: Path,
                                   history.reset_index(drop=True))
     assert [frame.attrs["first_row"] for frame in read] == \
         [1 + sum(len(f) for f in read[:i]) for i in range(len(read))]
+
+
+def _write_row_groups(frame: pd.DataFrame, path: Path, rows_per_group: int) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path,
+                   row_group_size=rows_per_group)
+    return path
+
+
+def _long_series_history() -> pd.DataFrame:
+    """Short series around one that spans many row groups (so a whole run of row groups can
+    continue a series begun before it)."""
+    days = pd.date_range("2024-01-01", periods=300, freq="D")
+    parts = [_history(series=6, seed=3)]
+    parts.append(pd.DataFrame({"item_id": "sku-long", "date": days, "quantity": 1.0}))
+    parts.append(_history(series=9, seed=4).assign(item_id=lambda f: "z" + f["item_id"]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _shares(path: Path, every: int, **read) -> list[pd.DataFrame]:
+    out, span = [], {"start": pd.Timestamp("2024-01-01"), "end": pd.Timestamp("2024-10-26")}
+    for k in range(every):
+        for panel in panels(path, Columns(), freq="D", share=(k, every), **span, **read):
+            out.append(pd.DataFrame(panel.values, index=panel.ids, columns=panel.dates))
+    return out
+
+
+@pytest.mark.parametrize(("rows_per_group", "every", "chunk_rows"),
+                         [(37, 2, 1000), (37, 3, 20), (50, 5, 64), (500, 2, 1000), (7, 4, 9)])
+def test_processes_reading_runs_of_row_groups_cover_every_series_once(
+        tmp_path: Path, rows_per_group: int, every: int, chunk_rows: int) -> None:
+    path = _write_row_groups(_long_series_history(), tmp_path / "h.parquet", rows_per_group)
+    read = {"max_series": 3, "chunk_rows": chunk_rows}
+    whole = pd.concat(_shares(path, 1, **read))
+    parts = pd.concat(_shares(path, every, **read))
+    assert list(parts.index) == list(whole.index) and parts.index.is_unique
+    pd.testing.assert_frame_equal(parts, whole)
+
+
+def test_a_series_split_between_runs_of_row_groups_is_not_grouped(tmp_path: Path) -> None:
+    history = _history(series=8)
+    stray = history[history["item_id"] == "sku-001"].head(3)
+    path = _write_row_groups(pd.concat([history, stray], ignore_index=True),
+                             tmp_path / "h.parquet", 40)
+    for k in range(2):
+        with pytest.raises(NotGrouped):
+            list(panels(path, Columns(), freq="D", share=(k, 2), max_series=3, chunk_rows=30))
+    out = tmp_path / "f.csv"
+    summary = forecast_file(path, out, Options(horizon=3, max_series=3, chunk_rows=30, jobs=2))
+    assert not summary.streamed and summary.series == 8
+
+
+def test_several_processes_on_many_row_groups_write_what_one_writes(tmp_path: Path) -> None:
+    path = _write_row_groups(_long_series_history(), tmp_path / "h.parquet", 45)
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    forecast_file(path, one, Options(horizon=5, max_series=2, chunk_rows=60))
+    summary = forecast_file(path, two, Options(horizon=5, max_series=2, chunk_rows=60, jobs=3))
+    assert summary.series == 16
+    assert two.read_bytes() == one.read_bytes()
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
