@@ -241,15 +241,34 @@ def test_parquet_with_arrow_dates_goes_straight_to_the_panel(tmp_path: Path,
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(reference))
 
 
-def test_a_missing_date_in_parquet_names_its_row(tmp_path: Path, capsys) -> None:
-    history = _history(series=3).reset_index(drop=True)
-    history.loc[40, "date"] = pd.NaT
+@pytest.mark.parametrize(("jobs", "where"), [(1, 40), (2, 40), (2, -20)])
+def test_a_missing_date_in_parquet_names_its_row(tmp_path: Path, capsys, jobs: int,
+                                                 where: int) -> None:
+    history = _history(series=6).reset_index(drop=True)
+    row = where % len(history)          # -20: in the second process's run of row groups
+    history.loc[row, "date"] = pd.NaT
     path = _write_as_exported(history, tmp_path / "h.parquet")
-    assert main(["forecast", str(path), "--horizon", "3", "--out",
+    assert main(["forecast", str(path), "--horizon", "3", "--jobs", str(jobs), "--out",
                  str(tmp_path / "f.csv")]) == 2
     err = capsys.readouterr().err.strip()
-    assert f"{path} row 41" in err and "not a date" in err and "Traceback" not in err
+    assert f"{path} row {row + 1}:" in err and "not a date" in err and "Traceback" not in err
     assert not (tmp_path / "f.csv").exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_missing_id_late_in_parquet_names_its_row(tmp_path: Path, capsys, jobs: int) -> None:
+    history = _history(series=6).reset_index(drop=True)
+    # the last row of the fifth series: in the second process's run of row groups, and the
+    # series stay grouped (so the file is streamed, not read whole)
+    row = int(np.flatnonzero(history["item_id"] == "sku-005")[0]) - 1
+    history["item_id"] = history["item_id"].astype(object)
+    history.loc[row, "item_id"] = None
+    path = _write_as_exported(history, tmp_path / "h.parquet")
+    assert main(["forecast", str(path), "--horizon", "3", "--jobs", str(jobs), "--out",
+                 str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path} row {row + 1}:" in err and "item id is missing" in err
+    assert "Traceback" not in err and not (tmp_path / "f.csv").exists()
 
 
 def test_numbers_are_written_to_six_significant_digits_as_short_decimals() -> None:
