@@ -35,8 +35,9 @@ def forecast_command(
     date_col: Annotated[str, typer.Option("--date-column")] = "date",
     value_col: Annotated[str, typer.Option("--quantity-column")] = "quantity",
     jobs: Annotated[int, typer.Option(
-        "--jobs", help="Processes forecasting side by side (a file sorted by item; each one "
-                       "reads the file and takes every n-th group).", min=1)] = 1,
+        "--jobs", help="Processes forecasting side by side (a file grouped by item): on "
+                       "Parquet each reads its own run of row groups, on CSV each reads the "
+                       "file and takes every n-th group.", min=1)] = 1,
 ) -> None:
     """Forecast every series in INPUT; a summary of classes, models and input fixes goes to stderr.
 
