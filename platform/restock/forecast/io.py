@@ -47,6 +47,12 @@ class NotGrouped(Exception):
     """A series' rows are not together in the file, so it cannot be streamed group by group."""
 
 
+class NotPlainCsv(Exception):
+    """Arrow's CSV reader cannot take the file as ISO dates and numbers (a date with a time of
+    day, a quantity that is not a number, a missing column...): read it with pandas instead,
+    which applies restock's rules and names the bad line."""
+
+
 @dataclass
 class _Stream:
     columns: Columns
@@ -131,6 +137,11 @@ def date_range(path: Path, columns: Columns, chunk_rows: int = 2_000_000
     known = _parquet_date_statistics(Path(path), columns) if is_parquet(Path(path)) else None
     if known is not None:
         return known
+    if not is_parquet(Path(path)):
+        try:
+            return _csv_date_range(Path(path), columns, chunk_rows)
+        except NotPlainCsv:
+            pass                # pandas reads it below, and names a bad date's line
     low = high = None
     for frame in chunks(path, columns, chunk_rows, only=[columns.date]):
         dates = _parse_dates(frame, columns.date, path)
@@ -161,6 +172,57 @@ def _parquet_date_statistics(path: Path, columns: Columns
         if any(s is None or not s.has_min_max or s.null_count for s in stats):
             return None
         return (pd.Timestamp(min(s.min for s in stats)), pd.Timestamp(max(s.max for s in stats)))
+
+
+def _csv_date_range(path: Path, columns: Columns, chunk_rows: int
+                    ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    import pyarrow as pa
+
+    low = high = None
+    for batch in _csv_batches(path, columns, chunk_rows, only=[columns.date]):
+        days = batch.column(0)
+        if days.null_count:
+            raise NotPlainCsv("a missing date")
+        if len(days):
+            days = days.cast(pa.int32()).to_numpy()
+            low = days.min() if low is None else min(low, days.min())
+            high = days.max() if high is None else max(high, days.max())
+    if low is None:
+        return None
+    return (pd.Timestamp(np.datetime64(int(low), "D")), pd.Timestamp(np.datetime64(int(high), "D")))
+
+
+def _csv_batches(path: Path, columns: Columns, chunk_rows: int, only: list[str] | None = None):
+    """A CSV file's columns as Arrow batches, read by Arrow on one thread: ids as dictionary
+    text, dates as ISO dates, quantities as numbers, empty cells as nulls. Raises NotPlainCsv
+    where a cell does not fit (or the file does not suit Arrow at all), wherever it comes."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    wanted = only or columns.names
+    _check_columns(path, _csv_header(path), wanted)
+    kinds = {columns.id: pa.dictionary(pa.int32(), pa.string()), columns.date: pa.date32(),
+             columns.quantity: pa.float64()}
+    try:
+        stream = pa.input_stream(str(path), compression="detect")
+        reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(
+            use_threads=False, block_size=max(chunk_rows * 32, 1 << 16)),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted, column_types={c: kinds[c] for c in wanted},
+                strings_can_be_null=True))
+        with closing(stream):
+            yield from reader
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise NotPlainCsv(_first_line(err)) from None
+
+
+def _csv_header(path: Path):
+    if not path.is_file():
+        raise DataError("no such file", record=str(path))
+    try:
+        return pd.read_csv(path, nrows=0).columns
+    except (OSError, ValueError, EOFError, zlib.error) as err:
+        raise DataError(f"cannot read: {_first_line(err)}", record=str(path)) from None
 
 
 def _parse_dates(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
@@ -211,12 +273,15 @@ def groups(path: Path, columns: Columns, max_series: int = 20_000,
 
 def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
            max_series: int = 2_000, chunk_rows: int = 1_000_000,
-           share: tuple[int, int] = (0, 1)) -> Iterator[Panel]:
+           share: tuple[int, int] = (0, 1), csv_by_arrow: bool = True) -> Iterator[Panel]:
     """The file's series as dense panels (see :func:`restock.forecast.to_panel`), a group of
     about ``max_series`` whole series at a time; errors name the file and line or row.
 
     Parquet groups go from Arrow to the panel directly where the column types allow (see
-    :func:`restock.forecast.panel.arrow_panel`). Raises NotGrouped like :func:`groups`.
+    :func:`restock.forecast.panel.arrow_panel`); so do CSV groups, read by Arrow's reader,
+    unless ``csv_by_arrow`` is False (then pandas reads them). Raises NotGrouped like
+    :func:`groups`, and NotPlainCsv where Arrow cannot read a CSV cell (groups may have been
+    yielded by then: read the file again with ``csv_by_arrow=False``).
     ``share=(k, n)``: the k-th of n parts of the file, so n processes with k = 0..n-1 cover it
     once, in order. A Parquet file with at least n row groups is cut into n runs of row groups;
     process k reads its own (a series that crosses into the next run is finished by the process
@@ -229,6 +294,12 @@ def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
         raise ValueError(f"share must be (k, n) with 0 <= k < n (got {share!r})")
     grid = {"freq": freq, "start": start, "end": end}
     path = Path(path)
+    if not is_parquet(path) and csv_by_arrow:
+        batch_groups = _arrow_batch_groups(_csv_batches(path, columns, chunk_rows), max_series)
+        for index, (batches, first_row) in enumerate(batch_groups):
+            if index % every == mine:
+                yield _panel_of(batches, first_row, path, columns, grid)
+        return
     if not is_parquet(path):
         for index, frame in enumerate(groups(path, columns, max_series, chunk_rows)):
             if index % every == mine:
@@ -238,12 +309,12 @@ def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
         if every > 1 and _enough_row_groups(file, every):
             part = _RowGroupShare(file, columns, mine, every)
             seen: set = set()
-            for batches, first_row in _parquet_batch_groups(
+            for batches, first_row in _arrow_batch_groups(
                     part.batches(chunk_rows), max_series, seen, part.first_row):
                 yield _panel_of(batches, first_row, path, columns, grid)
             part.check_elsewhere(seen, chunk_rows)
             return
-        batch_groups = _parquet_batch_groups(_batches(file, columns, chunk_rows), max_series)
+        batch_groups = _arrow_batch_groups(_batches(file, columns, chunk_rows), max_series)
         for index, (batches, first_row) in enumerate(batch_groups):
             if index % every == mine:
                 yield _panel_of(batches, first_row, path, columns, grid)
@@ -428,7 +499,7 @@ def _parquet_groups(path: Path, columns: Columns, max_series: int,
                     chunk_rows: int) -> Iterator[pd.DataFrame]:
     """groups() for Parquet, on Arrow batches: one conversion to pandas per group."""
     with closing(_open_parquet(path, columns.names)) as file:
-        for batches, first_row in _parquet_batch_groups(_batches(file, columns, chunk_rows),
+        for batches, first_row in _arrow_batch_groups(_batches(file, columns, chunk_rows),
                                                         max_series):
             yield _to_frame(batches, first_row)
 
@@ -437,7 +508,7 @@ def _batches(file, columns: Columns, chunk_rows: int):
     return file.iter_batches(batch_size=chunk_rows, columns=columns.names)
 
 
-def _parquet_batch_groups(batches, max_series: int, seen: set | None = None,
+def _arrow_batch_groups(batches, max_series: int, seen: set | None = None,
                           first_row: int = 1) -> Iterator[tuple[list, int]]:
     """Consecutive Arrow batches (from row ``first_row`` of the file on) as groups of whole
     series, ``max_series`` series a group (the last may hold fewer), with each group's first

@@ -16,6 +16,7 @@ from restock.errors import DataError
 from restock.forecast.io import (
     Columns,
     NotGrouped,
+    NotPlainCsv,
     date_range,
     located_panel,
     one_blas_thread,
@@ -124,12 +125,10 @@ def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Co
                    span: tuple) -> Summary:
     grid = {"freq": options.freq, "start": span[0], "end": span[1]}
     try:
-        if options.jobs > 1:
-            summary = _in_processes(path, part, out, options, cols, grid)
-        else:
-            summary = _write(panels(path, cols, **grid, max_series=options.max_series,
-                                    chunk_rows=options.chunk_rows),
-                             part, options, Summary(out=out, horizon=options.horizon))
+        try:
+            summary = _streamed(path, part, out, options, cols, grid | {"csv_by_arrow": True})
+        except NotPlainCsv:     # a CSV cell Arrow cannot take: pandas reads it, by the rules
+            summary = _streamed(path, part, out, options, cols, grid | {"csv_by_arrow": False})
     except NotGrouped:
         whole = read_all(path, cols, options.chunk_rows)
         summary = _write(iter([located_panel(whole, path, cols, **grid)]), part, options,
@@ -140,8 +139,18 @@ def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Co
     return summary
 
 
+def _streamed(path: Path, part: Path, out: Path, options: Options, cols: Columns,
+              reading: dict) -> Summary:
+    """The file forecast group by group; ``reading``: the grid and how a CSV is read."""
+    if options.jobs > 1:
+        return _in_processes(path, part, out, options, cols, reading)
+    return _write(panels(path, cols, **reading, max_series=options.max_series,
+                         chunk_rows=options.chunk_rows),
+                  part, options, Summary(out=out, horizon=options.horizon))
+
+
 def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Columns,
-                  grid: dict) -> Summary:
+                  reading: dict) -> Summary:
     """Process k of n forecasts its share of the file (see :func:`panels`: a run of a Parquet
     file's row groups, or groups k, k + n, ...), each group into a file of its own; the files
     are then joined in the file's order, so the output is what one process writes."""
@@ -152,7 +161,7 @@ def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Col
     try:
         with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn")) as pool:
             in_runs = shared_in_runs(path, cols, options.jobs)
-            shares = [pool.submit(_forecast_share, path, cols, options, grid,
+            shares = [pool.submit(_forecast_share, path, cols, options, reading,
                                   (k, options.jobs), in_runs, folder)
                       for k in range(options.jobs)]
             summaries = [share.result() for share in shares]
@@ -168,7 +177,7 @@ def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Col
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _forecast_share(path: Path, cols: Columns, options: Options, grid: dict,
+def _forecast_share(path: Path, cols: Columns, options: Options, reading: dict,
                     share: tuple[int, int], in_runs: bool, folder: Path) -> Summary:
     """One process's groups (see :func:`_in_processes`), each written to ``folder`` under a
     name that sorts in the file's order."""
@@ -177,7 +186,7 @@ def _forecast_share(path: Path, cols: Columns, options: Options, grid: dict,
     deadline = time.monotonic() + options.time_budget
     mine, every = share
     summary = Summary(out=folder, horizon=options.horizon)
-    for j, panel in enumerate(panels(path, cols, **grid, max_series=options.max_series,
+    for j, panel in enumerate(panels(path, cols, **reading, max_series=options.max_series,
                                      chunk_rows=options.chunk_rows, share=share)):
         first = mine == 0 and j == 0        # the file's first group, in either kind of share
         result = forecast_panel(panel, options.horizon, season_length=options.season,

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from restock.cli import main
-from restock.forecast.io import Columns, NotGrouped, groups, panels
+from restock.forecast.io import Columns, NotGrouped, NotPlainCsv, groups, panels
+from restock.forecast.panel import forecast_panel
 from restock.forecast.run import Options, forecast_file
 
 
@@ -269,6 +270,67 @@ def test_a_missing_id_late_in_parquet_names_its_row(tmp_path: Path, capsys, jobs
     err = capsys.readouterr().err.strip()
     assert f"{path} row {row + 1}:" in err and "item id is missing" in err
     assert "Traceback" not in err and not (tmp_path / "f.csv").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_csv_read_by_arrow_forecasts_as_csv_read_by_pandas(tmp_path: Path, suffix: str) -> None:
+    history = _history(series=40)
+    series = history["item_id"].nunique()
+    path = _write(history, tmp_path / f"h{suffix}")
+    span = {"start": pd.Timestamp("2024-01-01"), "end": pd.Timestamp("2024-04-29")}
+    by = {engine: [forecast_panel(panel, 7, calibrate=False) for panel in panels(
+        path, Columns(), freq="D", max_series=7, csv_by_arrow=engine, **span)]
+        for engine in (True, False)}
+    assert [len(f.ids) for f in by[True]] == [7] * (series // 7) + [series % 7]
+    arrow, pandas = ({"ids": np.concatenate([f.ids for f in fs]),
+                      "model": np.concatenate([f.model for f in fs]),
+                      "point": np.concatenate([f.point for f in fs])} for fs in by.values())
+    assert len(arrow["ids"]) == series and list(arrow["ids"]) == list(pandas["ids"])
+    assert list(arrow["model"]) == list(pandas["model"])
+    # the groups differ (pandas' are whole 1M-row chunks), and matrix products over groups of
+    # another size may round the last bit differently
+    np.testing.assert_allclose(arrow["point"], pandas["point"], rtol=1e-12)
+
+
+def _late_cell(path: Path, column: str, value: str | None) -> tuple[Path, int]:
+    """A CSV of 300 series (several of Arrow's smallest blocks) whose ``column`` on a late line
+    is ``value`` (None: as it was); the line's number."""
+    history = _history(series=300).reset_index(drop=True)
+    history["date"] = history["date"].dt.strftime("%Y-%m-%d")
+    row = len(history) - 30
+    if value is not None:
+        history[column] = history[column].astype(object)
+        history.loc[row, column] = value
+    _write(history, path)
+    assert path.stat().st_size > 4 * (1 << 16)
+    return path, row + 2                            # the header is line 1
+
+
+def test_a_bad_cell_after_arrow_read_groups_is_named_by_its_line(tmp_path: Path,
+                                                                  capsys) -> None:
+    path, line = _late_cell(tmp_path / "late.csv", "quantity", "x")
+    with pytest.raises(NotPlainCsv):                # after whole groups were read
+        for _ in panels(path, Columns(), freq="D", max_series=20, chunk_rows=10):
+            pass
+    out = tmp_path / "f.csv"
+    assert main(["forecast", str(path), "--horizon", "3", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path}:{line}:" in err and "'x' is not a number" in err and "Traceback" not in err
+    assert not out.exists() and not out.with_name("f.csv.part").exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_date_arrow_cannot_take_late_in_a_csv_is_read_by_pandas(tmp_path: Path,
+                                                                   jobs: int) -> None:
+    plain, line = _late_cell(tmp_path / "plain.csv", "date", None)
+    date = pd.read_csv(plain).loc[line - 2, "date"]
+    odd, _ = _late_cell(tmp_path / "odd.csv", "date", f"{date} 00:00:00")   # same day
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    forecast_file(plain, one, Options(horizon=3, max_series=20, chunk_rows=10))
+    summary = forecast_file(odd, two, Options(horizon=3, max_series=20, chunk_rows=10,
+                                              jobs=jobs))
+    assert summary.series == pd.read_csv(plain)["item_id"].nunique()
+    assert two.read_bytes() == one.read_bytes()
 
 
 def test_numbers_are_written_to_six_significant_digits_as_short_decimals() -> None:
