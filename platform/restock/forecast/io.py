@@ -9,6 +9,8 @@ fallback. Every error names the file and line (CSV) or row (Parquet).
 
 from __future__ import annotations
 
+import io
+import itertools
 import re
 import zlib
 from collections.abc import Iterator
@@ -192,10 +194,13 @@ def _csv_date_range(path: Path, columns: Columns, chunk_rows: int
     return (pd.Timestamp(np.datetime64(int(low), "D")), pd.Timestamp(np.datetime64(int(high), "D")))
 
 
-def _csv_batches(path: Path, columns: Columns, chunk_rows: int, only: list[str] | None = None):
+def _csv_batches(path: Path, columns: Columns, chunk_rows: int, only: list[str] | None = None,
+                 source=None):
     """A CSV file's columns as Arrow batches, read by Arrow on one thread: ids as dictionary
     text, dates as ISO dates, quantities as numbers, empty cells as nulls. Raises NotPlainCsv
-    where a cell does not fit (or the file does not suit Arrow at all), wherever it comes."""
+    where a cell does not fit (or the file does not suit Arrow at all), wherever it comes.
+    ``source``: a binary file object holding the header line and some of the file's lines
+    (default: the whole file)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -204,7 +209,8 @@ def _csv_batches(path: Path, columns: Columns, chunk_rows: int, only: list[str] 
     kinds = {columns.id: pa.dictionary(pa.int32(), pa.string()), columns.date: pa.date32(),
              columns.quantity: pa.float64()}
     try:
-        stream = pa.input_stream(str(path), compression="detect")
+        stream = source if source is not None else \
+            pa.input_stream(str(path), compression="detect")
         reader = pacsv.open_csv(stream, read_options=pacsv.ReadOptions(
             use_threads=False, block_size=max(chunk_rows * 32, 1 << 16)),
             convert_options=pacsv.ConvertOptions(
@@ -214,6 +220,145 @@ def _csv_batches(path: Path, columns: Columns, chunk_rows: int, only: list[str] 
             yield from reader
     except (pa.ArrowException, OSError, ValueError) as err:
         raise NotPlainCsv(_first_line(err)) from None
+
+
+class _Lines(io.RawIOBase):
+    """A CSV file's header line followed by its bytes [begin, stop): a file of its own."""
+
+    def __init__(self, path: Path, header: bytes, begin: int, stop: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self._file.seek(begin)
+        self._header, self._left = header, stop - begin
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._header:
+            n = min(len(buffer), len(self._header))
+            buffer[:n], self._header = self._header[:n], self._header[n:]
+            return n
+        want = min(len(buffer), self._left)
+        n = self._file.readinto(memoryview(buffer)[:want]) if want else 0
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class _ByteRangeShare:
+    """Process k of n's share of an uncompressed CSV file: the lines that start in bytes
+    [k B / n, (k + 1) B / n) of its B bytes after the header. As with row groups, a series
+    belongs to the share it starts in: the leading lines of the series open before the share
+    are left to the share before, and the share's last series is read on past its end.
+
+    A share cannot see whether its series have lines in another share; the caller checks that
+    no id came from two shares (:func:`restock.forecast.run.forecast_file` does)."""
+
+    def __init__(self, path: Path, columns: Columns, mine: int, every: int,
+                 chunk_rows: int) -> None:
+        self.path, self.columns, self.chunk_rows = path, columns, chunk_rows
+        self.size = path.stat().st_size
+        with open(path, "rb") as file:
+            self.header = file.readline()
+            body = file.tell()
+            span = self.size - body
+            self.begin = _line_start(file, body + span * mine // every, body)
+            self.stop = _line_start(file, body + span * (mine + 1) // every, body)
+            self.first_row = 1 + _count_lines(file, body, self.begin)
+            self.before = self._last_id_before(file, body)
+
+    def _lines(self, begin: int, stop: int) -> _Lines:
+        return _Lines(self.path, self.header, begin, stop)
+
+    def _rows(self, begin: int, stop: int):
+        return _csv_batches(self.path, self.columns, self.chunk_rows,
+                            source=self._lines(begin, stop))
+
+    def _last_id_before(self, file, body: int):
+        if self.begin <= body:
+            return None
+        start = max(body, self.begin - (1 << 16))
+        while True:       # back to the start of the line that ends at begin
+            file.seek(start)
+            at = file.read(self.begin - 1 - start).rfind(b"\n")
+            if at >= 0 or start == body:
+                start += at + 1
+                break
+            start = max(body, start - (1 << 20))
+        ids = pa_column(self._rows(start, self.begin), 0)
+        return _runs(ids)[1][-1] if len(ids) else None
+
+    def batches(self):
+        """The share's rows as Arrow batches (see the class). The leading lines of the series
+        open before the share are skipped here, so :attr:`first_row` is then the row number of
+        the first batch's first row."""
+        rows = self._rows(self.begin, self.stop)
+        first = self._past_open_series(rows)
+        return self._own(first, rows) if first is not None else iter(())
+
+    def _past_open_series(self, rows):
+        """The first batch (sliced) after the lines of the series open before the share."""
+        for batch in rows:
+            starts, names = _runs(batch.column(0))
+            if not names:
+                continue
+            if self.before is None or names[0] != self.before:
+                return batch
+            if len(names) > 1:
+                self.first_row += int(starts[1])
+                return batch.slice(int(starts[1]))
+            self.first_row += len(batch)
+        return None
+
+    def _own(self, first, rows):
+        last = None
+        for batch in itertools.chain([first], rows):
+            names = _runs(batch.column(0))[1]
+            last = names[-1] if names else last
+            yield batch
+        if last is None or self.stop >= self.size:
+            return
+        for batch in self._rows(self.stop, self.size):    # the last series' lines beyond
+            starts, names = _runs(batch.column(0))
+            if not names or names[0] != last:
+                return
+            if len(names) > 1:
+                yield batch.slice(0, int(starts[1]))
+                return
+            yield batch
+
+
+def pa_column(batches, index: int):
+    """One column of all ``batches`` as one Arrow array."""
+    import pyarrow as pa
+
+    parts = [batch.column(index) for batch in batches]
+    return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+
+
+def _line_start(file, position: int, body: int) -> int:
+    """The first line start at or after ``position`` (a byte offset past the header)."""
+    if position <= body:
+        return body
+    file.seek(position - 1)
+    file.readline()                 # the rest of the line that holds position - 1
+    return file.tell()
+
+
+def _count_lines(file, begin: int, stop: int) -> int:
+    file.seek(begin)
+    count, left = 0, stop - begin
+    while left > 0:
+        block = file.read(min(left, 1 << 24))
+        if not block:
+            break
+        count += block.count(b"\n")
+        left -= len(block)
+    return count
 
 
 def _csv_header(path: Path):
@@ -295,6 +440,13 @@ def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
     grid = {"freq": freq, "start": start, "end": end}
     path = Path(path)
     if not is_parquet(path) and csv_by_arrow:
+        if every > 1 and not _compressed(path):
+            lines = _ByteRangeShare(path, columns, mine, every, chunk_rows)
+            own = lines.batches()           # first: it settles where the share's rows begin
+            for batches, first_row in _arrow_batch_groups(own, max_series,
+                                                          first_row=lines.first_row):
+                yield _panel_of(batches, first_row, path, columns, grid)
+            return
         batch_groups = _arrow_batch_groups(_csv_batches(path, columns, chunk_rows), max_series)
         for index, (batches, first_row) in enumerate(batch_groups):
             if index % every == mine:
@@ -320,14 +472,20 @@ def panels(path: Path, columns: Columns, *, freq: str, start=None, end=None,
                 yield _panel_of(batches, first_row, path, columns, grid)
 
 
-def shared_in_runs(path: Path, columns: Columns, every: int) -> bool:
+def shared_in_runs(path: Path, columns: Columns, every: int, csv_by_arrow: bool = True) -> bool:
     """Whether :func:`panels` with ``share=(k, every)`` gives process k a run of the file
     (groups in file order, process by process) rather than every ``every``-th group."""
     path = Path(path)
-    if every < 2 or not is_parquet(path):
+    if every < 2:
         return False
+    if not is_parquet(path):
+        return csv_by_arrow and not _compressed(path)
     with closing(_open_parquet(path, columns.names)) as file:
         return _enough_row_groups(file, every)
+
+
+def _compressed(path: Path) -> bool:
+    return path.suffix.lower() in (".gz", ".bz2", ".zst", ".lz4")
 
 
 def _enough_row_groups(file, every: int) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pandas as pd
 
 from restock.errors import DataError
 from restock.forecast.io import (
@@ -160,17 +161,22 @@ def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Col
     folder = Path(tempfile.mkdtemp(prefix=f"{part.name}.", dir=part.parent))
     try:
         with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn")) as pool:
-            in_runs = shared_in_runs(path, cols, options.jobs)
+            in_runs = shared_in_runs(path, cols, options.jobs, reading["csv_by_arrow"])
             shares = [pool.submit(_forecast_share, path, cols, options, reading,
                                   (k, options.jobs), in_runs, folder)
                       for k in range(options.jobs)]
-            summaries = [share.result() for share in shares]
+            done = [share.result() for share in shares]
+        # a share of a CSV cannot see the others: a series with lines in two shares shows here
+        if pd.Index(np.concatenate([ids for _, ids in done])).has_duplicates:
+            raise NotGrouped("the rows of a series are not together in the file")
         summary = Summary(out=out, horizon=options.horizon)
-        for one in summaries:
+        for one, _ in done:
             summary.merge(one)
         with part.open("wb") as handle:
-            for piece in sorted(folder.iterdir()):
+            for n, piece in enumerate(sorted(folder.iterdir())):
                 with piece.open("rb") as source:
+                    if n:               # every piece has the header; the output has it once
+                        source.readline()
                     shutil.copyfileobj(source, handle, 1 << 20)
         return summary
     finally:
@@ -178,25 +184,26 @@ def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Col
 
 
 def _forecast_share(path: Path, cols: Columns, options: Options, reading: dict,
-                    share: tuple[int, int], in_runs: bool, folder: Path) -> Summary:
+                    share: tuple[int, int], in_runs: bool,
+                    folder: Path) -> tuple[Summary, np.ndarray]:
     """One process's groups (see :func:`_in_processes`), each written to ``folder`` under a
-    name that sorts in the file's order."""
+    name that sorts in the file's order; its summary and the ids it forecast."""
     reuse_freed_memory()
     one_blas_thread()
     deadline = time.monotonic() + options.time_budget
     mine, every = share
-    summary = Summary(out=folder, horizon=options.horizon)
+    summary, ids = Summary(out=folder, horizon=options.horizon), []
     for j, panel in enumerate(panels(path, cols, **reading, max_series=options.max_series,
                                      chunk_rows=options.chunk_rows, share=share)):
-        first = mine == 0 and j == 0        # the file's first group, in either kind of share
         result = forecast_panel(panel, options.horizon, season_length=options.season,
                                 time_budget_seconds=max(deadline - time.monotonic(), 0.0),
-                                calibrate=first)
+                                calibrate=mine == 0 and j == 0)   # a share's first group
         place = (mine, j) if in_runs else (0, mine + j * every)
         with (folder / "{:04d}-{:09d}.csv".format(*place)).open("wb") as handle:
-            write_csv(result, options.quantiles, handle, header=first)
+            write_csv(result, options.quantiles, handle, header=True)
         summary.add(result.info, len(result.ids))
-    return summary
+        ids.append(np.asarray(result.ids, dtype=object))
+    return summary, (np.concatenate(ids) if ids else np.zeros(0, dtype=object))
 
 
 def _write(groups_of_series, part: Path, options: Options, summary: Summary) -> Summary:

@@ -128,6 +128,39 @@ def test_processes_reading_runs_of_row_groups_cover_every_series_once(
     pd.testing.assert_frame_equal(parts, whole)
 
 
+@pytest.mark.parametrize(("every", "chunk_rows", "newline"),
+                         [(2, 1000, "\n"), (3, 20, "\n"), (5, 64, "\r\n"), (16, 9, "\n")])
+def test_processes_reading_byte_ranges_of_a_csv_cover_every_series_once(
+        tmp_path: Path, every: int, chunk_rows: int, newline: str) -> None:
+    path = tmp_path / "h.csv"
+    _long_series_history().to_csv(path, index=False, lineterminator=newline)
+    read = {"max_series": 3, "chunk_rows": chunk_rows}
+    whole = pd.concat(_shares(path, 1, **read))
+    parts = pd.concat(_shares(path, every, **read))
+    assert list(parts.index) == list(whole.index) and parts.index.is_unique
+    pd.testing.assert_frame_equal(parts, whole)
+
+
+@pytest.mark.parametrize("jobs", [2, 4])
+def test_a_series_split_between_byte_ranges_of_a_csv_is_read_whole(tmp_path: Path,
+                                                                   jobs: int) -> None:
+    history = _history(series=8)
+    stray = history[history["item_id"] == "sku-001"].head(3)
+    path = _write(pd.concat([history, stray], ignore_index=True), tmp_path / "h.csv")
+    summary = forecast_file(path, tmp_path / "f.csv", Options(horizon=3, jobs=jobs))
+    assert not summary.streamed and summary.series == 8
+    assert pd.read_csv(tmp_path / "f.csv")["item_id"].value_counts().eq(3).all()
+
+
+def test_a_tiny_csv_on_more_processes_than_lines_writes_what_one_writes(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("item_id,date,quantity\na,2024-01-01,3\nb,2024-01-02,1\n")
+    one, many = tmp_path / "one.csv", tmp_path / "many.csv"
+    forecast_file(path, one, Options(horizon=2))
+    forecast_file(path, many, Options(horizon=2, jobs=5))
+    assert many.read_bytes() == one.read_bytes()
+
+
 def test_a_series_split_between_runs_of_row_groups_is_not_grouped(tmp_path: Path) -> None:
     history = _history(series=8)
     stray = history[history["item_id"] == "sku-001"].head(3)
@@ -331,6 +364,19 @@ def test_a_date_arrow_cannot_take_late_in_a_csv_is_read_by_pandas(tmp_path: Path
                                               jobs=jobs))
     assert summary.series == pd.read_csv(plain)["item_id"].nunique()
     assert two.read_bytes() == one.read_bytes()
+
+
+def test_a_missing_id_in_a_csv_read_by_two_processes_names_its_line(tmp_path: Path,
+                                                                      capsys) -> None:
+    history = _history(series=6).reset_index(drop=True)
+    row = int(np.flatnonzero(history["item_id"] == "sku-005")[0]) - 1   # second share
+    history["item_id"] = history["item_id"].astype(object)
+    history.loc[row, "item_id"] = ""
+    path = _write(history, tmp_path / "h.csv")
+    assert main(["forecast", str(path), "--horizon", "3", "--jobs", "2", "--out",
+                 str(tmp_path / "f.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path}:{row + 2}:" in err and "item id is missing" in err and "Traceback" not in err
 
 
 def test_numbers_are_written_to_six_significant_digits_as_short_decimals() -> None:
