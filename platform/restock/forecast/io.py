@@ -129,21 +129,27 @@ def _check_columns(path: Path, header, wanted: list[str]) -> None:
                         f"{', '.join(map(str, header)) or 'none'})", record=str(path))
 
 
-def date_range(path: Path, columns: Columns, chunk_rows: int = 2_000_000
-               ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+def date_range(path: Path, columns: Columns, chunk_rows: int = 2_000_000,
+               share: tuple[int, int] = (0, 1)) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     """The first and last date in the file (one pass over the date column only), None if empty.
 
     Every group of series is then laid on the same period grid, so a series' forecast does not
-    depend on which others share its chunk.
+    depend on which others share its chunk. ``share=(k, n)``: only the lines of an uncompressed
+    CSV that start in its k-th of n byte ranges (n processes cover the file once; Arrow reads
+    them, and NotPlainCsv says where it cannot).
     """
-    known = _parquet_date_statistics(Path(path), columns) if is_parquet(Path(path)) else None
+    path = Path(path)
+    known = _parquet_date_statistics(path, columns) if is_parquet(path) else None
     if known is not None:
         return known
-    if not is_parquet(Path(path)):
+    if not is_parquet(path):
         try:
-            return _csv_date_range(Path(path), columns, chunk_rows)
+            source = _Lines(path, *_byte_range(path, *share)) if share[1] > 1 else None
+            return _csv_date_range(path, columns, chunk_rows, source)
         except NotPlainCsv:
-            pass                # pandas reads it below, and names a bad date's line
+            if share[1] > 1:
+                raise
+            # pandas reads it below, and names a bad date's line
     low = high = None
     for frame in chunks(path, columns, chunk_rows, only=[columns.date]):
         dates = _parse_dates(frame, columns.date, path)
@@ -176,12 +182,12 @@ def _parquet_date_statistics(path: Path, columns: Columns
         return (pd.Timestamp(min(s.min for s in stats)), pd.Timestamp(max(s.max for s in stats)))
 
 
-def _csv_date_range(path: Path, columns: Columns, chunk_rows: int
+def _csv_date_range(path: Path, columns: Columns, chunk_rows: int, source=None
                     ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     import pyarrow as pa
 
     low = high = None
-    for batch in _csv_batches(path, columns, chunk_rows, only=[columns.date]):
+    for batch in _csv_batches(path, columns, chunk_rows, only=[columns.date], source=source):
         days = batch.column(0)
         if days.null_count:
             raise NotPlainCsv("a missing date")
@@ -262,12 +268,9 @@ class _ByteRangeShare:
                  chunk_rows: int) -> None:
         self.path, self.columns, self.chunk_rows = path, columns, chunk_rows
         self.size = path.stat().st_size
+        self.header, self.begin, self.stop = _byte_range(path, mine, every)
         with open(path, "rb") as file:
-            self.header = file.readline()
-            body = file.tell()
-            span = self.size - body
-            self.begin = _line_start(file, body + span * mine // every, body)
-            self.stop = _line_start(file, body + span * (mine + 1) // every, body)
+            body = len(self.header)
             self.first_row = 1 + _count_lines(file, body, self.begin)
             self.before = self._last_id_before(file, body)
 
@@ -338,6 +341,18 @@ def pa_column(batches, index: int):
 
     parts = [batch.column(index) for batch in batches]
     return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+
+
+def _byte_range(path: Path, mine: int, every: int) -> tuple[bytes, int, int]:
+    """(header line, begin, stop): the bytes of the lines that start in the k-th of n equal
+    byte ranges of the file after its header."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        header = file.readline()
+        body = file.tell()
+        span = size - body
+        return (header, _line_start(file, body + span * mine // every, body),
+                _line_start(file, body + span * (mine + 1) // every, body))
 
 
 def _line_start(file, position: int, body: int) -> int:

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +20,7 @@ from restock.forecast.io import (
     NotGrouped,
     NotPlainCsv,
     date_range,
+    is_parquet,
     located_panel,
     one_blas_thread,
     panels,
@@ -110,26 +112,53 @@ def forecast_file(path: Path, out: Path, options: Options,
     started = time.perf_counter()
     cols = Columns(*columns)
     path, out = Path(path), Path(out)
-    span = date_range(path, cols, options.chunk_rows)
-    if span is None:
-        raise DataError("the file has no rows", record=str(path))
     part = out.with_name(out.name + ".part")
     reuse_freed_memory()
     one_blas_thread()
-    summary = _forecast_into(path, part, out, options, cols, span)
+    with _workers(options.jobs) as pool:
+        span = _date_span(path, cols, options, pool)
+        if span is None:
+            raise DataError("the file has no rows", record=str(path))
+        summary = _forecast_into(path, part, out, options, cols, span, pool)
     part.replace(out)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
+def _workers(jobs: int):
+    """A pool of ``jobs`` fresh processes, or nothing to enter for one job."""
+    if jobs < 2:
+        return nullcontext(None)
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    return ProcessPoolExecutor(jobs, mp_context=get_context("spawn"))
+
+
+def _date_span(path: Path, cols: Columns, options: Options, pool) -> tuple | None:
+    """The file's first and last date; a plain CSV's is read by the pool, a share each."""
+    if pool is None or is_parquet(path) or not path.is_file() or \
+            not shared_in_runs(path, cols, options.jobs):
+        return date_range(path, cols, options.chunk_rows)
+    parts = [pool.submit(date_range, path, cols, options.chunk_rows, (k, options.jobs))
+             for k in range(options.jobs)]
+    try:
+        spans = [span for span in (part.result() for part in parts) if span is not None]
+    except NotPlainCsv:         # pandas reads the dates and names a bad one's line
+        return date_range(path, cols, options.chunk_rows)
+    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+
+
 def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Columns,
-                   span: tuple) -> Summary:
+                   span: tuple, pool) -> Summary:
     grid = {"freq": options.freq, "start": span[0], "end": span[1]}
     try:
         try:
-            summary = _streamed(path, part, out, options, cols, grid | {"csv_by_arrow": True})
+            summary = _streamed(path, part, out, options, cols,
+                                grid | {"csv_by_arrow": True}, pool)
         except NotPlainCsv:     # a CSV cell Arrow cannot take: pandas reads it, by the rules
-            summary = _streamed(path, part, out, options, cols, grid | {"csv_by_arrow": False})
+            summary = _streamed(path, part, out, options, cols,
+                                grid | {"csv_by_arrow": False}, pool)
     except NotGrouped:
         whole = read_all(path, cols, options.chunk_rows)
         summary = _write(iter([located_panel(whole, path, cols, **grid)]), part, options,
@@ -141,31 +170,27 @@ def _forecast_into(path: Path, part: Path, out: Path, options: Options, cols: Co
 
 
 def _streamed(path: Path, part: Path, out: Path, options: Options, cols: Columns,
-              reading: dict) -> Summary:
+              reading: dict, pool) -> Summary:
     """The file forecast group by group; ``reading``: the grid and how a CSV is read."""
-    if options.jobs > 1:
-        return _in_processes(path, part, out, options, cols, reading)
+    if pool is not None:
+        return _in_processes(path, part, out, options, cols, reading, pool)
     return _write(panels(path, cols, **reading, max_series=options.max_series,
                          chunk_rows=options.chunk_rows),
                   part, options, Summary(out=out, horizon=options.horizon))
 
 
 def _in_processes(path: Path, part: Path, out: Path, options: Options, cols: Columns,
-                  reading: dict) -> Summary:
+                  reading: dict, pool) -> Summary:
     """Process k of n forecasts its share of the file (see :func:`panels`: a run of a Parquet
     file's row groups, or groups k, k + n, ...), each group into a file of its own; the files
     are then joined in the file's order, so the output is what one process writes."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
     folder = Path(tempfile.mkdtemp(prefix=f"{part.name}.", dir=part.parent))
     try:
-        with ProcessPoolExecutor(options.jobs, mp_context=get_context("spawn")) as pool:
-            in_runs = shared_in_runs(path, cols, options.jobs, reading["csv_by_arrow"])
-            shares = [pool.submit(_forecast_share, path, cols, options, reading,
-                                  (k, options.jobs), in_runs, folder)
-                      for k in range(options.jobs)]
-            done = [share.result() for share in shares]
+        in_runs = shared_in_runs(path, cols, options.jobs, reading["csv_by_arrow"])
+        shares = [pool.submit(_forecast_share, path, cols, options, reading,
+                              (k, options.jobs), in_runs, folder)
+                  for k in range(options.jobs)]
+        done = [share.result() for share in shares]
         # a share of a CSV cannot see the others: a series with lines in two shares shows here
         if pd.Index(np.concatenate([ids for _, ids in done])).has_duplicates:
             raise NotGrouped("the rows of a series are not together in the file")

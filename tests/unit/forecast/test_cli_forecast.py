@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from restock.cli import main
-from restock.forecast.io import Columns, NotGrouped, NotPlainCsv, groups, panels
+from restock.forecast.io import (
+    Columns,
+    NotGrouped,
+    NotPlainCsv,
+    date_range,
+    groups,
+    panels,
+)
 from restock.forecast.panel import forecast_panel
 from restock.forecast.run import Options, forecast_file
 
@@ -139,6 +146,18 @@ def test_processes_reading_byte_ranges_of_a_csv_cover_every_series_once(
     parts = pd.concat(_shares(path, every, **read))
     assert list(parts.index) == list(whole.index) and parts.index.is_unique
     pd.testing.assert_frame_equal(parts, whole)
+
+
+def test_the_date_range_of_a_csv_read_in_byte_ranges_is_the_whole_files(tmp_path: Path) -> None:
+    history = _history(series=30, days=200)     # series start at different dates
+    path = _write(history, tmp_path / "h.csv")
+    whole = date_range(path, Columns())
+    assert whole == (history["date"].min(), history["date"].max())
+    for every in (2, 3, 7, 40):
+        spans = [date_range(path, Columns(), share=(k, every)) for k in range(every)]
+        spans = [span for span in spans if span is not None]
+        assert (min(s[0] for s in spans), max(s[1] for s in spans)) == whole
+        assert len(spans) > 1
 
 
 @pytest.mark.parametrize("jobs", [2, 4])
