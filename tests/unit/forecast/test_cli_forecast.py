@@ -344,6 +344,41 @@ def test_csv_read_by_arrow_forecasts_as_csv_read_by_pandas(tmp_path: Path, suffi
     np.testing.assert_allclose(arrow["point"], pandas["point"], rtol=1e-12)
 
 
+def _csv_variant(kind: str) -> bytes:
+    history = _history(series=12, seed=7).reset_index(drop=True)
+    history["date"] = history["date"].dt.strftime("%Y-%m-%d")
+    if kind == "quoted ids with commas":
+        history["item_id"] = "item, " + history["item_id"]
+    if kind == "spaces around numbers":
+        history["quantity"] = " " + history["quantity"].astype(str) + " "
+    if kind == "blank and NA quantities":
+        history = history.astype({"quantity": object})
+        history.loc[[5, 9], "quantity"] = ["", "NA"]
+    if kind == "other columns, other order":
+        history = history.assign(note="x", extra=1.5)[
+            ["note", "quantity", "extra", "date", "item_id"]]
+    text = history.to_csv(index=False, lineterminator="\r\n" if kind == "CRLF" else "\n")
+    return ("\ufeff" + text if kind == "byte order mark" else text).encode()
+
+
+@pytest.mark.parametrize("kind", ["CRLF", "byte order mark", "quoted ids with commas",
+                                  "spaces around numbers", "blank and NA quantities",
+                                  "other columns, other order"])
+def test_arrow_and_pandas_lay_out_the_same_csv_alike(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "h.csv"
+    path.write_bytes(_csv_variant(kind))
+    span = {"start": pd.Timestamp("2024-01-01"), "end": pd.Timestamp("2024-04-29")}
+    laid = {}
+    for arrow in (True, False):
+        got = list(panels(path, Columns(), freq="D", csv_by_arrow=arrow, **span))
+        laid[arrow] = pd.concat([pd.DataFrame(p.values, index=p.ids, columns=p.dates)
+                                 for p in got])
+        laid[arrow, "missing"] = sum(p.notes["missing_quantities"] for p in got)
+    pd.testing.assert_frame_equal(laid[True], laid[False])
+    assert laid[True, "missing"] == laid[False, "missing"] == \
+        (2 if kind == "blank and NA quantities" else 0)
+
+
 def _late_cell(path: Path, column: str, value: str | None) -> tuple[Path, int]:
     """A CSV of 300 series (several of Arrow's smallest blocks) whose ``column`` on a late line
     is ``value`` (None: as it was); the line's number."""
