@@ -292,7 +292,7 @@ class _ByteRangeShare:
                 start += at + 1
                 break
             start = max(body, start - (1 << 20))
-        ids = pa_column(self._rows(start, self.begin), 0)
+        ids = _joined_column(self._rows(start, self.begin), 0)
         return _runs(ids)[1][-1] if len(ids) else None
 
     def batches(self):
@@ -320,8 +320,8 @@ class _ByteRangeShare:
     def _own(self, first, rows):
         last = None
         for batch in itertools.chain([first], rows):
-            names = _runs(batch.column(0))[1]
-            last = names[-1] if names else last
+            if len(batch):
+                last = _runs(batch.column(0).slice(len(batch) - 1))[1][0]
             yield batch
         if last is None or self.stop >= self.size:
             return
@@ -335,7 +335,7 @@ class _ByteRangeShare:
             yield batch
 
 
-def pa_column(batches, index: int):
+def _joined_column(batches, index: int):
     """One column of all ``batches`` as one Arrow array."""
     import pyarrow as pa
 

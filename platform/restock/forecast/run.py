@@ -222,7 +222,7 @@ def _forecast_share(path: Path, cols: Columns, options: Options, reading: dict,
                                      chunk_rows=options.chunk_rows, share=share)):
         result = forecast_panel(panel, options.horizon, season_length=options.season,
                                 time_budget_seconds=max(deadline - time.monotonic(), 0.0),
-                                calibrate=mine == 0 and j == 0)   # a share's first group
+                                calibrate=mine == 0 and j == 0)   # the file's first group
         place = (mine, j) if in_runs else (0, mine + j * every)
         with (folder / "{:04d}-{:09d}.csv".format(*place)).open("wb") as handle:
             write_csv(result, options.quantiles, handle, header=True)
