@@ -444,7 +444,7 @@ def test_numbers_are_written_to_six_significant_digits_as_short_decimals() -> No
     assert np.isnan(got[7])
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
 def test_several_processes_write_what_one_writes(tmp_path: Path, suffix: str) -> None:
     path = _write(_history(series=11), tmp_path / f"h{suffix}")
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
