@@ -308,6 +308,10 @@ class OrgConfig(Strict):
     source: ConnectorRef
     order_sink: ConnectorRef
     summary_sinks: list[ConnectorRef] = Field(default_factory=list)
+    # Summaries of runs finished longer ago are deleted at each run (the run stays listed; the
+    # newest few and any a sink is still owed are kept); None keeps them all. Strict as
+    # catalog_days: YAML's `yes` must not become a day.
+    summary_days: Annotated[int, Field(ge=1, le=36500, strict=True)] | None = 400
     policy: Policy = Policy()
     forecast: ForecastSettings = ForecastSettings()
     guard: Guard = Guard()

@@ -139,6 +139,7 @@ class _Run:
         s.finished_at = datetime.now(UTC)
         self.store.runs.finish(s)
         self._deliver()
+        self._prune_summaries()
         log.info("run.finished", status=str(s.status), orders=len(s.orders), held=len(s.held),
                  spend=s.spend)
         return s
@@ -152,6 +153,19 @@ class _Run:
             if self.summary.status == RunStatus.OK:
                 self.summary.status = RunStatus.PARTIAL
             self.store.runs.finish(self.summary)
+
+    def _prune_summaries(self) -> None:
+        # By the clock that stamped the runs (as the catalog's prune): a backfilled planning
+        # date neither keeps what is old today nor deletes what is recent.
+        from restock import insight
+
+        days = self.config.summary_days
+        if days is not None:
+            gone = self.store.runs.prune_summaries(
+                self.config.org, datetime.now(UTC) - timedelta(days=days),
+                keep=insight.TREND_RUNS)
+            if gone:
+                log.info("run.summaries_pruned", summaries=gone, older_than_days=days)
 
     # -- helpers
 

@@ -338,3 +338,27 @@ def test_a_history_split_over_two_locations_plans_as_its_sum(org_dir, tmp_path):
     pd.concat([second, first]).sample(frac=1.0, random_state=3).to_csv(
         split_dir / "warehouse" / "history.csv.gz", index=False)
     assert lines(split_dir) == whole and whole
+
+
+@pytest.mark.parametrize("summary_days", [400, None])
+def test_summaries_older_than_summary_days_are_deleted_but_the_runs_stay_listed(
+        org_dir, store, monkeypatch, summary_days):
+    from restock import insight
+    from restock.store.schema import runs
+
+    monkeypatch.setattr(insight, "TREND_RUNS", 2)   # the next run reads this many back
+    extra = f"summary_days: {'null' if summary_days is None else summary_days}\n"
+    made = [run_org(load_org(write_org(org_dir, mode="dry_run", as_of=AS_OF + timedelta(days=d),
+                                       extra=extra)), store=store).run_id for d in range(3)]
+    with store.engine.begin() as conn:               # the first two finished 500 days ago
+        conn.execute(runs.update().where(runs.c.run_id.in_(made[:2])).values(
+            finished_at=datetime.now(UTC) - timedelta(days=500)))
+    last = run_org(load_org(write_org(org_dir, mode="dry_run", as_of=AS_OF + timedelta(days=3),
+                                      extra=extra)), store=store)
+    assert last.previous_run_id == made[2]
+    kept = [r.run_id for r in store.runs.list("acme") if store.runs.summary(r.run_id)]
+    if summary_days is None:
+        assert kept == [last.run_id, *made[::-1]]
+    else:   # the two that finished 500 days ago go; the newest two stay
+        assert kept == [last.run_id, made[2]]
+    assert len(store.runs.list("acme")) == 4

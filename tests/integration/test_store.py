@@ -150,6 +150,35 @@ def test_runs_keep_their_summaries_newest_first(store):
     assert store.runs.list("acme")[0].status == "abandoned"
 
 
+def _finished_run(store, org: str, run_id: str, age_days: float) -> None:
+    at = datetime.now(UTC) - timedelta(days=age_days)
+    store.runs.start(org, run_id, Mode.AUTO, at)
+    store.runs.finish(RunSummary(org=org, run_id=run_id, status=RunStatus.OK, mode=Mode.AUTO,
+                                 started_at=at, finished_at=at,
+                                 accuracy=[AccuracyPoint(run_id=run_id, mase=age_days)]))
+
+
+def test_summary_prune_keeps_the_newest_the_owed_and_other_orgs(store):
+    for age in (900, 800, 700, 600, 500, 10, 5):
+        _finished_run(store, "acme", f"acme-{age}", age)
+    _finished_run(store, "other", "other-900", 900)
+    store.pending_summaries.failed("acme", "acme-800", "summary_sinks.0 (slack)", "refused")
+    store.runs.start("acme", "acme-crashed", Mode.AUTO, datetime.now(UTC) - timedelta(days=999))
+    cutoff = datetime.now(UTC) - timedelta(days=400)
+    assert store.runs.prune_summaries("acme", cutoff, keep=3) == 3   # 900, 700, 600
+    kept = {r.run_id for r in store.runs.list("acme") if store.runs.summary(r.run_id)}
+    assert kept == {"acme-800", "acme-500", "acme-10", "acme-5"}
+    assert len(store.runs.list("acme")) == 8                 # every run is still listed
+    assert store.runs.summary("other-900") is not None        # another org's: untouched
+    assert store.runs.latest("acme").run_id == "acme-5"
+    assert [p.run_id for p in store.runs.accuracy_points("acme")] == \
+        ["acme-5", "acme-10", "acme-500", "acme-800"]
+    assert store.runs.prune_summaries("acme", cutoff, keep=3) == 0
+    assert store.runs.prune_summaries("acme", datetime.now(UTC), keep=1) == 2   # 500, 10
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.runs.prune_summaries("acme", datetime.now(), keep=1)
+
+
 def test_what_a_run_reads_of_earlier_runs_without_their_whole_summaries(store):
     start = datetime(2026, 11, 20, 6, tzinfo=UTC)
     for day in range(4):

@@ -116,6 +116,12 @@ BAD = [
      "orgs/acme.yaml:9: forecast.history_days: must be less than or equal to 36500"),
     ("catalog retention beyond a century", BASE + "forecast:\n  catalog_days: 100000\n",
      "orgs/acme.yaml:9: forecast.catalog_days: must be less than or equal to 36500"),
+    ("summary retention of 0 days", BASE + "summary_days: 0\n",
+     "orgs/acme.yaml:8: summary_days: must be greater than or equal to 1 (got 0)"),
+    ("summary retention written as a yes", BASE + "summary_days: yes\n",
+     "orgs/acme.yaml:8: summary_days: must be a whole number (got True)"),
+    ("fractional summary retention", BASE + "summary_days: 7.5\n",
+     "orgs/acme.yaml:8: summary_days: must be a whole number (got 7.5)"),
 ]
 
 

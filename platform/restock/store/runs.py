@@ -115,6 +115,25 @@ class Runs:
             trends = conn.execute(query).scalars().all()
         return [AccuracyPoint.model_validate(trend[-1]) for trend in trends if trend]
 
+    def prune_summaries(self, org: str, before: datetime, *, keep: int) -> int:
+        """Delete the summaries of ``org``'s runs that finished before ``before``
+        (timezone-aware), except its newest ``keep`` summaries (what the next run reads of
+        earlier ones) and any a summary sink is still owed; how many. The runs stay listed."""
+        if before.tzinfo is None:
+            raise ValueError("prune needs a timezone-aware time")
+        newest = self._finished(org, None, runs.c.run_id).limit(keep)
+        owed = sa.select(pending_summaries.c.run_id).where(pending_summaries.c.org == org)
+        with self.engine.begin() as conn:
+            kept = set(conn.execute(newest).scalars()) | set(conn.execute(owed).scalars())
+            old = conn.execute(sa.select(runs.c.run_id).where(
+                runs.c.org == org, runs.c.summary.is_not(None),
+                runs.c.finished_at < before.astimezone(UTC))).scalars().all()
+            gone = [run_id for run_id in old if run_id not in kept]
+            for at in range(0, len(gone), 500):
+                conn.execute(runs.update().where(runs.c.run_id.in_(gone[at:at + 500]))
+                             .values(summary=sa.null()))   # SQL NULL, not JSON null
+        return len(gone)
+
     @staticmethod
     def _finished(org: str, before: str | None, *columns) -> sa.Select:
         """``columns`` of the runs of ``org`` that have a summary, newest first."""
