@@ -8,6 +8,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +318,17 @@ def test_reports_json_markdown_and_the_standalone_file(site):
     standalone = site.client("vic").get(f"/runs/{run_id}/report")
     assert standalone.status_code == 200 and "<svg" in standalone.text
     assert site.client("vic").get("/runs/run-nope").status_code == 404
+
+
+def test_a_run_whose_summary_is_no_longer_kept_says_so_to_whom_may_see_it(site):
+    run_id = site.run.summary.run_id
+    finished = site.store.runs.record(run_id).finished_at
+    assert site.store.runs.prune_summaries("acme", finished + timedelta(seconds=1), keep=0) == 1
+    answer = site.api("vic").get(f"/api/runs/{run_id}")
+    assert answer.status_code == 404 and "no longer kept" in answer.text
+    assert site.api("olga").get(f"/api/runs/{run_id}").status_code == 403
+    page = site.client("vic").get(f"/runs/{run_id}")
+    assert page.status_code == 404 and "summary_days" in page.text
 
 
 def test_model_catalog_per_item_and_over_runs(site):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import webbrowser
+from datetime import timedelta
 
 import pytest
 
@@ -55,6 +56,13 @@ def test_runs_show_mistakes_are_one_line(state, capsys):
     assert main(["runs", "show", "run-9999"]) == 1
     assert capsys.readouterr().err == "restock: no finished run 'run-9999' (see `restock " \
                                       "runs list`)\n"
+    with open_store(f"sqlite:///{state / 'state.sqlite'}") as store:
+        finished = store.runs.record("run-0001").finished_at
+        assert store.runs.prune_summaries("acme", finished + timedelta(seconds=1), keep=0) == 1
+    assert main(["runs", "show", "run-0001"]) == 1
+    assert capsys.readouterr().err == f"restock: run 'run-0001' finished on {finished:%Y-%m-%d}, " \
+        "but its summary is no longer kept (older than the org's summary_days) (see `restock " \
+        "runs list`)\n"
 
 
 def test_report_writes_the_latest_html_and_opens_it_only_when_asked(state, capsys, monkeypatch,

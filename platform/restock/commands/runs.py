@@ -70,7 +70,7 @@ def show_run(run_id: Annotated[str, typer.Argument(help="The run's id (see `rest
     with open_state(state_url(folder)) as store:
         summary = store.runs.summary(run_id)
         if summary is None:
-            raise fail(f"no finished run {run_id!r} (see `restock runs list`)")
+            raise fail(f"{store.runs.why_no_summary(run_id)} (see `restock runs list`)")
         previous = store.runs.latest_summary(summary.org, before=run_id) \
             if summary.previous_run_id is None else store.runs.summary(summary.previous_run_id)
     text = _render(summary, fmt, previous, folder=folder if history else None)

@@ -73,6 +73,14 @@ class Runs:
             data = conn.execute(sa.select(runs.c.summary).where(runs.c.run_id == run_id)).scalar()
         return RunSummary.model_validate(data) if data else None
 
+    def why_no_summary(self, run_id: str) -> str:
+        """What to tell someone asking for a run that has no summary."""
+        record = self.record(run_id)
+        if record is not None and record.finished_at is not None and record.status != "running":
+            return (f"run {run_id!r} finished on {record.finished_at:%Y-%m-%d}, but its summary "
+                    "is no longer kept (older than the org's summary_days)")
+        return f"no finished run {run_id!r}"
+
     def list(self, org: str | None = None, *, limit: int = 50,
              status: RunStatus | None = None) -> list[RunRecord]:
         """Runs, newest first."""

@@ -122,9 +122,13 @@ def require(user: User, org: str, role: Role = Role.VIEWER) -> None:
 def requested_summary(request: Request, user: User) -> RunSummary:
     """The summary of the run named in the path, if ``user`` may see its org."""
     run_id = request.path_params["run_id"]
-    summary = review(request).store.runs.summary(run_id)
+    runs = review(request).store.runs
+    summary = runs.summary(run_id)
     if summary is None:
-        raise NotFound(f"no finished run {run_id!r}")
+        record = runs.record(run_id)
+        if record is not None:      # say why only to someone who may see the org's runs
+            require(user, record.org)
+        raise NotFound(runs.why_no_summary(run_id))
     require(user, summary.org)
     return summary
 
