@@ -411,8 +411,23 @@ def _bucket_alpha(y: np.ndarray, k: np.ndarray, grid: Sequence[float]) -> np.nda
     errors = np.zeros((len(active), len(grid)))
     for rows, band in _bands(lengths):
         errors[rows] = ses_sse_grid(sums[rows, width - band:], grid)
-    pick[active] = errors.argmin(axis=1)
+    # errors are sums of squares of the sums: near-equal is judged against the sums' own size
+    pick[active] = first_least(errors, scale=np.einsum("ij,ij->i", sums, sums))
     return pick
+
+
+def first_least(errors: np.ndarray, scale: np.ndarray | float = 1.0,
+                tolerance: float = 1e-9) -> np.ndarray:
+    """Per row, the first column within ``tolerance`` × ``scale`` (per row, or one number) of
+    the row's least value.
+
+    Equal errors computed in bands of other rows (or by matrix products of another shape) can
+    differ in their last bits, and a plain argmin then picks by that noise: the same series
+    chose another alpha when the other series read with it changed (MAN, read by two
+    processes: 7 of 3,451 series forecast differently)."""
+    least = errors.min(axis=1, keepdims=True)
+    slack = tolerance * np.maximum(np.abs(least), np.reshape(scale, (-1, 1)))
+    return (errors <= least + slack).argmax(axis=1)
 
 
 def seasonal_naive(y: np.ndarray, ends: Sequence[int], season: int, horizon: int) -> np.ndarray:
