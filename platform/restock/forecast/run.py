@@ -272,10 +272,16 @@ def significant(values: np.ndarray, digits: int = 6) -> np.ndarray:
     """``values`` rounded to ``digits`` significant digits (as ``%.6g`` would print them).
 
     Dividing the rounded integer by a power of ten gives the double nearest that decimal, so
-    it prints as the short decimal, not 1.2345600000000001."""
+    it prints as the short decimal, not 1.2345600000000001. That holds while the power of ten
+    is exact (up to 1e22), so amounts under ``TINY`` units are written as 0: a quantile of
+    6.5e-34 units had been written as 6.5339800000000005e-34."""
+    values = np.where(np.abs(values) < TINY, 0.0, values)
     with np.errstate(all="ignore"):
         magnitude = np.floor(np.log10(np.abs(values)))
-    exponent = (digits - 1 - np.where(np.isfinite(magnitude), magnitude, 0)).astype(int)
-    scale = np.power(10.0, np.abs(exponent))
-    up = exponent >= 0
-    return np.where(up, np.round(values * scale) / scale, np.round(values / scale) * scale)
+        exponent = (digits - 1 - np.where(np.isfinite(magnitude), magnitude, 0)).astype(int)
+        scale = np.power(10.0, np.abs(exponent))
+        up = exponent >= 0
+        return np.where(up, np.round(values * scale) / scale, np.round(values / scale) * scale)
+
+
+TINY = 1e-12

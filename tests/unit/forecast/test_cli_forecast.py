@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -456,6 +457,10 @@ def test_numbers_are_written_to_six_significant_digits_as_short_decimals() -> No
     assert [repr(float(v)) for v in got[:7]] == ["123457.0", "1234570.0", "0.000123457", "0.0",
                                                  "-5.55556", "91.6445", "2.0"]
     assert np.isnan(got[7])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                # no overflow on the way either
+        tiny = significant(np.array([6.5339800000000005e-34, 1e-310, 3.2e-12, -4e-13]))
+    assert [repr(float(v)) for v in tiny] == ["0.0", "0.0", "3.2e-12", "0.0"]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
