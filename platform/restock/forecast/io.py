@@ -308,33 +308,39 @@ class _ByteRangeShare:
     def _past_open_series(self, rows):
         """The first batch (sliced) after the lines of the series open before the share."""
         for batch in rows:
-            starts, names = _runs(batch.column(0))
-            if not names:
-                continue
-            if self.before is None or names[0] != self.before:
-                return batch
-            if len(names) > 1:
-                self.first_row += int(starts[1])
-                return batch.slice(int(starts[1]))
-            self.first_row += len(batch)
+            lead = 0 if self.before is None else _leading_rows(batch.column(0), self.before)
+            self.first_row += lead
+            if lead < len(batch):
+                return batch.slice(lead)
         return None
 
     def _own(self, first, rows):
         last = None
         for batch in itertools.chain([first], rows):
             if len(batch):
-                last = _runs(batch.column(0).slice(len(batch) - 1))[1][0]
+                last = _last_id(batch)
             yield batch
         if last is None or self.stop >= self.size:
             return
         for batch in self._rows(self.stop, self.size):    # the last series' lines beyond
-            starts, names = _runs(batch.column(0))
-            if not names or names[0] != last:
+            lead = _leading_rows(batch.column(0), last)
+            if lead:
+                yield batch.slice(0, lead)
+            if lead < len(batch):
                 return
-            if len(names) > 1:
-                yield batch.slice(0, int(starts[1]))
-                return
-            yield batch
+
+
+def _leading_rows(ids, name) -> int:
+    """How many rows at the start of the id column ``ids`` belong to the series ``name``."""
+    starts, names = _runs(ids)
+    if not names or names[0] != name:
+        return 0
+    return int(starts[1]) if len(names) > 1 else len(ids)
+
+
+def _last_id(batch) -> str:
+    """The id on the last row of a (non-empty) batch."""
+    return _runs(batch.column(0).slice(len(batch) - 1))[1][0]
 
 
 def _joined_column(batches, index: int):
@@ -564,12 +570,10 @@ class _RowGroupShare:
             return begin
         before = _runs(next(self._ids(begin - 1, begin, 1 << 20)))[1][0]
         for ids in self._ids(begin, int(self.offsets[-1]), 1 << 20):
-            starts, names = _runs(ids)
-            if names[0] != before:
-                return begin
-            if len(names) > 1:
-                return begin + int(starts[1])
-            begin += len(ids)
+            lead = _leading_rows(ids, before)
+            begin += lead
+            if lead < len(ids):
+                break
         return begin
 
     def batches(self, chunk_rows: int):
@@ -602,15 +606,12 @@ class _RowGroupShare:
     def _open_series_end(self, batch, at: int, previous) -> int:
         """How many leading rows of ``batch`` (which reaches past :attr:`stop`) are this run's:
         up to the end of the series open at the last row before :attr:`stop`."""
-        starts, names = _runs(batch.column(0))
         own = self.stop - at
-        if own > 0:
-            run = int(np.searchsorted(starts, own - 1, side="right")) - 1
-        else:
-            last = previous.column(0).slice(len(previous) - 1) if previous is not None else None
-            if last is None or _runs(last)[1][0] != names[0]:
-                return 0
-            run = 0
+        if own <= 0:
+            return 0 if previous is None else \
+                _leading_rows(batch.column(0), _last_id(previous))
+        starts = _runs(batch.column(0))[0]
+        run = int(np.searchsorted(starts, own - 1, side="right")) - 1
         return int(starts[run + 1]) if run + 1 < len(starts) else len(batch)
 
     def check_elsewhere(self, seen: set, chunk_rows: int) -> None:
