@@ -18,11 +18,13 @@ lies inside the history the run reads.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from restock.policy.spread import learnt_sd
+from restock.policy.empirical import SETTLED_SALES
+from restock.policy.spread import MIN_ITEMS_FOR_RATIO, learnt_sd
 from restock.store.windows import ForecastWindows
 
 LEARN_DAYS = 400     # runs this far back: a year of closed windows and the horizon before them
@@ -37,21 +39,44 @@ def horizon_windows(items: pd.DataFrame) -> pd.DataFrame:
     return frame[np.isfinite(days) & (days > 0)]
 
 
-def learn_spread(items: pd.DataFrame, history: pd.DataFrame,
-                 windows: pd.DataFrame) -> pd.DataFrame:
+class Learnt(NamedTuple):
+    """What the closed windows teach: ``items`` with their learnt spread, and ``errors``, the
+    org's pooled standardised errors (empty while too few SKUs have any)."""
+
+    items: pd.DataFrame
+    errors: np.ndarray
+
+
+def learn_from_windows(items: pd.DataFrame, history: pd.DataFrame,
+                       windows: pd.DataFrame) -> Learnt:
     """``items`` with ``demand_sd`` learnt from the closed ``windows`` (:func:`closed_windows`)
-    and ``spread_windows``, how many each SKU's rests on."""
+    and ``spread_windows``, how many each SKU's rests on; and the windows' errors standardised
+    by the square root of what was forecast, ``(actual - forecast) / sqrt(forecast)``, pooled
+    over the SKUs, that a per-item cycle target reads its level from
+    (:func:`restock.policy.empirical.pooled_error_levels`), as the replay's
+    :func:`restock.simulate.horizon_errors`. A window counts there only when its SKU had sold on
+    :data:`~restock.policy.empirical.SETTLED_SALES` days before it opened (a forecast from a few
+    sales says nothing about later ones), and the pool only once
+    :data:`~restock.policy.spread.MIN_ITEMS_FOR_RATIO` SKUs have such windows."""
     items = items.copy()
     days = (items["lead_time_days"] + items["review_period_days"]).to_numpy(float)
-    squared, predicted, count = _errors(windows, history, items["sku"].astype(str),
-                                        items["review_period_days"].to_numpy(float))
+    found = _window_errors(windows, history, items["sku"].astype(str),
+                           items["review_period_days"].to_numpy(float))
+    squared, predicted, count = found.per_sku(len(items))
     model_sd = items["demand_sd"].to_numpy(float) * np.sqrt(days)
     learnt = learnt_sd(squared, predicted, count, model_sd)
     with np.errstate(divide="ignore", invalid="ignore"):
         per_day = np.where(days > 0, learnt / np.sqrt(days), items["demand_sd"].to_numpy(float))
     items["demand_sd"] = np.nan_to_num(per_day, nan=0.0, posinf=0.0)
     items["spread_windows"] = count.astype(int)
-    return items
+    return Learnt(items, found.standardised())
+
+
+def learn_spread(items: pd.DataFrame, history: pd.DataFrame,
+                 windows: pd.DataFrame) -> pd.DataFrame:
+    """``items`` with ``demand_sd`` learnt from the closed ``windows`` and ``spread_windows``
+    (:func:`learn_from_windows` without the pooled errors)."""
+    return learn_from_windows(items, history, windows).items
 
 
 def closed_windows(recorded: ForecastWindows, org: str, as_of: date, review_days: float,
@@ -79,25 +104,48 @@ def _review_apart(runs: list[tuple[date, int]], review_days: float) -> list[tupl
     return picked
 
 
-def _errors(windows: pd.DataFrame, history: pd.DataFrame, skus: pd.Series, review: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per SKU of ``skus`` (reviewed every ``review`` days): summed squared errors, summed
-    claimed variances, window count."""
-    n = len(skus)
+class _Errors(NamedTuple):
+    """Each kept window's SKU (position), error, claimed variance and forecast, and whether its
+    SKU had settled (sold on enough days before the window opened)."""
+
+    where: np.ndarray
+    error: np.ndarray
+    claimed: np.ndarray
+    forecast: np.ndarray
+    settled: np.ndarray
+
+    def per_sku(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per SKU: summed squared errors, summed claimed variances, window count."""
+        known = np.isfinite(self.error) & np.isfinite(self.claimed)
+        return tuple(np.bincount(self.where[known], weights=w[known], minlength=n)
+                     for w in (self.error ** 2, self.claimed, np.ones(len(self.error))))
+
+    def standardised(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            errors = self.error / np.sqrt(self.forecast)
+        usable = self.settled & (self.forecast > 0) & np.isfinite(errors)
+        if np.unique(self.where[usable]).size < MIN_ITEMS_FOR_RATIO:
+            return np.empty(0)
+        return errors[usable]
+
+
+def _window_errors(windows: pd.DataFrame, history: pd.DataFrame, skus: pd.Series,
+                   review: np.ndarray) -> _Errors:
+    """The windows to learn from, of SKUs of ``skus`` (reviewed every ``review`` days), with
+    their errors."""
     if windows.empty:
-        return np.zeros(n), np.zeros(n), np.zeros(n)
+        empty = np.empty(0)
+        return _Errors(np.empty(0, dtype=np.int64), empty, empty, empty, np.empty(0, dtype=bool))
     index = pd.Index(skus)
     where = _positions(windows["sku"], index)
     start = windows["start"].to_numpy(np.int64)
     keep = _own_review_apart(where, start, review)
     where, start = where[keep], start[keep]
-    claimed = windows["horizon_sd"].to_numpy(float)[keep] ** 2
-    actual = _totals(history, index, where, start, windows["end"].to_numpy(np.int64)[keep])
-    error = actual - windows["horizon_mean"].to_numpy(float)[keep]
-    known = np.isfinite(error) & np.isfinite(claimed)
-    totals = [np.bincount(where[known], weights=w[known], minlength=n)
-              for w in (error ** 2, claimed, np.ones(len(error)))]
-    return totals[0], totals[1], totals[2]
+    forecast = windows["horizon_mean"].to_numpy(float)[keep]
+    actual, selling_days = _totals(history, index, where, start,
+                                   windows["end"].to_numpy(np.int64)[keep])
+    return _Errors(where, actual - forecast, windows["horizon_sd"].to_numpy(float)[keep] ** 2,
+                   forecast, selling_days >= SETTLED_SALES)
 
 
 def _own_review_apart(where: np.ndarray, start: np.ndarray, review: np.ndarray) -> np.ndarray:
@@ -125,9 +173,9 @@ CELLS_PER_BLOCK = 1 << 24   # SKU-days summed at once: 128 MB of float64
 
 
 def _totals(history: pd.DataFrame, index: pd.Index, where: np.ndarray, start: np.ndarray,
-            end: np.ndarray) -> np.ndarray:
+            end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Quantity consumed per window (the SKU at ``where`` in ``index``, days [start, end)),
-    from tidy history rows.
+    from tidy history rows, and the days with a sale in the history before ``start``.
 
     Each block of SKUs gets a grid of running daily sums (SKU x day, at most
     :data:`CELLS_PER_BLOCK` cells), and a window's total is the difference of two of its cells.
@@ -142,17 +190,19 @@ def _totals(history: pd.DataFrame, index: pd.Index, where: np.ndarray, start: np
     width = int(max(days.max(initial=end.max()), end.max())) - low + 2  # column 0: nothing yet
     cells = code * width + (days - low + 1)
     per_block = max(1, CELLS_PER_BLOCK // width)
-    totals = np.zeros(len(where))
+    totals, selling = np.zeros(len(where)), np.zeros(len(where))
     for first in range(0, len(index), per_block):
         size = min(per_block, len(index) - first)
         rows = (cells >= first * width) & (cells < (first + size) * width)
         grid = np.bincount(cells[rows] - first * width, weights=quantity[rows],
                            minlength=size * width).reshape(size, width)
+        sold = np.cumsum(grid > 0, axis=1)   # a day with a sale, however many rows it has
         np.cumsum(grid, axis=1, out=grid)
         asked = (where >= first) & (where < first + size)
         sku = where[asked] - first
         totals[asked] = grid[sku, end[asked] - low] - grid[sku, start[asked] - low]
-    return totals
+        selling[asked] = sold[sku, start[asked] - low]
+    return totals, selling
 
 
 def _positions(labels: pd.Series, index: pd.Index) -> np.ndarray:

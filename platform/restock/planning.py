@@ -4,7 +4,8 @@ The numbers the planner sees per SKU (demand rate and its spread per day) come f
 over that SKU's own lead time + review period, so safety stock rests on the forecast's
 uncertainty over the horizon that matters, not on a constant. Each run records that forecast
 (``store.windows``); once an earlier run's window has closed its realised error joins the SKU's
-spread (:mod:`restock.forecast_windows`, the replay's rule).
+spread and the org's pool of errors that a per-item cycle target reads its level from
+(:mod:`restock.forecast_windows`, the replay's rule).
 
 With a promotion calendar in the snapshot, the history is forecast with its promotion periods
 brought back to each SKU's usual level, and the promotion periods inside a SKU's lead time +
@@ -49,7 +50,7 @@ from restock.forecast_windows import (
     LEARN_DAYS,
     closed_windows,
     horizon_windows,
-    learn_spread,
+    learn_from_windows,
 )
 from restock.policy import GroupShift, Plan, plan
 from restock.store import CatalogEntry, Store
@@ -91,14 +92,14 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
                          {e.sku: model_key(e.model, e.params or {}) for e in previous})
     items = _with_demand(items, forecast, config)
     windows = horizon_windows(items)      # recorded as the forecast said, before learning
-    items = learn_spread(items, history, closed_windows(
+    items, errors = learn_from_windows(items, history, closed_windows(
         store.windows, config.org, as_of, _shortest_review(items, config),
         as_of - timedelta(days=config.forecast.history_days)))
     items = book.add_own_orders(items, snap.open_orders, as_of)
     items["usual_order_qty"] = _usual_order(items, snap.offers, book.past_line_quantities())
     feedback = service_feedback(config, items, history, as_of, store, run_id)
     result = _call_plan(items, snap.offers, config, book.committed_in_slot(as_of),
-                        feedback.shifts)
+                        feedback.shifts, errors)
     _explain_promotions(result, items, config.forecast.freq)
     catalog = _catalog(config, run_id, forecast, history)
     store.models.record(catalog)
@@ -323,13 +324,13 @@ def _usual_order(items: pd.DataFrame, offers: pd.DataFrame,
 
 
 def _call_plan(items: pd.DataFrame, offers: pd.DataFrame, config: OrgConfig,
-               committed: float, shifts: dict[str, GroupShift]) -> Plan:
+               committed: float, shifts: dict[str, GroupShift], errors: np.ndarray) -> Plan:
     # The budget is per planning slot: a re-run of the slot may only spend what is left of it.
     policy = config.policy
     if policy.budget is not None:
         policy = policy.model_copy(update={"budget": max(policy.budget - committed, 0.0)})
     return plan(items, offers, policy, guard=config.guard, currency=config.currency,
-                service_shift=shifts)
+                service_shift=shifts, horizon_errors=errors)
 
 
 def _explain_promotions(result: Plan, items: pd.DataFrame, freq: str) -> None:

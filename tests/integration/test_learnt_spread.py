@@ -12,7 +12,7 @@ import pytest
 from restock import forecast_windows
 from restock.config import load_org
 from restock.cycle import run_org
-from restock.forecast_windows import _totals, closed_windows, learn_spread
+from restock.forecast_windows import _totals, closed_windows, learn_from_windows, learn_spread
 from restock.policy.spread import PRIOR_WEIGHT, learnt_sd
 from tests.integration.test_cycle import AS_OF, org_dir, store, warehouse_template, write_org
 
@@ -51,16 +51,20 @@ def test_window_totals_are_the_history_summed_over_each_span(monkeypatch, cells)
                      dtype="datetime64[D]").astype(np.int64)
     end = start + np.array([14, 30, 90, 10])
     index = pd.Index(["A", "B", "C"])
-    got = _totals(history, index, index.get_indexer(sku), start, end)
+    got, selling = _totals(history, index, index.get_indexer(sku), start, end)
     stamp = pd.to_datetime(history["date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
     want = [history["quantity"][(history["sku"] == s) & (stamp >= a) & (stamp < b)].sum()
             for s, a, b in zip(sku, start, end, strict=True)]
     assert got.tolist() == pytest.approx(want) and got[-1] == 0.0
+    # days with a sale before each window opened (several rows of one day count once)
+    sold = [len(set(stamp[(history["sku"] == s) & (stamp < a) & (history["quantity"] > 0)]))
+            for s, a in zip(sku, start, strict=True)]
+    assert selling.tolist() == sold and sold[0] > 0
     row = history.index[history["sku"] == "B"][0]         # B's span is the whole history
     lost = history.loc[row, "quantity"]
     history["quantity"] = history["quantity"].astype(float)
     history.loc[row, "quantity"] = np.nan                  # counts as nothing, spoils nothing
-    assert _totals(history, index, index.get_indexer(sku), start, end).tolist() == \
+    assert _totals(history, index, index.get_indexer(sku), start, end)[0].tolist() == \
         pytest.approx([want[0], want[1], want[2] - lost, 0.0])
 
 
@@ -86,6 +90,12 @@ def test_weekly_runs_record_their_windows_and_later_runs_learn_from_them(org_dir
     first_reasons = [r for order in runs[0].orders + runs[0].held for line in order.lines
                      for r in line.reasons if r.code == "forecast"]
     assert first_reasons and not any("learnt" in r.message for r in first_reasons)
+    # the pooled errors of those windows set the cycle targets' levels, once there are any
+
+    def methods(run):
+        return {r.data["method"] for order in run.orders + run.held for line in order.lines
+                for r in line.reasons if r.code == "safety_stock"}
+    assert "error_quantile" in methods(runs[-1]) and "error_quantile" not in methods(runs[0])
 
 
 def test_a_sku_whose_past_forecasts_missed_gets_a_wider_spread(org_dir, store):
@@ -124,3 +134,31 @@ def test_a_sku_reviewed_monthly_learns_from_one_window_a_month_of_weekly_runs():
     kept = windows[windows["sku"] == "monthly"]["start"].to_numpy()
     every = learn_spread(items.assign(review_period_days=7.0), history, windows)
     assert every.set_index("sku").loc["monthly", "spread_windows"] == len(kept)
+
+
+def _windows_of(skus, start="2026-02-01", days=7, forecast=5.0):
+    day = np.datetime64(start, "D").astype(np.int64)
+    return pd.DataFrame({"sku": skus, "start": day, "end": day + days, "horizon_days": days,
+                         "horizon_mean": forecast, "horizon_sd": 2.0})
+
+
+def test_settled_skus_windows_pool_their_errors_in_square_root_units():
+    sold = [f"S{i:02d}" for i in range(11)]
+    history = pd.DataFrame({"sku": np.repeat(sold, 100),
+                            "date": np.tile(pd.date_range("2026-01-01", periods=100), 11),
+                            "quantity": 1.0})
+    late = pd.DataFrame({"sku": "late", "date": pd.date_range("2026-01-30", periods=40),
+                         "quantity": 1.0})          # two days of sales before its window opens
+    history = pd.concat([history, late], ignore_index=True)
+    skus = [*sold, "late"]
+    items = pd.DataFrame({"sku": skus, "lead_time_days": 0.0, "review_period_days": 7.0,
+                          "demand_rate": 1.0, "demand_sd": 1.0})
+    learnt = learn_from_windows(items, history, _windows_of(skus))
+    # 7 consumed where 5 were forecast: (7 - 5) / sqrt(5), one per settled SKU
+    assert learnt.errors == pytest.approx(np.full(11, 2 / np.sqrt(5)))
+    assert learnt.items.set_index("sku").loc["late", "spread_windows"] == 1   # spread: counted
+    assert learnt.items["demand_sd"].tolist() == learn_spread(
+        items, history, _windows_of(skus))["demand_sd"].tolist()
+    # fewer than ten SKUs with settled windows: no pool yet
+    assert learn_from_windows(items, history, _windows_of(sold[:9] + ["late"])).errors.size == 0
+    assert learn_from_windows(items, history, _windows_of(skus).iloc[:0]).errors.size == 0

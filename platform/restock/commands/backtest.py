@@ -38,8 +38,9 @@ def backtest(
     promotions: Annotated[Path | None, typer.Option("--promotions", help="CSV of item_id,date,"
                                                     "promotion (1 on promotion): the calendar, "
                                                     "known a lead time + review ahead.")] = None,
-    calibrate: Annotated[str, typer.Option("--calibrate", help="Spread over lead time + "
-                                           "review: spread, errors or none.")] = "spread",
+    calibrate: Annotated[str | None, typer.Option(
+        "--calibrate", help="Spread over lead time + review: errors, spread or none (default: "
+        "errors for a cycle service level, spread for --fill-rate or --pooled).")] = None,
     promotion_effect: Annotated[str, typer.Option("--promotion-effect", help="A promotion "
                                                   "multiplies demand (lift) or adds units "
                                                   "(extra).")] = "lift",
@@ -52,12 +53,14 @@ def backtest(
         check_history,
         check_items,
         check_level,
+        default_calibration,
         promotion_flags,
         restock_policy,
         simulate,
     )
 
     level = _option(check_level, service_level, "--service-level")
+    calibrate = calibrate or default_calibration(fill_rate, pooled)
     if freq not in ("D", "W", "M"):
         raise ConfigError(f"must be D, W or M (got {freq!r})", field="--freq")
     tidy = check_history(_read(history), str(history))

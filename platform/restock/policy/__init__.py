@@ -18,7 +18,7 @@ when an order outlasts a review cycle (:mod:`restock.policy.exposure`).
 
 from __future__ import annotations
 
-from restock.policy.empirical import error_levels
+from restock.policy.empirical import error_levels, pooled_error_levels
 from restock.policy.exposure import exposed_level
 from restock.policy.feedback import (
                                  FEEDBACK_LIMIT,
@@ -76,7 +76,7 @@ __all__ = [
     "exposed_level", "fill_rate_of",
     "inverse_standard_normal_loss", "newsvendor_explicit", "newsvendor_normal",
     "newsvendor_poisson", "normal_loss", "normal_second_loss", "order_up_to_level", "plan",
-    "poisson_loss", "pooled_cycle_z", "pooled_fill_z", "protection_demand", "reorder_point", "rq_cost",
+    "poisson_loss", "pooled_cycle_z", "pooled_error_levels", "pooled_fill_z", "protection_demand", "reorder_point", "rq_cost",
     "rq_cost_poisson", "rq_eil_approximation", "rq_eoqb_approximation", "rq_eoqss_approximation",
     "rq_loss_function_approximation", "rq_optimal_r_for_q", "rq_poisson_exact",
     "safety_stock_cycle", "safety_stock_fill_rate", "service_correction", "ss_cost_discrete", "ss_optimal_discrete",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+SETTLED_SALES = 3  # periods with a sale before a window opened for its error to count
 TAIL_PRIOR = 2.0   # tail observations after which an item's own errors weigh as much as the pool's
 _STEPS = 50        # bisection steps over the error range (to ~1e-14 of it)
 
@@ -51,6 +52,31 @@ def error_levels(errors, mean, sd, level, *, fill_rate=False, cycle_demand=0.0,
             enough = covered >= level
         low, high = np.where(enough, low, k), np.where(enough, k, high)
     return mean + high * np.where(sd > 0, sd, 0.0)
+
+
+def pooled_error_levels(errors, mean, scale, level) -> np.ndarray:
+    """Order-up-to levels ``mean + k scale`` for a cycle service level, ``k`` the ``level``
+    quantile of the errors of all items pooled: the least pooled error with at least a share
+    ``level`` of them at or below it (``level`` broadcasts over items).
+
+    The pool alone, no item's own tail: restock's rule (the replay's default for a per-item
+    cycle target, and the live planner's). On the replays an item's own tail, a year of
+    windows at most, stocked promotion-heavy or lumpy items for their rare giants and cost more
+    than it bought (:func:`error_levels` with a finite ``tail_prior`` weighs it in). With no
+    errors at all the level is the mean.
+    """
+    errors = np.asarray(errors, dtype=float)
+    mean, scale = np.asarray(mean, dtype=float), np.asarray(scale, dtype=float)
+    pool = errors[np.isfinite(errors)]
+    if pool.size == 0:
+        return mean.copy()
+    if not (pool[1:] >= pool[:-1]).all():   # a planner passes its pool sorted, once per run
+        pool = np.sort(pool)
+    # The rank of the least error with a share >= level at or below it; the small allowance keeps
+    # a level like 0.9 of 10 errors (9.000000000000002 in floating point) at the 9th.
+    rank = np.ceil(np.asarray(level, dtype=float) * pool.size - 1e-9).astype(np.int64)
+    k = pool[np.clip(rank - 1, 0, pool.size - 1)]
+    return mean + k * np.where(scale > 0, scale, 0.0)
 
 
 def _own_cdf(errors, seen, k):

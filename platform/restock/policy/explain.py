@@ -198,10 +198,16 @@ def _safeties(c: Columns) -> list[dict]:
                 message = _pooled_safety(c, i, data, text, level, measure)
             else:
                 message = f"safety stock {text} for {level * 100:.4g}% {measure}" \
-                    f"{_exposure(asked[i], cycles[i], level, data)} " \
-                    f"({method.replace('_', ' ')} demand)"
+                    f"{_exposure(asked[i], cycles[i], level, data)} ({_read_from(method)})"
         out.append({"code": "safety_stock", "message": message, "data": data})
     return out
+
+
+def _read_from(method: str) -> str:
+    """Where a service level's safety stock was read from."""
+    if method == "error_quantile":
+        return "read off the org's past forecast errors over lead time + review"
+    return f"{method.replace('_', ' ')} demand"
 
 
 def _exposure(asked: float | None, cycles: float, level: float, data: dict) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import numpy as np
@@ -36,6 +36,7 @@ from restock.config import Guard, Policy
 from restock.domain import OrderLine, Reason, SkippedLine
 from restock.policy import explain
 from restock.policy.budget import apply_budget
+from restock.policy.empirical import pooled_error_levels
 from restock.policy.explain import records
 from restock.policy.exposure import (
     NARROW_EXCESS,
@@ -46,7 +47,7 @@ from restock.policy.exposure import (
 from restock.policy.feedback import GroupShift
 from restock.policy.guard import holds_for
 from restock.policy.inputs import item_settings, prepare_items, prepare_offers, with_columns
-from restock.policy.levels import stock_levels
+from restock.policy.levels import Levels, stock_levels
 from restock.policy.loss import normal_loss
 from restock.policy.pooled import pooled_settings, with_pool_shares
 from restock.policy.quantity import order_minimums, order_quantities
@@ -82,12 +83,16 @@ class Plan:
 def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
          guard: Guard | None = None, as_of: date | None = None,
          currency: str | None = None,
-         service_shift: Mapping[str, GroupShift | float] | None = None) -> Plan:
+         service_shift: Mapping[str, GroupShift | float] | None = None,
+         horizon_errors: np.ndarray | None = None) -> Plan:
     """Order lines for every SKU of ``items`` that needs stock, from the best usable offer.
 
     ``currency`` is the org's: offers in another currency are not used (an offer without one is
     taken to be in it). ``as_of`` dates the expected arrivals in the reasons. ``service_shift``
     moves each service group's level by the service it delivered (:mod:`restock.policy.feedback`).
+    ``horizon_errors`` are the org's past forecast errors over lead time + review, standardised
+    by the square root of the forecast (:func:`restock.forecast_windows.learn_from_windows`):
+    given, a per-item cycle target reads its level off them (:func:`error_quantile_rows`).
     """
     items, problems = prepare_items(items)
     offers, offer_problems = prepare_offers(offers, currency)
@@ -96,19 +101,20 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
     items["position"] = (items["on_hand"] + items["on_order"] - items["backorders"]
                          - items["allocated"])
     settings = item_settings(items, policy, service_shift)
-    rows = _candidate_rows(items, settings, offers)
+    errors = _usable_errors(horizon_errors)
+    rows = _candidate_rows(items, settings, offers, errors)
     chosen = _choose(rows, rows["usable"].to_numpy())
     if settings["pool"].notna().any():
         # A pooled item's share of the target depends on the offer it is bought from (price,
         # lead time, MOQ): choose at its own level first, then plan again at its share.
         settings = pooled_settings(settings, items["sku"], chosen)
-        rows = _sized(with_pool_shares(rows, settings, items["sku"]))
+        rows = _sized(with_pool_shares(rows, settings, items["sku"]), errors)
         chosen = _choose(rows, rows["usable"].to_numpy())
     ordering = chosen[chosen["need"] > 0]
     result = Plan(problems=problems + offer_problems, budget=policy.budget)
     kept, cut = apply_budget(ordering, policy.budget)
     with _collector_paused():
-        skipped = _unusable_needs(items, settings, offers, rows, chosen)
+        skipped = _unusable_needs(items, settings, offers, rows, chosen, errors)
         skipped += _skipped_lines(cut, [[explain.budget_cut(row, policy.budget)]
                                         for row in records(cut)])
         result.skipped += _SKIPPED.validate_python(skipped)
@@ -143,8 +149,8 @@ def _collector_paused():
             gc.enable()
 
 
-def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame,
-                    offers: pd.DataFrame) -> pd.DataFrame:
+def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame, offers: pd.DataFrame,
+                    errors: np.ndarray | None) -> pd.DataFrame:
     """One row per (item, valid offer in the org's currency), with its level and quantity."""
     usable = offers[offers["valid"] & offers["currency_ok"]]
     base = pd.concat([items[list(_ITEM_FIELDS)], settings], axis=1)
@@ -164,13 +170,13 @@ def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame,
     rows["short_before_arrival"] = normal_loss(rows["position"],
                                                rows["demand_rate"] * rows["lead"],
                                                rows["demand_sd"] * np.sqrt(rows["lead"]))
-    return _sized(rows)
+    return _sized(rows, errors)
 
 
-def _sized(rows: pd.DataFrame) -> pd.DataFrame:
+def _sized(rows: pd.DataFrame, errors: np.ndarray | None) -> pd.DataFrame:
     """Candidate rows with the level, quantity and usability their items' settings give."""
     minimums = order_minimums(rows)
-    rows = _with_levels(rows, rows["lead"].to_numpy(), np.maximum(*minimums))
+    rows = _with_levels(rows, rows["lead"].to_numpy(), np.maximum(*minimums), errors)
     rows = order_quantities(rows, minimums)
     rows["under_bid"] = rows["unit_price"] <= rows["max_bid"]
     rows["usable"] = rows["under_bid"] & rows["feasible"]
@@ -178,7 +184,8 @@ def _sized(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
-                 least_order: np.ndarray | None = None) -> pd.DataFrame:
+                 least_order: np.ndarray | None = None,
+                 errors: np.ndarray | None = None) -> pd.DataFrame:
     asked, cycles = _exposure(frame, lead_days, least_order)
     levels = stock_levels(frame["demand_rate"], frame["demand_sd"], lead_days,
                           frame["review_days"], service_level=asked,
@@ -186,6 +193,11 @@ def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
                           cover_periods=frame["cover_days"],
                           lead_time_sd=frame["lead_time_sd_days"],
                           safety_factor=frame.get("safety_factor", np.nan))
+    if errors is not None:
+        # The recorded windows ran over fixed lead times: an offer with a lead-time spread
+        # keeps the normal level, which counts it.
+        fixed_lead = np.nan_to_num(frame["lead_time_sd_days"].to_numpy(dtype=float)) == 0
+        levels = error_quantile_rows(levels, _per_item_cycle(frame) & fixed_lead, asked, errors)
     frame = with_columns(frame, mean=levels.mean, sd=levels.sd, safety_stock=levels.safety_stock,
                          order_up_to=levels.order_up_to, method=levels.method,
                          exposed_level=asked, cycles_per_order=cycles)
@@ -215,10 +227,7 @@ def _exposure(frame: pd.DataFrame, lead_days: np.ndarray,
     pack, moq = frame["pack_size"].to_numpy(dtype=float), least_order
     cycle_demand = rate * review
     cycles = cycles_per_order(cycle_demand, pack, moq)
-    per_item = ~frame["fill_rate"].to_numpy(dtype=bool) & frame["pool"].isna().to_numpy()
-    for fixed in ("buffer_units", "cover_days", "safety_factor"):
-        if fixed in frame:
-            per_item &= np.isnan(frame[fixed].to_numpy(dtype=float))
+    per_item = _per_item_cycle(frame)
     # The replay's sd: demand over lead time + review, lead-time spread included (stock_levels).
     _, sd = protection_demand(rate, frame["demand_sd"].to_numpy(dtype=float), lead_days, review,
                               frame["lead_time_sd_days"].to_numpy(dtype=float))
@@ -228,6 +237,40 @@ def _exposure(frame: pd.DataFrame, lead_days: np.ndarray,
     asked[outlast] = exposed_level(level[outlast], cycle_demand[outlast], sd[outlast],
                                    pack[outlast], moq[outlast])
     return asked, cycles
+
+
+def _per_item_cycle(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose item meets its own cycle service level (not a fill rate, a pool or a fixed
+    buffer)."""
+    per_item = ~frame["fill_rate"].to_numpy(dtype=bool) & frame["pool"].isna().to_numpy()
+    for fixed in ("buffer_units", "cover_days", "safety_factor"):
+        if fixed in frame:
+            per_item &= np.isnan(frame[fixed].to_numpy(dtype=float))
+    return per_item
+
+
+def _usable_errors(errors: np.ndarray | None) -> np.ndarray | None:
+    if errors is None:
+        return None
+    errors = np.asarray(errors, dtype=float)
+    errors = np.sort(errors[np.isfinite(errors)])   # sorted once: each levels call reads it
+    return errors if errors.size else None
+
+
+def error_quantile_rows(levels: Levels, rows: np.ndarray, asked: np.ndarray,
+                        errors: np.ndarray) -> Levels:
+    """``levels`` with the ``rows`` (a per-item cycle target each) read off the org's past
+    errors: order up to ``mean + k sqrt(mean)``, ``k`` the ``asked`` quantile of ``errors``
+    (:func:`restock.policy.empirical.pooled_error_levels`), method ``error_quantile``."""
+    rows = rows & (levels.mean > 0)
+    if not rows.any():
+        return levels
+    mean = levels.mean[rows]
+    up_to = np.maximum(pooled_error_levels(errors, mean, np.sqrt(mean), asked[rows]), 0.0)
+    order_up_to, safety = levels.order_up_to.copy(), levels.safety_stock.copy()
+    method = levels.method.copy()
+    order_up_to[rows], safety[rows], method[rows] = up_to, up_to - mean, "error_quantile"
+    return replace(levels, order_up_to=order_up_to, safety_stock=safety, method=method)
 
 
 def _stockout_probability(frame: pd.DataFrame) -> np.ndarray:
@@ -267,7 +310,7 @@ def _ranks(values: pd.Series) -> np.ndarray:
     return pd.factorize(values, sort=True)[0]
 
 
-def _unusable_needs(items, settings, offers, rows, chosen) -> list[dict]:
+def _unusable_needs(items, settings, offers, rows, chosen, errors) -> list[dict]:
     """Needs no usable offer can fill: max bid, max quantity below the MOQ, no offer at all."""
     skipped = [_invalid_item(row) for row in items[~items["valid"]].to_dict("records")]
     missing = rows[~_member(rows["sku"], chosen["sku"])]
@@ -277,7 +320,7 @@ def _unusable_needs(items, settings, offers, rows, chosen) -> list[dict]:
     bare = items["valid"] & ~_member(items["sku"], rows["sku"])
     if bare.any():
         frame = pd.concat([items[list(_ITEM_FIELDS)], settings], axis=1)[bare]
-        frame = _with_levels(frame, frame["default_lead_days"].to_numpy())
+        frame = _with_levels(frame, frame["default_lead_days"].to_numpy(), errors=errors)
         needs = frame[frame["need"] > 0]
         found = offers[_member(offers["sku"], needs["sku"])]
         valid = found[found["valid"]]

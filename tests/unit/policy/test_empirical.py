@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from restock.policy.empirical import error_levels
+from restock.policy.empirical import error_levels, pooled_error_levels
 
 
 def test_cycle_level_is_the_quantile_of_the_pooled_errors():
@@ -47,3 +47,22 @@ def test_fill_rate_level_meets_the_expected_shortage_per_cycle():
     assert shortage == pytest.approx(0.02 * cycle[0], rel=1e-3)
     assert error_levels(errors, mean, sd, 0.9, fill_rate=True, cycle_demand=cycle,
                         tail_prior=np.inf)[0] < level[0]
+
+
+def test_the_pooled_quantile_is_the_least_error_covering_the_level_and_matches_the_search():
+    errors = np.array([[4.0, np.nan], [1.0, 3.0], [2.0, np.nan], [5.0, np.nan]])  # pool 1..5
+    mean, scale = np.array([10.0, 20.0]), np.array([2.0, 3.0])
+    # 0.6 of 5 errors: the 3rd (3.0); 0.61 needs a 4th (4.0); an item's own level broadcasts
+    assert pooled_error_levels(errors, mean, scale, 0.6).tolist() == [16.0, 29.0]
+    assert pooled_error_levels(errors, mean, scale, np.array([0.61, 0.2])).tolist() == \
+        [18.0, 23.0]
+    assert pooled_error_levels(errors, mean, np.array([0.0, -1.0]), 0.9).tolist() == [10.0, 20.0]
+    rng = np.random.default_rng(5)
+    many = rng.standard_t(3, size=(60, 40))
+    many[rng.random(many.shape) < 0.3] = np.nan
+    mean, scale = rng.random(40) * 9, rng.random(40) * 3
+    for level in (0.5, 0.9, 0.95, np.linspace(0.5, 0.99, 40)):
+        assert pooled_error_levels(many, mean, scale, level) == pytest.approx(
+            error_levels(many, mean, scale, level, tail_prior=np.inf), abs=1e-9)
+    assert list(pooled_error_levels(np.full((2, 2), np.nan), mean[:2], scale[:2], 0.9)) == \
+        list(mean[:2])

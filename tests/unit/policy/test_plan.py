@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
@@ -29,10 +30,10 @@ def offer(sku="A", supplier="north", **values):
     return row
 
 
-def run(items, offers, **policy):
+def run(items, offers, errors=None, **policy):
     policy.setdefault("review_period_days", 7)
     return plan(pd.DataFrame(items), pd.DataFrame(offers), Policy(**policy),
-                as_of=date(2026, 3, 2), currency="EUR")
+                as_of=date(2026, 3, 2), currency="EUR", horizon_errors=errors)
 
 
 def codes(reasons):
@@ -223,6 +224,44 @@ def test_slow_movers_are_planned_in_whole_units():
     method = next(r for r in line.reasons if r.code == "safety_stock").data["method"]
     assert method in ("poisson", "negative_binomial")
     assert line.order_up_to == int(line.order_up_to)
+
+
+# Past errors over lead time + review, standardised by the square root of the forecast: 1..100
+ERRORS = np.arange(1.0, 101.0) / 50 - 1.0   # -0.98 .. 1.0 in steps of 0.02
+
+
+def test_a_cycle_target_reads_its_level_off_the_orgs_past_errors():
+    items = [item("C"), item("F", category="fill"), item("P", category="pool"),
+             item("U", category="units"), item("L", lead_time_sd_days=5.0),
+             item("M"), item("Z", demand_rate=0.0, demand_sd=0.0, on_hand=-5.0)]
+    overrides = {"categories": {"fill": {"service_measure": "fill_rate"},
+                                "units": {"buffer": {"units": 40}},
+                                "pool": {"service_scope": "pooled"}}}
+    offers = [offer(s) for s in "CFPULZ"] + [offer("M", pack_size=200)]
+    result = run(items, offers, errors=np.append(ERRORS, [np.nan, np.inf]),
+                 overrides=overrides)
+    by_sku = {line.sku: line for line in result.lines}
+    method = {sku: next(r for r in line.reasons if r.code == "safety_stock").data["method"]
+              for sku, line in by_sku.items()}
+    # 0.95 of the 100 finite errors: the 95th, 0.9; over 28 days the forecast is 180 units
+    assert by_sku["C"].order_up_to == pytest.approx(180 + 0.9 * math.sqrt(180))
+    assert method["C"] == "error_quantile"
+    reason = next(r for r in by_sku["C"].reasons if r.code == "safety_stock")
+    assert "read off the org's past forecast errors" in reason.message
+    # an order of 200 outlasts four review cycles: a lower quantile is asked of each interval
+    asked = float(exposed_level(0.95, 45.0, 3.0 * math.sqrt(28), 200.0, 0.0))
+    k = ERRORS[math.ceil(asked * 100 - 1e-9) - 1]
+    assert asked < 0.95 and by_sku["M"].order_up_to == pytest.approx(180 + k * math.sqrt(180))
+    # a fill rate, a pooled target, a fixed buffer and a lead-time spread keep their rules
+    assert {method[s] for s in "FPUL"} == {"normal", "units"} and method["U"] == "units"
+    plain = {line.sku: line for line in run(items, offers, overrides=overrides).lines}
+    for sku in "FPUL":
+        assert by_sku[sku].order_up_to == pytest.approx(plain[sku].order_up_to)
+    # no demand expected: nothing to read a spread for; the backorder alone is ordered
+    assert by_sku["Z"].order_up_to == plain["Z"].order_up_to
+    unknown = {line.sku: line for line in run(items, offers, errors=np.array([np.nan]),
+                                              overrides=overrides).lines}
+    assert unknown["C"].order_up_to == plain["C"].order_up_to   # no finite error: normal
 
 
 def test_lead_time_variability_raises_safety_stock():
