@@ -196,7 +196,8 @@ def _totals(history: pd.DataFrame, index: pd.Index, where: np.ndarray, start: np
         rows = (cells >= first * width) & (cells < (first + size) * width)
         grid = np.bincount(cells[rows] - first * width, weights=quantity[rows],
                            minlength=size * width).reshape(size, width)
-        sold = np.cumsum(grid > 0, axis=1)   # a day with a sale, however many rows it has
+        # days with a sale, however many rows each has (int32: half the memory of the sums)
+        sold = np.cumsum(grid > 0, axis=1, dtype=np.int32)
         np.cumsum(grid, axis=1, out=grid)
         asked = (where >= first) & (where < first + size)
         sku = where[asked] - first

@@ -119,6 +119,7 @@ def plan_snapshot(config: OrgConfig, snapshot: Snapshot, book: Any, store: Store
         stats={"skus": len(snap.catalog), "planned_items": len(items),
                "history_rows": len(snap.history), "series": len(catalog),
                "skus_with_learnt_spread": int((items["spread_windows"] > 0).sum()),
+               "pooled_forecast_errors": int(errors.size),
                "source": source})
 
 

@@ -96,6 +96,8 @@ def test_weekly_runs_record_their_windows_and_later_runs_learn_from_them(org_dir
         return {r.data["method"] for order in run.orders + run.held for line in order.lines
                 for r in line.reasons if r.code == "safety_stock"}
     assert "error_quantile" in methods(runs[-1]) and "error_quantile" not in methods(runs[0])
+    assert runs[0].stats["pooled_forecast_errors"] == 0
+    assert runs[-1].stats["pooled_forecast_errors"] >= 10
 
 
 def test_a_sku_whose_past_forecasts_missed_gets_a_wider_spread(org_dir, store):

@@ -36,7 +36,7 @@ from restock.config import Guard, Policy
 from restock.domain import OrderLine, Reason, SkippedLine
 from restock.policy import explain
 from restock.policy.budget import apply_budget
-from restock.policy.empirical import pooled_error_levels
+from restock.policy.empirical import ErrorPool
 from restock.policy.explain import records
 from restock.policy.exposure import (
     NARROW_EXCESS,
@@ -150,7 +150,7 @@ def _collector_paused():
 
 
 def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame, offers: pd.DataFrame,
-                    errors: np.ndarray | None) -> pd.DataFrame:
+                    errors: ErrorPool | None) -> pd.DataFrame:
     """One row per (item, valid offer in the org's currency), with its level and quantity."""
     usable = offers[offers["valid"] & offers["currency_ok"]]
     base = pd.concat([items[list(_ITEM_FIELDS)], settings], axis=1)
@@ -173,7 +173,7 @@ def _candidate_rows(items: pd.DataFrame, settings: pd.DataFrame, offers: pd.Data
     return _sized(rows, errors)
 
 
-def _sized(rows: pd.DataFrame, errors: np.ndarray | None) -> pd.DataFrame:
+def _sized(rows: pd.DataFrame, errors: ErrorPool | None) -> pd.DataFrame:
     """Candidate rows with the level, quantity and usability their items' settings give."""
     minimums = order_minimums(rows)
     rows = _with_levels(rows, rows["lead"].to_numpy(), np.maximum(*minimums), errors)
@@ -185,7 +185,7 @@ def _sized(rows: pd.DataFrame, errors: np.ndarray | None) -> pd.DataFrame:
 
 def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
                  least_order: np.ndarray | None = None,
-                 errors: np.ndarray | None = None) -> pd.DataFrame:
+                 errors: ErrorPool | None = None) -> pd.DataFrame:
     asked, cycles = _exposure(frame, lead_days, least_order)
     levels = stock_levels(frame["demand_rate"], frame["demand_sd"], lead_days,
                           frame["review_days"], service_level=asked,
@@ -249,16 +249,13 @@ def _per_item_cycle(frame: pd.DataFrame) -> np.ndarray:
     return per_item
 
 
-def _usable_errors(errors: np.ndarray | None) -> np.ndarray | None:
-    if errors is None:
-        return None
-    errors = np.asarray(errors, dtype=float)
-    errors = np.sort(errors[np.isfinite(errors)])   # sorted once: each levels call reads it
-    return errors if errors.size else None
+def _usable_errors(errors: np.ndarray | None) -> ErrorPool | None:
+    pool = None if errors is None else ErrorPool(errors)   # sorted once for every levels call
+    return pool if pool else None
 
 
 def error_quantile_rows(levels: Levels, rows: np.ndarray, asked: np.ndarray,
-                        errors: np.ndarray) -> Levels:
+                        errors: ErrorPool) -> Levels:
     """``levels`` with the ``rows`` (a per-item cycle target each) read off the org's past
     errors: order up to ``mean + k sqrt(mean)``, ``k`` the ``asked`` quantile of ``errors``
     (:func:`restock.policy.empirical.pooled_error_levels`), method ``error_quantile``."""
@@ -266,7 +263,7 @@ def error_quantile_rows(levels: Levels, rows: np.ndarray, asked: np.ndarray,
     if not rows.any():
         return levels
     mean = levels.mean[rows]
-    up_to = np.maximum(pooled_error_levels(errors, mean, np.sqrt(mean), asked[rows]), 0.0)
+    up_to = np.maximum(errors.levels(mean, np.sqrt(mean), asked[rows]), 0.0)
     order_up_to, safety = levels.order_up_to.copy(), levels.safety_stock.copy()
     method = levels.method.copy()
     order_up_to[rows], safety[rows], method[rows] = up_to, up_to - mean, "error_quantile"
