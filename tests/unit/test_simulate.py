@@ -475,6 +475,11 @@ def test_the_replay_feeds_its_delivered_service_back_into_the_order_up_to_level(
     assert len(record.cycles) > 30 and record.year == 52
     assert all(0 <= s <= c <= 2 for s, c in zip(record.stockout_cycles, record.cycles,
                                                  strict=True))
+    # 80 weeks, 40 measured, a warm-up of two lead times + a review: the replay starts at 35,
+    # both items are served from 40 (whose units count) and counted as cycles from 43, one
+    # lead time + review later
+    assert all(d == 0 for d in record.demand[:5]) and record.demand[5] > 0
+    assert record.cycles[:8] == [0] * 8 and record.cycles[8] == 2
     state = Decision(t=80, history=history_array(demand), items=_items_of(settings), review=1,
                      forecasts=_StubForecasts(), service=_record([0.5] * 10, asked=2))
     poor = restock_policy(0.9)(state)[1]
@@ -482,27 +487,6 @@ def test_the_replay_feeds_its_delivered_service_back_into_the_order_up_to_level(
     good = restock_policy(0.9)(state)[1]
     plain = restock_policy(0.9, feedback=False)(state)[1]
     assert (poor > plain).all() and (good < plain).all()
-
-
-def test_the_feedback_reads_cycles_from_one_lead_time_and_review_after_the_warm_up():
-    from restock.simulate import ServiceRecord
-
-    rng = np.random.default_rng(8)
-    demand = {"A": list(rng.poisson(10, 80).astype(float)),
-              "B": list(rng.poisson(40, 80).astype(float))}
-    settings = pd.concat([items(), items(item_id="B")], ignore_index=True)
-    seen: list[ServiceRecord] = []
-
-    def watching(state: Decision):
-        seen.append(state.service)
-        return restock_policy(0.9)(state)
-
-    simulate(history(demand), settings, watching, periods=40)
-    record = seen[-1]
-    # 80 weeks, 40 measured, a warm-up of two lead times + a review: the replay starts at 35,
-    # both items are served from 40 (whose units count) and counted as cycles from 43
-    assert all(d == 0 for d in record.demand[:5]) and record.demand[5] > 0
-    assert record.cycles[:8] == [0] * 8 and record.cycles[8] == 2
 
 
 def test_a_cycle_target_reads_the_pooled_errors_and_a_fill_rate_the_learnt_spread():
