@@ -283,8 +283,8 @@ def restock_policy(service_level: float, *, fill_rate: bool = False,
     movers); ``"errors"`` reads the level straight off the distribution of those errors pooled
     over the items (:func:`horizon_errors`, :func:`restock.policy.empirical.pooled_error_levels`);
     ``"none"`` (or False) scales one period's error by sqrt(L + R). The default (None) is
-    :func:`default_calibration`: ``"errors"`` for a cycle service level, ``"spread"`` for a fill
-    rate. With ``pooled`` the target
+    :func:`default_calibration`: ``"errors"`` for a per-item cycle service level, ``"spread"``
+    for a fill rate or a pooled target. With ``pooled`` the target
     is the items' aggregate (their average cycle service, or the fill rate of their demand
     together), reached at the least stock value (:func:`restock.policy.levels.pooled_cycle_z`,
     :func:`restock.policy.levels.pooled_fill_z`).

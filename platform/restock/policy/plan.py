@@ -92,7 +92,7 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
     moves each service group's level by the service it delivered (:mod:`restock.policy.feedback`).
     ``horizon_errors`` are the org's past forecast errors over lead time + review, standardised
     by the square root of the forecast (:func:`restock.forecast_windows.learn_from_windows`):
-    given, a per-item cycle target reads its level off them (:func:`error_quantile_rows`).
+    given, a per-item cycle target reads its level off them (docs/policy.md §2).
     """
     items, problems = prepare_items(items)
     offers, offer_problems = prepare_offers(offers, currency)
@@ -197,7 +197,7 @@ def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
         # The recorded windows ran over fixed lead times: an offer with a lead-time spread
         # keeps the normal level, which counts it.
         fixed_lead = np.nan_to_num(frame["lead_time_sd_days"].to_numpy(dtype=float)) == 0
-        levels = error_quantile_rows(levels, _per_item_cycle(frame) & fixed_lead, asked, errors)
+        levels = _error_quantile_rows(levels, _per_item_cycle(frame) & fixed_lead, asked, errors)
     frame = with_columns(frame, mean=levels.mean, sd=levels.sd, safety_stock=levels.safety_stock,
                          order_up_to=levels.order_up_to, method=levels.method,
                          exposed_level=asked, cycles_per_order=cycles)
@@ -254,7 +254,7 @@ def _usable_errors(errors: np.ndarray | None) -> ErrorPool | None:
     return pool if pool else None
 
 
-def error_quantile_rows(levels: Levels, rows: np.ndarray, asked: np.ndarray,
+def _error_quantile_rows(levels: Levels, rows: np.ndarray, asked: np.ndarray,
                         errors: ErrorPool) -> Levels:
     """``levels`` with the ``rows`` (a per-item cycle target each) read off the org's past
     errors: order up to ``mean + k sqrt(mean)``, ``k`` the ``asked`` quantile of ``errors``
