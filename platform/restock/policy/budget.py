@@ -2,7 +2,8 @@
 
 Each line's benefit is the expected units short it avoids over its protection interval,
 ``n(position) - n(position + quantity)`` with ``n`` the loss function of demand over lead time +
-review period; its cost is its value. When the lines cost more than the budget, they are taken
+review period (the normal of its spread, or the pooled past errors' where its level was read off
+them); its cost is its value. When the lines cost more than the budget, they are taken
 greedily by benefit per currency unit (the classic knapsack heuristic), skipping any line that no
 longer fits so smaller, still-affordable ones are not lost; what is left then buys smaller
 orders (whole packs, at least the offer's minimum) of the best lines that did not fit
@@ -18,12 +19,16 @@ from restock.policy.inputs import with_columns
 from restock.policy.loss import normal_loss
 
 
-def apply_budget(lines: pd.DataFrame, budget: float | None
+def apply_budget(lines: pd.DataFrame, budget: float | None, *, short_after=None
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(kept lines, cut lines)``; every line is kept when it all fits."""
+    """``(kept lines, cut lines)``; every line is kept when it all fits. ``short_after``: the
+    units short each line still leaves expected once its quantity arrives (default: off the
+    normal of its spread; the planner passes the pooled errors' for a level read off them)."""
     lines = with_columns(lines, value=lines["quantity"] * lines["unit_price"])
-    lines["benefit"] = lines["expected_short"] - normal_loss(
-        lines["position"] + lines["quantity"], lines["mean"], lines["sd"])
+    if short_after is None:
+        short_after = normal_loss(lines["position"] + lines["quantity"], lines["mean"],
+                                  lines["sd"])
+    lines["benefit"] = lines["expected_short"] - np.asarray(short_after, dtype=float)
     lines["benefit_per_cost"] = lines["benefit"] / lines["value"]
     if budget is None or lines["value"].sum() <= budget:
         return lines, lines.iloc[:0]

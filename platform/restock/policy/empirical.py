@@ -76,6 +76,8 @@ class ErrorPool:
     def __init__(self, errors) -> None:
         errors = np.asarray(errors, dtype=float).ravel()
         self.sorted = np.sort(errors[np.isfinite(errors)])
+        # Sum of the errors from each rank up: the pool's loss E[(e - k)+] in one lookup.
+        self._from_rank = np.concatenate([np.cumsum(self.sorted[::-1])[::-1], [0.0]])
 
     def __len__(self) -> int:
         return self.sorted.size
@@ -92,6 +94,18 @@ class ErrorPool:
         rank = np.ceil(np.asarray(level, dtype=float) * pool.size - 1e-9).astype(np.int64)
         k = pool[np.clip(rank - 1, 0, pool.size - 1)]
         return mean + k * np.where(scale > 0, scale, 0.0)
+
+    def exceeds(self, k) -> np.ndarray:
+        """The share of the pooled errors above ``k``: the chance demand exceeds ``mean + k
+        scale``."""
+        return 1.0 - np.searchsorted(self.sorted, k, side="right") / self.sorted.size
+
+    def loss(self, k) -> np.ndarray:
+        """``E[(e - k)+]`` over the pooled errors: times ``scale``, the units short expected
+        with ``mean + k scale`` in stock."""
+        k = np.asarray(k, dtype=float)
+        first = np.searchsorted(self.sorted, k, side="right")
+        return (self._from_rank[first] - k * (self.sorted.size - first)) / self.sorted.size
 
 
 def _own_cdf(errors, seen, k):

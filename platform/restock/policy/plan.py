@@ -112,7 +112,8 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
         chosen = _choose(rows, rows["usable"].to_numpy())
     ordering = chosen[chosen["need"] > 0]
     result = Plan(problems=problems + offer_problems, budget=policy.budget)
-    kept, cut = apply_budget(ordering, policy.budget)
+    after = _expected_short(ordering, ordering["position"] + ordering["quantity"], errors)
+    kept, cut = apply_budget(ordering, policy.budget, short_after=after)
     with _collector_paused():
         skipped = _unusable_needs(items, settings, offers, rows, chosen, errors)
         skipped += _skipped_lines(cut, [[explain.budget_cut(row, policy.budget)]
@@ -202,8 +203,8 @@ def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
                          order_up_to=levels.order_up_to, method=levels.method,
                          exposed_level=asked, cycles_per_order=cycles)
     frame["need"] = frame["order_up_to"] - frame["position"]
-    frame["shortfall_risk"] = _stockout_probability(frame)
-    frame["expected_short"] = normal_loss(frame["position"], frame["mean"], frame["sd"])
+    frame["shortfall_risk"] = _stockout_probability(frame, errors)
+    frame["expected_short"] = _expected_short(frame, frame["position"], errors)
     return frame
 
 
@@ -270,14 +271,39 @@ def _error_quantile_rows(levels: Levels, rows: np.ndarray, asked: np.ndarray,
     return replace(levels, order_up_to=order_up_to, safety_stock=safety, method=method)
 
 
-def _stockout_probability(frame: pd.DataFrame) -> np.ndarray:
+def _stockout_probability(frame: pd.DataFrame, errors: ErrorPool | None) -> np.ndarray:
     """P(demand over lead time + review > position): the risk if nothing is ordered now."""
     from scipy.stats import norm
 
     mean, sd, position = (frame[c].to_numpy(dtype=float) for c in ("mean", "sd", "position"))
     with np.errstate(divide="ignore", invalid="ignore"):
         risk = norm.sf((position - mean) / sd)
-    return np.where(sd > 0, risk, (mean > position).astype(float))
+    risk = np.where(sd > 0, risk, (mean > position).astype(float))
+    rows, k, _ = _read_off_pool(frame, position, errors)
+    if rows.any():
+        risk[rows] = errors.exceeds(k)
+    return risk
+
+
+def _expected_short(frame: pd.DataFrame, position, errors: ErrorPool | None) -> np.ndarray:
+    """Units short expected over lead time + review with ``position`` in stock: off the normal
+    of the row's spread, or off the pooled errors for a level read from them."""
+    position = np.asarray(position, dtype=float)
+    short = np.asarray(normal_loss(position, frame["mean"], frame["sd"]), dtype=float).copy()
+    rows, k, scale = _read_off_pool(frame, position, errors)
+    if rows.any():
+        short[rows] = scale * errors.loss(k)
+    return short
+
+
+def _read_off_pool(frame: pd.DataFrame, position: np.ndarray, errors: ErrorPool | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows whose level was read off the pooled errors, and their ``position`` in pooled
+    error units (``k``) with the scale of those units (the square root of the mean)."""
+    rows = (frame["method"].to_numpy() == "error_quantile") if errors is not None else \
+        np.zeros(len(frame), dtype=bool)
+    scale = np.sqrt(frame["mean"].to_numpy(dtype=float)[rows])
+    return rows, (position[rows] - frame["mean"].to_numpy(dtype=float)[rows]) / scale, scale
 
 
 def _choose(rows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from restock.policy.empirical import error_levels, pooled_error_levels
+from restock.policy.empirical import ErrorPool, error_levels, pooled_error_levels
 
 
 def test_cycle_level_is_the_quantile_of_the_pooled_errors():
@@ -66,3 +66,15 @@ def test_the_pooled_quantile_is_the_least_error_covering_the_level_and_matches_t
             error_levels(many, mean, scale, level, tail_prior=np.inf), abs=1e-9)
     assert list(pooled_error_levels(np.full((2, 2), np.nan), mean[:2], scale[:2], 0.9)) == \
         list(mean[:2])
+
+
+def test_the_pools_risk_and_expected_shortage_are_its_tail_share_and_its_mean_excess():
+    rng = np.random.default_rng(6)
+    errors = rng.standard_t(3, 500)
+    pool = ErrorPool(np.append(errors, [np.nan, -np.inf]))
+    assert len(pool) == 500
+    k = np.array([-50.0, -1.3, 0.0, errors[7], 2.5, 60.0])
+    assert pool.exceeds(k) == pytest.approx([(errors > x).mean() for x in k], abs=1e-12)
+    assert pool.loss(k) == pytest.approx([np.maximum(errors - x, 0).mean() for x in k],
+                                         abs=1e-9)
+    assert pool.loss(60.0) == 0.0 and pool.exceeds(-50.0) == 1.0

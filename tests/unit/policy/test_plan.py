@@ -264,6 +264,29 @@ def test_a_cycle_target_reads_its_level_off_the_orgs_past_errors():
     assert unknown["C"].order_up_to == plain["C"].order_up_to   # no finite error: normal
 
 
+def test_a_level_read_off_the_errors_reports_its_risk_and_shortage_off_them_too():
+    # 180 units expected over 28 days; stock half a square root above it: k = 0.5, and a
+    # quarter of the pooled errors (0.52 .. 1.0) exceed it; every offer is above the max bid
+    scale = math.sqrt(180)
+    items = [item("dear", on_hand=180 + 0.5 * scale), item("cut", on_hand=0.0),
+             item("kept", on_hand=0.0)]
+    offers = [offer("dear", unit_price=90.0), offer("cut", unit_price=30.0), offer("kept")]
+    pooled = run(items, offers, errors=ERRORS, max_bid={"default": 40}, budget=400.0)
+    normal = run(items, offers, max_bid={"default": 40}, budget=400.0)
+    skip = {s.sku: s for s in pooled.skipped}
+    assert skip["dear"].shortfall_risk == pytest.approx(0.25)
+    bid = next(r for r in skip["dear"].reasons if r.code == "max_bid")
+    excess = np.maximum(ERRORS - 0.5, 0).mean() * scale
+    assert bid.data["expected_short"] == pytest.approx(excess)
+    plain = next(s for s in normal.skipped if s.sku == "dear")
+    assert plain.shortfall_risk == pytest.approx(norm.sf(0.5 * scale / (3 * math.sqrt(28))))
+    # the budget ranks by the shortage the pooled errors expect, and reports it
+    cut = next(r for r in skip["cut"].reasons if r.code == "budget")
+    assert cut.data["expected_short"] == pytest.approx(scale * np.maximum(
+        ERRORS + 180 / scale, 0).mean())
+    assert [line.sku for line in pooled.lines] == ["kept"]
+
+
 def test_lead_time_variability_raises_safety_stock():
     steady = only_line(run([item()], [offer()]))
     shaky = only_line(run([item(lead_time_sd_days=5.0)], [offer()]))
