@@ -341,7 +341,7 @@ def default_calibration(fill_rate: bool, pooled: bool = False) -> str:
 
     On both replays the error quantiles (with the per-order exposure and the feedback) met a
     cycle target at less stock than every other rule; for a fill rate they stocked far more
-    than the spread (MAN, 0.95: 0.931 at 7.7 M€ against 0.940 at 4.7 M€), and the pooled
+    than the spread (MAN, 0.95: 0.931 at 7.7 M€ against 0.936 at 4.6 M€), and the pooled
     factors are derived for a normal spread.
     """
     return "spread" if fill_rate or pooled else "errors"
