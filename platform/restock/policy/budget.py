@@ -16,18 +16,14 @@ import numpy as np
 import pandas as pd
 
 from restock.policy.inputs import with_columns
-from restock.policy.loss import normal_loss
 
 
-def apply_budget(lines: pd.DataFrame, budget: float | None, *, short_after=None
+def apply_budget(lines: pd.DataFrame, budget: float | None, short_after
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(kept lines, cut lines)``; every line is kept when it all fits. ``short_after``: the
-    units short each line still leaves expected once its quantity arrives (default: off the
-    normal of its spread; the planner passes the pooled errors' for a level read off them)."""
+    units short each line still leaves expected once its quantity arrives, by the same loss
+    function as its ``expected_short`` (the planner's ``_expected_short``)."""
     lines = with_columns(lines, value=lines["quantity"] * lines["unit_price"])
-    if short_after is None:
-        short_after = normal_loss(lines["position"] + lines["quantity"], lines["mean"],
-                                  lines["sd"])
     lines["benefit"] = lines["expected_short"] - np.asarray(short_after, dtype=float)
     lines["benefit_per_cost"] = lines["benefit"] / lines["value"]
     if budget is None or lines["value"].sum() <= budget:

@@ -113,7 +113,7 @@ def plan(items: pd.DataFrame, offers: pd.DataFrame, policy: Policy, *,
     ordering = chosen[chosen["need"] > 0]
     result = Plan(problems=problems + offer_problems, budget=policy.budget)
     after = _expected_short(ordering, ordering["position"] + ordering["quantity"], errors)
-    kept, cut = apply_budget(ordering, policy.budget, short_after=after)
+    kept, cut = apply_budget(ordering, policy.budget, after)
     with _collector_paused():
         skipped = _unusable_needs(items, settings, offers, rows, chosen, errors)
         skipped += _skipped_lines(cut, [[explain.budget_cut(row, policy.budget)]
@@ -187,7 +187,8 @@ def _sized(rows: pd.DataFrame, errors: ErrorPool | None) -> pd.DataFrame:
 def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
                  least_order: np.ndarray | None = None,
                  errors: ErrorPool | None = None) -> pd.DataFrame:
-    asked, cycles = _exposure(frame, lead_days, least_order)
+    per_item = _per_item_cycle(frame)
+    asked, cycles = _exposure(frame, lead_days, least_order, per_item)
     levels = stock_levels(frame["demand_rate"], frame["demand_sd"], lead_days,
                           frame["review_days"], service_level=asked,
                           fill_rate=frame["fill_rate"], buffer_units=frame["buffer_units"],
@@ -198,7 +199,7 @@ def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
         # The recorded windows ran over fixed lead times: an offer with a lead-time spread
         # keeps the normal level, which counts it.
         fixed_lead = np.nan_to_num(frame["lead_time_sd_days"].to_numpy(dtype=float)) == 0
-        levels = _error_quantile_rows(levels, _per_item_cycle(frame) & fixed_lead, asked, errors)
+        levels = _error_quantile_rows(levels, per_item & fixed_lead, asked, errors)
     frame = with_columns(frame, mean=levels.mean, sd=levels.sd, safety_stock=levels.safety_stock,
                          order_up_to=levels.order_up_to, method=levels.method,
                          exposed_level=asked, cycles_per_order=cycles)
@@ -208,11 +209,12 @@ def _with_levels(frame: pd.DataFrame, lead_days: np.ndarray,
     return frame
 
 
-def _exposure(frame: pd.DataFrame, lead_days: np.ndarray,
-              least_order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _exposure(frame: pd.DataFrame, lead_days: np.ndarray, least_order: np.ndarray | None,
+              per_item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The level each row asks of the formula and the review cycles one order of its offer
     lasts (``least_order``: the least an order from each row's offer can be, its MOQ or a lowest
-    price break that acts as one; None for rows without an offer).
+    price break that acts as one; None for rows without an offer; ``per_item``: the rows of a
+    per-item cycle target, :func:`_per_item_cycle`).
 
     A per-item cycle target is asked as the replay asks it (:mod:`restock.policy.exposure`):
     an offer whose MOQ or packs make an order outlast a review cycle needs less of each
@@ -228,7 +230,6 @@ def _exposure(frame: pd.DataFrame, lead_days: np.ndarray,
     pack, moq = frame["pack_size"].to_numpy(dtype=float), least_order
     cycle_demand = rate * review
     cycles = cycles_per_order(cycle_demand, pack, moq)
-    per_item = _per_item_cycle(frame)
     # The replay's sd: demand over lead time + review, lead-time spread included (stock_levels).
     _, sd = protection_demand(rate, frame["demand_sd"].to_numpy(dtype=float), lead_days, review,
                               frame["lead_time_sd_days"].to_numpy(dtype=float))

@@ -8,7 +8,7 @@ the median ratio of realised to predicted error across items — weighted by how
 item has (:data:`PRIOR_WEIGHT` windows count as much as the prior).
 
 The replay (:func:`restock.simulate.horizon_spread`) and the live planner
-(:func:`restock.planning.learn_spread`, from the forecasts each run records in the model catalog)
+(:func:`restock.forecast_windows.learn_from_windows`, from the forecasts each run records)
 both come here, so the rule the backtest measures is the rule that orders.
 """
 

@@ -75,11 +75,7 @@ class Runs:
 
     def why_no_summary(self, run_id: str) -> str:
         """What to tell someone asking for a run that has no summary."""
-        record = self.record(run_id)
-        if record is not None and record.finished_at is not None and record.status != "running":
-            return (f"run {run_id!r} finished on {record.finished_at:%Y-%m-%d}, but its summary "
-                    "is no longer kept (older than the org's summary_days)")
-        return f"no finished run {run_id!r}"
+        return no_summary_reason(run_id, self.record(run_id))
 
     def list(self, org: str | None = None, *, limit: int = 50,
              status: RunStatus | None = None) -> list[RunRecord]:
@@ -185,3 +181,12 @@ class PendingSummaries:
             .order_by(pending_summaries.c.id)
         with self.engine.connect() as conn:
             return [tuple(row) for row in conn.execute(query)]
+
+
+def no_summary_reason(run_id: str, record: RunRecord | None) -> str:
+    """What to tell someone asking for run ``run_id`` (its ``record``, None when there is no
+    such run), which has no summary."""
+    if record is not None and record.finished_at is not None and record.status != "running":
+        return (f"run {run_id!r} finished on {record.finished_at:%Y-%m-%d}, but its summary "
+                "is no longer kept (older than the org's summary_days)")
+    return f"no finished run {run_id!r}"

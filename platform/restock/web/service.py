@@ -15,6 +15,7 @@ from restock.domain import PurchaseOrder, RunSummary
 from restock.errors import ConfigError, RestockError
 from restock.log import get_logger
 from restock.store import OrderStatus, Store
+from restock.store.runs import no_summary_reason
 from restock.web.access import Access, GuessLimit, Role, User, load_access, session_user
 
 log = get_logger("restock.review")
@@ -128,7 +129,7 @@ def requested_summary(request: Request, user: User) -> RunSummary:
         record = runs.record(run_id)
         if record is not None:      # say why only to someone who may see the org's runs
             require(user, record.org)
-        raise NotFound(runs.why_no_summary(run_id))
+        raise NotFound(no_summary_reason(run_id, record))
     require(user, summary.org)
     return summary
 
