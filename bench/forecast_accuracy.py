@@ -11,12 +11,20 @@ the means (counted in ``unscaled``). Calibration: the share of held-out actuals 
 restock's quantiles, per period and for the total over the h periods (also without the series
 classed dead, which are forecast zero with no spread).
 
+One held-out window is a small sample: on the M5 sample it is 8 series, and a level shift in
+those h periods can decide it. So each set is also scored over ``ROLLING`` windows: window k
+holds out the h periods that end k·h periods before the end (k = 0 is the split above), the
+model sees only what came before, and the means run over every scaled series-window. There
+restock is compared with the fixed statsforecast models (AutoETS is left out: refitting it per
+window would take most of the run), with the paired difference's standard error.
+
 statsforecast is a benchmark-only extra (``pip install -e '.[bench]'``); without it the
 comparison columns are skipped and say so. Results: bench/results/forecast_accuracy.json.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -37,22 +45,31 @@ SETS = {  # name: (file, freq, horizon, statsforecast freq, AutoETS season)
     "pasta": ("pasta.csv.gz", "D", 28, "D", 7),
     "m5_foods1_small": ("m5_foods1_small.csv.gz", "D", 28, "D", 7),
 }
+ROLLING = {"carparts": 3, "man": 6, "pasta": 10, "m5_foods1_small": 20}   # windows of h
 QUANTILES = (0.5, 0.9, 0.95)
 CRITERIA = ("auto", "rmsse", "mase", "both")
 PER_SERIES_UP_TO = 20
 
 
-def split(name: str) -> tuple:
-    """(train panel, held-out actuals (n, h), scales) for one set."""
+def read_set(name: str):
+    """The whole set as a panel."""
     from restock.forecast import to_panel
 
-    file, freq, h, _, _ = SETS[name]
-    tidy = pd.read_csv(DATA / "sets" / file, dtype={"item_id": str})
-    panel = to_panel(tidy, freq=freq)
-    train_values, actual = panel.values[:, :-h], np.nan_to_num(panel.values[:, -h:])
+    file, freq = SETS[name][:2]
+    return to_panel(pd.read_csv(DATA / "sets" / file, dtype={"item_id": str}), freq=freq)
+
+
+def split(name: str, window: int = 0, whole=None) -> tuple:
+    """(train panel, held-out actuals (n, h), scales) for one set: the h periods held out end
+    ``window``·h periods before the end of the data (``whole``: the set's panel, if read)."""
+    h = SETS[name][2]
+    whole = read_set(name) if whole is None else whole
+    end = whole.values.shape[1] - window * h
+    train_values = whole.values[:, :end - h]
+    actual = np.nan_to_num(whole.values[:, end - h:end])
     keep = ~np.isnan(train_values).all(axis=1)
-    panel.ids, panel.values = panel.ids[keep], train_values[keep]
-    panel.dates = panel.dates[:-h]
+    panel = dataclasses.replace(whole, ids=whole.ids[keep], values=train_values[keep],
+                                dates=whole.dates[:end - h])
     return panel, actual[keep], _scales(panel.values)
 
 
@@ -107,7 +124,19 @@ def run_restock(panel, actual: np.ndarray, scale: tuple, h: int, criterion: str)
     return out
 
 
+SKIPPED = {"skipped": "statsforecast is not installed (pip install -e '.[bench]')"}
+
+
 def run_statsforecast(panel, actual: np.ndarray, scale: tuple, name: str) -> dict:
+    points = statsforecast_points(panel, name, with_ets=True)
+    if points is None:
+        return SKIPPED
+    return {model: scores(point, actual, scale) | {"seconds_all_models_in_call": seconds}
+            for model, (point, seconds) in points.items()}
+
+
+def statsforecast_points(panel, name: str, with_ets: bool) -> dict | None:
+    """{model: ((n, h) point forecasts, seconds of its call)}; None without statsforecast."""
     try:
         from statsforecast import StatsForecast
         from statsforecast.models import (
@@ -119,29 +148,26 @@ def run_statsforecast(panel, actual: np.ndarray, scale: tuple, name: str) -> dic
             SimpleExponentialSmoothing,
         )
     except ImportError:
-        return {"skipped": "statsforecast is not installed (pip install -e '.[bench]')"}
+        return None
     _, _, h, sf_freq, season = SETS[name]
     models = [CrostonClassic(), CrostonSBA(), TSB(alpha_d=0.1, alpha_p=0.1), ADIDA(),
               SimpleExponentialSmoothing(alpha=0.1)]
-    out = _sf_run(StatsForecast, models, panel, actual, scale, h, sf_freq)
-    out.update(_sf_run(StatsForecast, [AutoETS(season_length=season)], panel, actual, scale, h,
-                       sf_freq))
-    out = {("SES" if k == "SimpleExponentialSmoothing" else k): v for k, v in out.items()}
-    return out
+    out = _sf_run(StatsForecast, models, panel, h, sf_freq)
+    if with_ets:
+        out.update(_sf_run(StatsForecast, [AutoETS(season_length=season)], panel, h, sf_freq))
+    return {("SES" if k == "SimpleExponentialSmoothing" else k): v for k, v in out.items()}
 
 
-def _sf_run(engine, models, panel, actual, scale, h, sf_freq) -> dict:
+def _sf_run(engine, models, panel, h, sf_freq) -> dict:
     long = _long(panel)
     start = time.perf_counter()
     fc = engine(models=models, freq=sf_freq, n_jobs=1).forecast(df=long, h=h)
-    seconds = time.perf_counter() - start
+    seconds = round(time.perf_counter() - start, 2)
     fc = fc.set_index("unique_id").loc[panel.ids]
     out = {}
     for model in models:
         column = repr(model) if repr(model) in fc.columns else model.alias
-        point = fc[column].to_numpy(float).reshape(len(panel.ids), h)
-        out[model.alias] = scores(point, actual, scale) | {
-            "seconds_all_models_in_call": round(seconds, 2)}
+        out[model.alias] = (fc[column].to_numpy(float).reshape(len(panel.ids), h), seconds)
     return out
 
 
@@ -153,7 +179,8 @@ def _long(panel) -> pd.DataFrame:
 
 
 def run_set(name: str) -> dict:
-    panel, actual, scale = split(name)
+    whole = read_set(name)
+    panel, actual, scale = split(name, 0, whole)
     h = SETS[name][2]
     out = {"horizon": h, "freq": SETS[name][1], "series": len(panel.ids),
            "unscaled": int((scale[0] == 0).sum() + np.isnan(scale[0]).sum())}
@@ -162,6 +189,40 @@ def run_set(name: str) -> dict:
     out["restock"] = {c: run_restock(panel, actual, scale, h, c) for c in CRITERIA}
     out["statsforecast"] = run_statsforecast(panel, actual, scale, name)
     _compare(out)
+    out["rolling"] = run_rolling(name, whole, ROLLING[name])
+    return out
+
+
+def run_rolling(name: str, whole, windows: int) -> dict:
+    """restock's automatic choice and the fixed statsforecast models over ``windows`` held-out
+    windows: mean MASE / RMSSE over every scaled series-window, and restock's paired
+    difference from the best of them on each measure (mean ± standard error)."""
+    from restock.forecast import forecast_panel
+
+    h = SETS[name][2]
+    errors: dict[str, list[list[np.ndarray]]] = {}
+    for window in range(windows):
+        panel, actual, scale = split(name, window, whole)
+        points = {"restock": forecast_panel(panel, h, calibrate=False).point}
+        theirs = statsforecast_points(panel, name, with_ets=False)
+        points.update({k: v[0] for k, v in (theirs or {}).items()})
+        ok = scale[0] > 0
+        for model, point in points.items():
+            err = errors.setdefault(model, [[], []])
+            err[0].append(np.abs(point - actual).mean(axis=1)[ok] / scale[0][ok])
+            err[1].append(np.sqrt(((point - actual) ** 2).mean(axis=1)[ok] / scale[1][ok]))
+    each = {model: [np.concatenate(e) for e in err] for model, err in errors.items()}
+    out = {"windows": windows, "series_windows": len(each["restock"][0]),
+           "mean": {model: {"mase": round(float(e[0].mean()), 4),
+                            "rmsse": round(float(e[1].mean()), 4)} for model, e in each.items()}}
+    if len(each) == 1:
+        return out | SKIPPED
+    for k, measure in enumerate(("mase", "rmsse")):
+        best = min((m for m in each if m != "restock"), key=lambda m: each[m][k].mean())
+        diff = each["restock"][k] - each[best][k]
+        out[f"restock_minus_best_{measure}"] = {
+            "best": best, "mean": round(float(diff.mean()), 4),
+            "standard_error": round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 4)}
     return out
 
 

@@ -31,7 +31,11 @@ SES_REGULAR = (0.05, 0.1, 0.2, 0.3, 0.5)
 SES_SPORADIC = (0.02, 0.05, 0.1, 0.2)
 TSB_ALPHA_D = (0.1, 0.2)
 TSB_ALPHA_P = (0.02, 0.05, 0.1, 0.2)
-HOLT_PARAMS = ((0.1, 0.1, 0.9), (0.1, 0.1, 0.98), (0.3, 0.1, 0.9), (0.3, 0.1, 0.98))
+# Damping 0.9 only: at 0.98 a trend runs on almost undamped (over 28 days it adds 24 times the
+# last step's slope, against 8.5 at 0.9). Over ten rolling 28-day windows of pasta, the series
+# that chose Holt erred 0.28 MASE more than CrostonSBA; without 0.98 restock's mean MASE fell
+# from 0.864 to 0.859, with carparts and MAN unchanged (bench: forecast_accuracy, rolling).
+HOLT_PARAMS = ((0.1, 0.1, 0.9), (0.3, 0.1, 0.9))
 # A trend is extrapolated at most half as far as the history it was learnt from: from ten weeks
 # ending in a spike, a damped trend forecast a spare part at 4.8 times its mean over the next
 # 20 weeks, and the replay stocked that order for two years (MAN).
@@ -60,7 +64,6 @@ class Candidate:
     states: np.ndarray
     basis: Callable[[int], np.ndarray] | None = None   # h → (k, h); None: flat
     allowed: np.ndarray | None = None  # (n,) bool; None: every series
-    prior: float = 1.0                 # score multiplier: below 1 favours a robust default
 
     def coefficients(self, ends: slice = slice(None)) -> np.ndarray:
         """(n, ends, k) weights of the basis (flat: k = 1, the level, never negative)."""
@@ -326,9 +329,8 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
                 cand.paths(plan.horizon, rows=rows, ends=tested), actual[rows], valid[rows])
         if cand.allowed is not None:
             mae[~cand.allowed, c] = mse[~cand.allowed, c] = np.nan
-    prior = np.array([cand.prior for cand in pool])
-    score = np.nan_to_num(_score(mae / scale1[:, None], mse / scale2[:, None], criterion)
-                          * prior, nan=np.inf)
+    score = np.nan_to_num(_score(mae / scale1[:, None], mse / scale2[:, None], criterion),
+                          nan=np.inf)
     order = np.argsort(score, axis=1, kind="stable")[:, :max(combine, 1)]
     if previous is not None and combine <= 1:
         _keep_previous(order, score, pool, previous)
