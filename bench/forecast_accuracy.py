@@ -195,26 +195,24 @@ def run_set(name: str) -> dict:
 
 def run_rolling(name: str, whole, windows: int) -> dict:
     """restock's automatic choice and the fixed statsforecast models over ``windows`` held-out
-    windows: mean MASE / RMSSE over every scaled series-window, and restock's paired
-    difference from the best of them on each measure (mean ± standard error)."""
-    from restock.forecast import forecast_panel
-
-    h = SETS[name][2]
+    windows: mean MASE / RMSSE over every scaled series-window, restock's paired difference
+    from the best of them on each measure (mean ± standard error), and the share of held-out
+    totals at or below restock's QUANTILES (series not classed dead)."""
     errors: dict[str, list[list[np.ndarray]]] = {}
+    covered = []
     for window in range(windows):
-        panel, actual, scale = split(name, window, whole)
-        points = {"restock": forecast_panel(panel, h, calibrate=False).point}
-        theirs = statsforecast_points(panel, name, with_ets=False)
-        points.update({k: v[0] for k, v in (theirs or {}).items()})
-        ok = scale[0] > 0
-        for model, point in points.items():
-            err = errors.setdefault(model, [[], []])
-            err[0].append(np.abs(point - actual).mean(axis=1)[ok] / scale[0][ok])
-            err[1].append(np.sqrt(((point - actual) ** 2).mean(axis=1)[ok] / scale[1][ok]))
+        scaled, hits = _rolling_window(name, whole, window)
+        covered.append(hits)
+        for model, (mase, rmsse) in scaled.items():
+            errors.setdefault(model, [[], []])
+            errors[model][0].append(mase)
+            errors[model][1].append(rmsse)
     each = {model: [np.concatenate(e) for e in err] for model, err in errors.items()}
     out = {"windows": windows, "series_windows": len(each["restock"][0]),
            "mean": {model: {"mase": round(float(e[0].mean()), 4),
-                            "rmsse": round(float(e[1].mean()), 4)} for model, e in each.items()}}
+                            "rmsse": round(float(e[1].mean()), 4)} for model, e in each.items()},
+           "calibration_total_not_dead": [round(float(v), 3) for v in
+                                          np.concatenate(covered).mean(axis=0)]}
     if len(each) == 1:
         return out | SKIPPED
     for k, measure in enumerate(("mase", "rmsse")):
@@ -224,6 +222,27 @@ def run_rolling(name: str, whole, windows: int) -> dict:
             "best": best, "mean": round(float(diff.mean()), 4),
             "standard_error": round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 4)}
     return out
+
+
+def _rolling_window(name: str, whole, window: int) -> tuple:
+    """One held-out window: each model's (MASE, RMSSE) per scaled series, and per live series
+    whether its held-out total is at or below each of restock's quantiles."""
+    from restock.forecast import forecast_panel
+
+    h = SETS[name][2]
+    panel, actual, scale = split(name, window, whole)
+    ours = forecast_panel(panel, h, calibrate=False)
+    live = ours.demand_class != "dead"
+    hits = actual.sum(axis=1)[live, None] <= \
+        ours.demand_quantiles(float(h), QUANTILES)[live] + 1e-9
+    points = {"restock": ours.point}
+    theirs = statsforecast_points(panel, name, with_ets=False)
+    points.update({k: v[0] for k, v in (theirs or {}).items()})
+    ok = scale[0] > 0
+    scaled = {model: (np.abs(point - actual).mean(axis=1)[ok] / scale[0][ok],
+                      np.sqrt(((point - actual) ** 2).mean(axis=1)[ok] / scale[1][ok]))
+              for model, point in points.items()}
+    return scaled, hits
 
 
 def _compare(out: dict) -> None:

@@ -50,13 +50,18 @@ def test_rolling_scores_every_window_against_the_peers(monkeypatch) -> None:
         row = out[f"restock_minus_best_{measure}"]
         assert row == {"best": "Same", "mean": 0.0, "standard_error": 0.0}
     assert out["mean"]["Same"] == out["mean"]["restock"]
-    # the zero forecast's MASE, worked out here from the windows themselves
-    expected = []
+    # the zero forecast's MASE and restock's coverage, worked out here from the windows
+    expected, covered = [], []
     for window in (0, 1):
-        _, actual, scale = accuracy.split("carparts", window, whole)
+        panel, actual, scale = accuracy.split("carparts", window, whole)
         expected.append(np.abs(actual).mean(axis=1) / scale[0])
+        quantiles = forecast_panel(panel, h, calibrate=False).demand_quantiles(
+            float(h), accuracy.QUANTILES)
+        covered.append(actual.sum(axis=1)[:, None] <= quantiles + 1e-9)
     assert out["mean"]["Zero"]["mase"] == pytest.approx(np.concatenate(expected).mean(),
                                                         abs=1e-4)
+    assert out["calibration_total_not_dead"] == pytest.approx(
+        np.concatenate(covered).mean(axis=0), abs=1e-3)
 
 
 def test_rolling_without_statsforecast_says_so(monkeypatch) -> None:
