@@ -526,7 +526,7 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
         rows = np.flatnonzero(group)
         if len(rows):
             choice = _choose_group(y[rows], start[rows], plan, horizon, season,
-                                   sporadic=bool(classes.sporadic[rows[0]]),
+                                   sporadic=bool(classes.sporadic[rows[0]]), daily=freq == "D",
                                    criterion=_criterion(criterion, classes.sporadic[rows[0]]),
                                    combine=combine, keep=calibrate,
                                    moment=classes.size_moment[rows],
@@ -553,11 +553,12 @@ def _criterion(criterion: str, sporadic: bool) -> str:
 
 def _choose_group(y: np.ndarray, start: np.ndarray, plan: Backtest, horizon: int, season: int,
                   *, sporadic: bool, criterion: str, combine: int, keep: bool,
-                  moment: np.ndarray, previous: np.ndarray | None = None) -> Choice:
+                  moment: np.ndarray, previous: np.ndarray | None = None,
+                  daily: bool = False) -> Choice:
     nz = fast.nonzero(y, start) if sporadic else None
     plan = plan.sparse() if sporadic else plan
     pool = candidates(y, start, nz, plan, sporadic=sporadic, season=season, moment=moment,
-                      horizon=horizon)
+                      horizon=horizon, daily=daily)
     return choose(y, start, plan, pool, horizon, criterion=criterion, combine=combine,
                   keep_backtest=keep, moment=moment, previous=previous)
 

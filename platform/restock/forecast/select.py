@@ -13,6 +13,7 @@ error too, which is what the series will face.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,6 +46,15 @@ TREND_HISTORY_PER_STEP = 2
 # review (8% when the model stayed), and the stock left after each swing cost more than the
 # closer fit bought (MAN and pasta replays, docs/policy.md §5).
 STICKY_MARGIN = 0.10
+# On daily data a regular series leaves the steadiest level, SES(DAILY_DEFAULT_ALPHA), only for a
+# model whose backtest advantage is at least GATE_STANDARD_ERRORS standard errors of its
+# per-window differences. Choosing the best of a dozen near-equal candidates on the noise of a
+# few windows cost more than it bought there: over ten rolling 28-day windows of pasta a fixed
+# SES(0.05) beat the free choice by 0.015 MASE on the regular series (bench: forecast_accuracy,
+# rolling; docs/forecasting.md §3). Weekly and monthly data keep the free choice: SES(0.05) there
+# would take a year or more to follow a level shift that a few windows show.
+DAILY_DEFAULT_ALPHA = 0.05
+GATE_STANDARD_ERRORS = 2.0
 SEASON_LEVEL_CYCLES = (1, 2, 4, 8)
 SEASON_INDEX_CYCLES = 26
 SEASON_TEST_PERIODS = 366
@@ -64,6 +74,7 @@ class Candidate:
     states: np.ndarray
     basis: Callable[[int], np.ndarray] | None = None   # h → (k, h); None: flat
     allowed: np.ndarray | None = None  # (n,) bool; None: every series
+    default: bool = False              # the group's steady choice, left only on clear evidence
 
     def coefficients(self, ends: slice = slice(None)) -> np.ndarray:
         """(n, ends, k) weights of the basis (flat: k = 1, the level, never negative)."""
@@ -156,16 +167,19 @@ def scales(y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def candidates(y: np.ndarray, start: np.ndarray, nz: fast.NonZero | None, plan: Backtest, *,
                sporadic: bool, season: int | None, moment: np.ndarray | None = None,
-               horizon: int | None = None) -> list[Candidate]:
+               horizon: int | None = None, daily: bool = False) -> list[Candidate]:
     """The families that fit a group of series (regular or sporadic demand), as of every end.
 
     ``moment``: each series' E[size²] / E[size] if already known (see classify). ``horizon``:
     the periods to forecast; a damped trend is offered only to series with
-    ``TREND_HISTORY_PER_STEP`` observed periods per period ahead (default: the backtest's)."""
+    ``TREND_HISTORY_PER_STEP`` observed periods per period ahead (default: the backtest's).
+    ``daily``: regular series get SES(DAILY_DEFAULT_ALPHA) as their default (see ``choose``)."""
     ends = plan.all_ends
     alphas = SES_SPORADIC if sporadic else SES_REGULAR
     levels = fast.ses(y, ends, alphas)
-    out = [Candidate("SES", {"alpha": a}, levels[:, :, i]) for i, a in enumerate(alphas)]
+    out = [Candidate("SES", {"alpha": a}, levels[:, :, i],
+                     default=daily and not sporadic and a == DAILY_DEFAULT_ALPHA)
+           for i, a in enumerate(alphas)]
     if sporadic:
         out += _sporadic(y, start, nz, ends)
     else:
@@ -305,8 +319,10 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
            keep_backtest: bool = False, moment: np.ndarray | None = None,
            previous: np.ndarray | None = None) -> Choice:
     """Score every candidate on the backtest origins; each series gets the mean of its
-    ``combine`` best (1: the best alone), scored again as a whole. With ``previous`` (each
-    series' last :func:`model_key`, or None) a series keeps that model while its score is within
+    ``combine`` best (1: the best alone), scored again as a whole. Where the pool has a
+    ``default`` candidate, a series keeps it unless the best beats it by GATE_STANDARD_ERRORS
+    standard errors of their per-origin differences. With ``previous`` (each series' last
+    :func:`model_key`, or None) a series keeps that model while its score is within
     ``STICKY_MARGIN`` of the best."""
     n, e_bt = len(y), len(plan.ends)
     actual = np.stack([y[:, e:e + plan.horizon] for e in plan.ends], axis=1) if e_bt else \
@@ -332,6 +348,9 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     score = np.nan_to_num(_score(mae / scale1[:, None], mse / scale2[:, None], criterion),
                           nan=np.inf)
     order = np.argsort(score, axis=1, kind="stable")[:, :max(combine, 1)]
+    if combine <= 1 and any(cand.default for cand in pool):
+        _gate(order, score, pool, lambda cand, rows: _scores_per_origin(
+            cand, rows, plan.horizon, actual, (scale1, scale2), criterion), valid)
     if previous is not None and combine <= 1:
         _keep_previous(order, score, pool, previous)
     used = np.isfinite(np.take_along_axis(score, order, axis=1))
@@ -369,6 +388,40 @@ def holds_on(held, best):
     """Whether a model scoring ``held`` keeps its place against the best score ``best``: while
     within ``STICKY_MARGIN`` of it (arrays or numbers)."""
     return held <= best * (1 + STICKY_MARGIN)
+
+
+def _gate(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
+          per_origin: Callable[[Candidate, np.ndarray], np.ndarray], valid: np.ndarray) -> None:
+    """Puts the pool's default candidate first in ``order`` (in place) wherever the best one
+    does not beat it by ``GATE_STANDARD_ERRORS`` standard errors of their per-origin score
+    differences. ``per_origin(candidate, rows)`` gives those rows' (rows, origins) scores."""
+    default = next(c for c, cand in enumerate(pool) if cand.default)
+    best = order[:, 0]
+    rows = np.flatnonzero((best != default) & np.isfinite(score[:, default]))
+    if not len(rows):
+        return
+    diff = per_origin(pool[default], rows)
+    for c in np.unique(best[rows]):        # the leaders' windows, each on its own rows
+        mine = best[rows] == c
+        diff[mine] -= per_origin(pool[c], rows[mine])
+    diff[~valid[rows]] = np.nan
+    count = np.isfinite(diff).sum(axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # rows with no or one origin
+        gain = np.nanmean(diff, axis=1)
+        error = np.nanstd(diff, axis=1, ddof=1) / np.sqrt(count)
+        clear = (count >= 2) & np.isfinite(error) & (gain > GATE_STANDARD_ERRORS * error)
+    order[rows[~clear], 0] = default
+
+
+def _scores_per_origin(cand: Candidate, rows: np.ndarray, horizon: int, actual: np.ndarray,
+                       scale: tuple[np.ndarray, np.ndarray], criterion: str) -> np.ndarray:
+    """(rows, origins) score of each backtest window of ``cand`` on ``rows``."""
+    paths = cand.paths(horizon, rows=rows, ends=slice(0, actual.shape[1]))
+    err = paths - actual[rows]
+    squared = np.einsum("ijk,ijk->ij", err, err) / actual.shape[2]
+    absolute = np.abs(err, out=err).mean(axis=2)
+    return _score(absolute / scale[0][rows, None], squared / scale[1][rows, None], criterion)
 
 
 def _keep_previous(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
