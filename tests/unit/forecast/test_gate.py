@@ -40,23 +40,43 @@ def test_near_equal_candidates_keep_the_steady_level(monkeypatch, criterion: str
     assert free <= 0.75          # without the gate the windows' noise picks the others often
 
 
-def test_a_series_leaves_the_default_exactly_when_its_gain_is_clear() -> None:
-    y = _wandering(n=300, step=0.4, seed=3)
+def _sporadic(n: int = 300, t: int = 400, seed: int = 6) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    occurs = rng.random((n, t)) < rng.uniform(0.05, 0.5, n)[:, None]
+    return occurs * rng.gamma(1.5, 4.0, (n, t)).round()
+
+
+@pytest.mark.parametrize("sporadic", [False, True])
+def test_a_series_leaves_the_default_exactly_when_its_gain_is_clear(sporadic: bool) -> None:
+    y = _sporadic() if sporadic else _wandering(n=300, step=0.4, seed=3)
     start = np.zeros(len(y), dtype=np.int64)
     plan = Backtest.plan(y.shape[1], 28)
-    pool = candidates(y, start, None, plan, sporadic=False, season=7, daily=True)
-    choice = choose(y, start, plan, pool, 28)
+    plan = plan.sparse() if sporadic else plan
+    nz = fast.nonzero(y, start) if sporadic else None
+    pool = candidates(y, start, nz, plan, sporadic=sporadic, season=7, daily=True)
+    criterion = "both" if sporadic else "rmsse"
+    choice = choose(y, start, plan, pool, 28, criterion=criterion)
     # the rule, worked out here from each candidate's windows
     actual = np.stack([y[:, e:e + plan.horizon] for e in plan.ends], axis=1)
-    scale = select.scales(y, start)[1][:, None]
-    msse = np.stack([((c.paths(plan.horizon, ends=slice(0, len(plan.ends))) - actual) ** 2)
-                     .mean(axis=2) / scale for c in pool], axis=1)      # (n, candidates, origins)
-    best = msse.mean(axis=2).argmin(axis=1)
+    mae_scale, mse_scale = (s[:, None, None] for s in select.scales(y, start))
+    errors = np.stack([c.paths(plan.horizon, ends=slice(0, len(plan.ends))) - actual
+                       for c in pool], axis=1)             # (n, candidates, origins, h)
+    mase, msse = np.abs(errors).mean(axis=3) / mae_scale, (errors ** 2).mean(axis=3) / mse_scale
+    for c, cand in enumerate(pool):
+        if cand.allowed is not None:
+            mase[~cand.allowed, c] = msse[~cand.allowed, c] = np.nan
+    if criterion == "rmsse":
+        per_origin, whole = msse, msse.mean(axis=2)
+    else:                # absolute error plus the root of the squared one
+        per_origin = mase + np.sqrt(msse)
+        whole = mase.mean(axis=2) + np.sqrt(msse.mean(axis=2))
+    best = np.nan_to_num(whole, nan=np.inf).argmin(axis=1)
     default = next(i for i, c in enumerate(pool) if c.default)
-    diff = msse[np.arange(len(y)), default] - msse[np.arange(len(y)), best]
+    rows = np.arange(len(y))
+    diff = per_origin[rows, default] - per_origin[rows, best]
     clear = diff.mean(axis=1) > select.GATE_STANDARD_ERRORS * \
         diff.std(axis=1, ddof=1) / np.sqrt(diff.shape[1])
-    expected = np.where(clear, best, default)
+    expected = np.where(clear | (best == default), best, default)
     keys = [select.model_key(pool[i].name, pool[i].params) for i in expected]
     assert [select.model_key(m, p) for m, p in zip(choice.model, choice.params,
                                                    strict=True)] == keys
@@ -87,16 +107,17 @@ def test_weekly_and_monthly_data_keep_the_free_choice(monkeypatch) -> None:
     assert not any(c.default for c in pool)
 
 
-def test_only_the_regular_group_has_a_default() -> None:
+def test_daily_groups_have_the_steady_default_and_weekly_ones_none() -> None:
     y = _wandering(n=20)
     start = np.zeros(len(y), dtype=np.int64)
     plan = Backtest.plan(y.shape[1], 28)
-    regular = candidates(y, start, None, plan, sporadic=False, season=7, daily=True)
-    sporadic = candidates(y, start, fast.nonzero(y, start), plan.sparse(), sporadic=True,
-                          season=7, daily=True)
-    assert [(c.name, c.params) for c in regular if c.default] == \
-        [("SES", {"alpha": select.DAILY_DEFAULT_ALPHA})]
-    assert not any(c.default for c in sporadic)
+    nz = fast.nonzero(y, start)
+    steady = [("SES", {"alpha": select.DAILY_DEFAULT_ALPHA})]
+    for sporadic in (False, True):
+        daily = candidates(y, start, nz, plan, sporadic=sporadic, season=7, daily=True)
+        other = candidates(y, start, nz, plan, sporadic=sporadic, season=7)
+        assert [(c.name, c.params) for c in daily if c.default] == steady
+        assert not any(c.default for c in other)
 
 
 def test_a_series_with_one_scored_window_keeps_the_default() -> None:
