@@ -418,11 +418,11 @@ def _gate(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
 def _scores_per_origin(cand: Candidate, rows: np.ndarray, horizon: int, actual: np.ndarray,
                        scale: tuple[np.ndarray, np.ndarray], criterion: str) -> np.ndarray:
     """(rows, origins) score of each backtest window of ``cand`` on ``rows``."""
-    paths = cand.paths(horizon, rows=rows, ends=slice(0, actual.shape[1]))
-    err = paths - actual[rows]
-    squared = np.einsum("ijk,ijk->ij", err, err) / actual.shape[2]
-    absolute = np.abs(err, out=err).mean(axis=2)
-    return _score(absolute / scale[0][rows, None], squared / scale[1][rows, None], criterion)
+    absolute, squared = _window_sums(
+        cand.paths(horizon, rows=rows, ends=slice(0, actual.shape[1])), actual[rows])
+    periods = actual.shape[2]
+    return _score(absolute / periods / scale[0][rows, None],
+                  squared / periods / scale[1][rows, None], criterion)
 
 
 def _keep_previous(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
@@ -520,13 +520,18 @@ class Windows:
             return (per_origin * self.valid).sum(axis=1) / self.valid.sum(axis=1)
 
 
+def _window_sums(paths: np.ndarray, actual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of absolute and of squared errors over each backtest window: (n, origins) each."""
+    err = paths - actual
+    squared = np.einsum("ijk,ijk->ij", err, err)
+    return np.abs(err, out=err).sum(axis=2), squared
+
+
 def _errors(paths: np.ndarray, actual: np.ndarray, valid: np.ndarray
             ) -> tuple[np.ndarray, np.ndarray]:
     """Mean absolute and mean squared error over the valid origins (NaN when none)."""
-    err = paths - actual
+    absolute, squared = _window_sums(paths, actual)
     origins = valid.sum(axis=1) * actual.shape[2]
-    squared = np.einsum("ijk,ijk->ij", err, err)
-    absolute = np.abs(err, out=err).sum(axis=2)
     with np.errstate(all="ignore"):
         return ((absolute * valid).sum(axis=1) / origins,
                 (squared * valid).sum(axis=1) / origins)
