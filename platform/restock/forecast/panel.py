@@ -508,6 +508,7 @@ class _Chunk:
     classes: Classes
     counts: np.ndarray
     calibration: dict
+    held: np.ndarray        # (n,) kept the daily default, no other model clearly better
 
 
 def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtest, freq: str,
@@ -520,7 +521,8 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
                  params=_no_params(n), mase=np.full(n, np.nan),
                  rmsse=np.full(n, np.nan), sigma=np.zeros(n), confidence=np.zeros(n),
                  spread=np.ones(n),
-                 classes=classes, counts=_whole_units(y), calibration={})
+                 classes=classes, counts=_whole_units(y), calibration={},
+                 held=np.zeros(n, dtype=bool))
     _simple(out, y, start, classes, horizon)
     for group in (classes.regular, classes.sporadic):
         rows = np.flatnonzero(group)
@@ -588,6 +590,7 @@ def _store(out: _Chunk, rows: np.ndarray, choice: Choice) -> None:
     out.mase[rows], out.rmsse[rows] = choice.mase, choice.rmsse
     out.sigma[rows] = np.sqrt(np.nan_to_num(choice.mse, nan=0.0))
     out.spread[rows] = choice.spread
+    out.held[rows] = choice.held
     share = np.minimum(choice.origins / ORIGINS, 1.0)
     with np.errstate(all="ignore"):
         out.confidence[rows] = np.nan_to_num(share / (1.0 + choice.rmsse), nan=0.0)
@@ -630,7 +633,17 @@ def _info(panel: Panel, plan: Backtest, criterion: str, season: int, result: Pan
         "models": pd.Series(result.model).value_counts().to_dict(),
         "mean_mase": _nanmean(result.mase), "mean_rmsse": _nanmean(result.rmsse),
         "calibration": _calibration(parts[0]) if parts else {},
+        "kept_steady_level": _kept_steady(result, parts),
     }
+
+
+def _kept_steady(result: PanelForecast, parts: list[_Chunk]) -> int:
+    """Series held on the daily default by the gate (select.choose) that still have it: a
+    statsmodels fit may have replaced it since."""
+    if not parts:
+        return 0
+    held = np.concatenate([p.held for p in parts])
+    return int((held & (result.model == "SES")).sum())
 
 
 def _nanmean(values: np.ndarray) -> float | None:

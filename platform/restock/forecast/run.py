@@ -67,6 +67,7 @@ class Summary:
     models: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
     warnings: set = field(default_factory=set)
+    steady: int = 0         # daily series kept on SES(0.05), no other model clearly better
     streamed: bool = True
     seconds: float = 0.0
 
@@ -75,6 +76,7 @@ class Summary:
         self.series += series
         self.classes.update(info.get("classes", {}))
         self.models.update(info.get("models", {}))
+        self.steady += info.get("kept_steady_level", 0)
         notes = dict(info.get("input", {}))
         warning = notes.pop("frequency_warning", None)
         if warning:
@@ -88,6 +90,7 @@ class Summary:
                              (self.notes, other.notes)):
             mine.update(theirs)
         self.warnings |= other.warnings
+        self.steady += other.steady
 
     def lines(self) -> list[str]:
         """A few human lines for stderr."""
@@ -99,6 +102,9 @@ class Summary:
         lines = [(f"forecast {self.series} series × {self.horizon} periods → {self.out} "
                   f"({self.seconds:.1f} s{how})"),
                  f"classes: {counts(self.classes)}", f"models: {counts(self.models)}"]
+        if self.steady:
+            lines.append(f"kept SES(0.05), no other model clearly better on daily data: "
+                         f"{self.steady} series")
         if fixes:
             lines.append("input rules applied: " + ", ".join(
                 f"{k.replace('_', ' ')} {v}" for k, v in sorted(fixes.items())))

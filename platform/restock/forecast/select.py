@@ -149,6 +149,8 @@ class Choice:
     backtest: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # chosen paths
     actual: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
     valid: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
+    held: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # (n,) kept the
+    # default although another candidate scored better, not clearly (see ``_gate``)
 
 
 def scales(y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -349,11 +351,13 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
     score = np.nan_to_num(_score(mae / scale1[:, None], mse / scale2[:, None], criterion),
                           nan=np.inf)
     order = np.argsort(score, axis=1, kind="stable")[:, :max(combine, 1)]
+    held = np.zeros(n, dtype=bool)
     if combine <= 1 and any(cand.default for cand in pool):
-        _gate(order, score, pool, lambda cand, rows: _scores_per_origin(
+        held = _gate(order, score, pool, lambda cand, rows: _scores_per_origin(
             cand, rows, plan.horizon, actual, (scale1, scale2), criterion), valid)
     if previous is not None and combine <= 1:
         _keep_previous(order, score, pool, previous)
+        held &= order[:, 0] == next((c for c, cand in enumerate(pool) if cand.default), -1)
     used = np.isfinite(np.take_along_axis(score, order, axis=1))
     used[:, 0] = True
     weight = used / used.sum(axis=1, keepdims=True)
@@ -382,7 +386,7 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
                   mse=np.maximum(chosen_mse, demand_noise(y, start, point.mean(axis=1),
                                                           moment)),
                   spread=spread, origins=origins, backtest=kept[0], actual=kept[1],
-                  valid=kept[2])
+                  valid=kept[2], held=held)
 
 
 def holds_on(held, best):
@@ -392,15 +396,18 @@ def holds_on(held, best):
 
 
 def _gate(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
-          per_origin: Callable[[Candidate, np.ndarray], np.ndarray], valid: np.ndarray) -> None:
+          per_origin: Callable[[Candidate, np.ndarray], np.ndarray],
+          valid: np.ndarray) -> np.ndarray:
     """Puts the pool's default candidate first in ``order`` (in place) wherever the best one
     does not beat it by ``GATE_STANDARD_ERRORS`` standard errors of their per-origin score
-    differences. ``per_origin(candidate, rows)`` gives those rows' (rows, origins) scores."""
+    differences; returns where it did, (n,) bool. ``per_origin(candidate, rows)`` gives those
+    rows' (rows, origins) scores."""
     default = next(c for c, cand in enumerate(pool) if cand.default)
     best = order[:, 0]
+    held = np.zeros(len(order), dtype=bool)
     rows = np.flatnonzero((best != default) & np.isfinite(score[:, default]))
     if not len(rows):
-        return
+        return held
     diff = per_origin(pool[default], rows)
     for c in np.unique(best[rows]):        # the leaders' windows, each on its own rows
         mine = best[rows] == c
@@ -413,6 +420,8 @@ def _gate(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
         error = np.nanstd(diff, axis=1, ddof=1) / np.sqrt(count)
         clear = (count >= 2) & np.isfinite(error) & (gain > GATE_STANDARD_ERRORS * error)
     order[rows[~clear], 0] = default
+    held[rows[~clear]] = True
+    return held
 
 
 def _scores_per_origin(cand: Candidate, rows: np.ndarray, horizon: int, actual: np.ndarray,

@@ -57,7 +57,25 @@ def test_carparts_forecasts_every_series(shared_data: Path, tmp_path: Path, caps
     assert set(table["item_id"]) == set(ids) and len(table) == 12 * len(ids)
     assert (table[["forecast", "q0.5", "q0.9", "q0.95"]] >= 0).all().all()
     assert table["date"].min() == "2002-04-01" and table["date"].max() == "2003-03-01"
-    assert "series × 12 periods" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "series × 12 periods" in err
+    assert "kept SES(0.05)" not in err                   # monthly: no daily gate
+
+
+def test_the_summary_says_how_many_daily_series_kept_the_steady_level(tmp_path: Path,
+                                                                       capsys) -> None:
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2024-01-01", periods=200, freq="D")
+    level = 20 + np.cumsum(rng.normal(0, 0.2, (30, 200)), axis=1)
+    frame = pd.DataFrame({"item_id": np.repeat([f"s{i:02d}" for i in range(30)], 200),
+                          "date": np.tile(days, 30),
+                          "quantity": rng.poisson(np.maximum(level, 1)).ravel()})
+    path = _write(frame, tmp_path / "daily.csv")
+    summary = forecast_file(path, tmp_path / "out.csv", Options(horizon=14))
+    assert 0 < summary.steady <= summary.models["SES"]
+    assert main(["forecast", str(path), "--horizon", "14", "--out", str(tmp_path / "o.csv")]) == 0
+    assert f"kept SES(0.05), no other model clearly better on daily data: {summary.steady} " \
+        "series" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
@@ -471,6 +489,10 @@ def test_several_processes_write_what_one_writes(tmp_path: Path, suffix: str) ->
     summary = forecast_file(path, two, Options(horizon=5, max_series=2, chunk_rows=60, jobs=3))
     assert summary.series == 11 and sum(summary.models.values()) == 11
     assert two.read_bytes() == one.read_bytes()
+    single = forecast_file(path, tmp_path / "three.csv", Options(horizon=5, max_series=2,
+                                                                  chunk_rows=60))
+    assert summary.steady == single.steady > 0   # each process's count is added up
+    (tmp_path / "three.csv").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["one.csv", "two.csv",
                                                                  f"h{suffix}"])
 

@@ -81,6 +81,7 @@ def test_a_series_leaves_the_default_exactly_when_its_gain_is_clear(sporadic: bo
     assert [select.model_key(m, p) for m, p in zip(choice.model, choice.params,
                                                    strict=True)] == keys
     assert 0 < (expected != default).sum() < len(y)    # both outcomes occur here
+    assert list(choice.held) == list((expected == default) & (best != default))
 
 
 def test_a_clear_weekly_season_and_a_clear_trend_still_win() -> None:
@@ -102,6 +103,7 @@ def test_weekly_and_monthly_data_keep_the_free_choice(monkeypatch) -> None:
     monkeypatch.setattr(select, "GATE_STANDARD_ERRORS", 0.0)
     free = forecast_panel(panel, 12, calibrate=False)
     assert list(gated.model) == list(free.model) and gated.params == free.params
+    assert gated.info["kept_steady_level"] == 0
     pool = candidates(y, np.zeros(60, dtype=np.int64), None, Backtest.plan(200, 12),
                       sporadic=False, season=1)
     assert not any(c.default for c in pool)
@@ -129,3 +131,22 @@ def test_a_series_with_one_scored_window_keeps_the_default() -> None:
     choice = _choose(y, start=start, plan=plan, season=1)
     assert (choice.origins[:10] == 1).all() and (choice.origins[10:] == 3).all()
     assert _steady(choice)[:10].all()
+
+
+def test_a_daily_run_counts_the_series_the_gate_held(monkeypatch) -> None:
+    y = _wandering(n=80, t=300)
+    dates = pd.date_range("2024-01-01", periods=300, freq="D")
+    panel = Panel(ids=np.array([f"s{i}" for i in range(80)]), dates=dates, values=y, freq="D")
+    result = forecast_panel(panel, 28, calibrate=False)
+    start = np.zeros(80, dtype=np.int64)
+    plan = Backtest.plan(300, 28)
+    pool = candidates(y, start, None, plan, sporadic=False, season=7, daily=True)
+    held = choose(y, start, plan, pool, 28).held
+    assert 0 < result.info["kept_steady_level"] == held.sum() <= _steady_count(result)
+    monkeypatch.setattr(select, "GATE_STANDARD_ERRORS", 0.0)
+    assert forecast_panel(panel, 28, calibrate=False).info["kept_steady_level"] == 0
+
+
+def _steady_count(result) -> int:
+    return sum(m == "SES" and p == {"alpha": select.DAILY_DEFAULT_ALPHA}
+               for m, p in zip(result.model, result.params, strict=True))
