@@ -352,12 +352,13 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
                           nan=np.inf)
     order = np.argsort(score, axis=1, kind="stable")[:, :max(combine, 1)]
     held = np.zeros(n, dtype=bool)
-    if combine <= 1 and any(cand.default for cand in pool):
-        held = _gate(order, score, pool, lambda cand, rows: _scores_per_origin(
+    default = next((c for c, cand in enumerate(pool) if cand.default), None)
+    if combine <= 1 and default is not None:
+        held = _gate(order, score, pool, default, lambda cand, rows: _scores_per_origin(
             cand, rows, plan.horizon, actual, (scale1, scale2), criterion), valid)
     if previous is not None and combine <= 1:
         _keep_previous(order, score, pool, previous)
-        held &= order[:, 0] == next((c for c, cand in enumerate(pool) if cand.default), -1)
+        held &= order[:, 0] == default
     used = np.isfinite(np.take_along_axis(score, order, axis=1))
     used[:, 0] = True
     weight = used / used.sum(axis=1, keepdims=True)
@@ -395,14 +396,13 @@ def holds_on(held, best):
     return held <= best * (1 + STICKY_MARGIN)
 
 
-def _gate(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
+def _gate(order: np.ndarray, score: np.ndarray, pool: list[Candidate], default: int,
           per_origin: Callable[[Candidate, np.ndarray], np.ndarray],
           valid: np.ndarray) -> np.ndarray:
-    """Puts the pool's default candidate first in ``order`` (in place) wherever the best one
-    does not beat it by ``GATE_STANDARD_ERRORS`` standard errors of their per-origin score
-    differences; returns where it did, (n,) bool. ``per_origin(candidate, rows)`` gives those
-    rows' (rows, origins) scores."""
-    default = next(c for c, cand in enumerate(pool) if cand.default)
+    """Puts the pool's ``default`` candidate (its index) first in ``order`` (in place) wherever
+    the best one does not beat it by ``GATE_STANDARD_ERRORS`` standard errors of their
+    per-origin score differences; returns where it did, (n,) bool. ``per_origin(candidate,
+    rows)`` gives those rows' (rows, origins) scores."""
     best = order[:, 0]
     held = np.zeros(len(order), dtype=bool)
     rows = np.flatnonzero((best != default) & np.isfinite(score[:, default]))
