@@ -368,13 +368,16 @@ def adida_imapa(y: np.ndarray, start: np.ndarray, nz: NonZero, ends: Sequence[in
     k_all = np.clip(k_all, 1, max(min(ends), 1)).astype(np.int64)
     adida_out, imapa_out = np.zeros((len(y), len(ends))), np.zeros((len(y), len(ends)))
     pick = _bucket_alpha(y, np.where(counts > 0, k_all, 0), grid)
-    for k in np.unique(k_all[counts > 0]):
-        rows = np.flatnonzero((k_all == k) & (counts > 0))
+    # One product per bucket size and alpha, on that alpha's columns only: the grid's other
+    # alphas would be computed and thrown away (a fifth of the work for a 5-point grid).
+    key = np.where(counts > 0, k_all * len(grid) + pick, -1)
+    for combined in np.unique(key[key >= 0]):
+        k, a = divmod(int(combined), len(grid))
+        rows = np.flatnonzero(key == combined)
         mine = y[rows]
-        for weights, out in ((aggregate_weights(t, ends, k, grid), adida_out),
-                             (imapa_weights(t, ends, k, grid), imapa_out)):
-            levels = (mine @ weights).reshape(len(rows), len(ends), len(grid))
-            out[rows] = levels[np.arange(len(rows)), :, pick[rows]]
+        columns = slice(a, None, len(grid))      # (built for the whole grid: one cache entry)
+        adida_out[rows] = mine @ aggregate_weights(t, ends, k, grid)[:, columns]
+        imapa_out[rows] = mine @ imapa_weights(t, ends, k, grid)[:, columns]
     return adida_out, imapa_out
 
 

@@ -632,11 +632,15 @@ def reuse_freed_memory(largest: int = 32 << 20) -> bool:
     series. By default glibc hands blocks that big back to the system and maps fresh pages
     for the next group, and on virtual machines a fresh page costs more than the arithmetic
     done on it (measured: a third fewer page faults, about 10 % less CPU on 50k series).
-    Peak memory is unchanged: the same blocks are reused. Returns False where the C library
-    is not glibc (nothing is changed then).
+    Peak memory is unchanged: the same blocks are reused. Arrow's buffers (the file's batches)
+    are then taken from the same C library: Arrow's own allocator hands freed pages back to the
+    system as well (1M series: about 3 s of system time, a tenth of the run's CPU). Returns
+    False where the C library is not glibc (nothing is changed then).
     """
     import ctypes
     import ctypes.util
+
+    import pyarrow as pa
 
     name = ctypes.util.find_library("c")
     try:
@@ -645,8 +649,11 @@ def reuse_freed_memory(largest: int = 32 << 20) -> bool:
     except (OSError, AttributeError):
         return False
     trim_threshold, mmap_threshold = -1, -3        # glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
-    return bool(mallopt(mmap_threshold, int(largest)) and
+    kept = bool(mallopt(mmap_threshold, int(largest)) and
                 mallopt(trim_threshold, int(largest) * 8))
+    if kept:
+        pa.set_memory_pool(pa.system_memory_pool())
+    return kept
 
 
 def one_blas_thread() -> None:

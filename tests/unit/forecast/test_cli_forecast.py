@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import platform
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -508,3 +511,21 @@ def test_a_bad_row_found_by_a_worker_process_is_still_one_line(tmp_path: Path, c
     assert f"{path}:{len(history) - 1}" in err and "'lots' is not a number" in err
     assert "Traceback" not in err and not (tmp_path / "f.csv").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["h.csv"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
+                    reason="reuse_freed_memory tunes glibc's allocator only")
+def test_after_reuse_freed_memory_arrow_reads_into_the_c_librarys_heap(tmp_path: Path) -> None:
+    # In a fresh process: the setting is process-wide, and Arrow's default pool is another
+    # allocator until it is changed.
+    path = _write(_history(series=5), tmp_path / "h.parquet")
+    code = ("import pyarrow as pa, pyarrow.parquet as pq\n"
+            "from restock.forecast.io import reuse_freed_memory\n"
+            "before = pa.default_memory_pool().backend_name\n"
+            "kept = reuse_freed_memory()\n"
+            f"table = pq.read_table({str(path)!r})\n"
+            "print(before, kept, pa.default_memory_pool().backend_name,\n"
+            "      pa.system_memory_pool().bytes_allocated() >= table.nbytes > 0)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] != "system" and out[1:] == ["True", "system", "True"]
