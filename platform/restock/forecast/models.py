@@ -11,6 +11,11 @@ fast path (``select.STICKY_MARGIN``): a statsmodels model, refitted every run an
 name alone, stays while it scores within the margin of the best; a fast incumbent gives way only
 to a statsmodels model better by more than the margin. Whatever is not finished when the budget
 runs out keeps its fast forecast; ``info["statsmodels"]`` says how far it got.
+
+On daily data the fast choice keeps SES(select.DAILY_DEFAULT_ALPHA) unless another model is
+clearly better (``select.clearly_better``); a statsmodels model has to clear the same gate, on
+its own backtest origins, before it competes at all (a previous statsmodels model that sticks
+is not asked again, as in the fast path).
 """
 
 from __future__ import annotations
@@ -23,7 +28,18 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 
 import numpy as np
 
-from restock.forecast.select import MIN_TRAIN, ORIGINS, Backtest, holds_on, model_key, scales
+from restock.forecast import fast
+from restock.forecast.select import (
+    DAILY_DEFAULT_ALPHA,
+    MIN_TRAIN,
+    ORIGINS,
+    Backtest,
+    clearly_better,
+    holds_on,
+    model_key,
+    scaled_score,
+    scales,
+)
 
 MODELS = ("ETS", "Theta", "ARIMA")
 MIN_LENGTH = 60               # observed periods before a slow model is worth trying
@@ -43,11 +59,12 @@ def improve_with_statsmodels(result, panel, plan: Backtest, season: int, budget:
     deadline = started + budget
     rows = _eligible(result, panel, season, high_value)
     report = {"budget_seconds": budget, "eligible": len(rows), "fitted": 0, "replaced": 0}
+    gated = panel.freq == "D"
+    if gated:
+        report["not_clearly_better"] = 0
     result.info["statsmodels"] = report
     if not len(rows):
         return
-    from restock.forecast import fast
-
     result.model = result.model.astype(object)    # room for the longer names
     y, start = fast.backfill(panel.values[rows])
     scale1, scale2 = scales(y, start)
@@ -81,6 +98,10 @@ def improve_with_statsmodels(result, panel, plan: Backtest, season: int, budget:
                     break
                 report["fitted"] += 1
                 held = None if previous is None else previous[rows[i]]
+                if gated:
+                    fitted, out = _past_gate(fitted, y[i, start[i]:], plan.horizon,
+                                             (scale1[i], scale2[i]), criterion, held)
+                    report["not_clearly_better"] += out
                 if _adopt(result, rows[i], fitted, scale1[i], scale2[i], criterion, held):
                     report["replaced"] += 1
             if "error" in report:
@@ -124,10 +145,16 @@ def _adopt(result, row: int, fitted: dict, scale1: float, scale2: float,
     scores = {name: _score(out["mae"] / scale1, np.sqrt(out["mse"] / scale2), criterion)
               for name, out in fitted.items()}
     fast = _score(result.mase[row], result.rmsse[row], criterion)
-    best = _winner({k: v for k, v in scores.items() if np.isfinite(v)}, fast,
-                   _incumbent(previous, result, row))
+    finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+    incumbent = _incumbent(previous, result, row)
+    best = _winner(finite, fast, incumbent)
+    lowest = min([*finite.values(), fast], default=fast)
     if best is None:
+        if incumbent == FAST and lowest < fast:       # a better slow model was turned down
+            result.chosen_by[row] = "previous"
         return False
+    result.chosen_by[row] = "previous" if best == incumbent and finite[best] > lowest else \
+        "backtest"
     out = fitted[best]
     result.point[row] = np.maximum(out["point"], 0.0)
     result.model[row] = best
@@ -139,11 +166,37 @@ def _adopt(result, row: int, fitted: dict, scale1: float, scale2: float,
     return True
 
 
+def _past_gate(fitted: dict, series: np.ndarray, h_bt: int, scale: tuple[float, float],
+               criterion: str, previous: str | None) -> tuple[dict, int]:
+    """The fitted models clearly better than SES(DAILY_DEFAULT_ALPHA) over their backtest
+    origins (and the previous model, which may stick without), and 1 if any was left out."""
+    if not fitted:
+        return fitted, 0
+    ends = next(iter(fitted.values()))["ends"]          # every model is scored at the same ends
+    level = fast.ses(series[None, :], ends, (DAILY_DEFAULT_ALPHA,))[0, :, 0]
+    err = np.stack([level[k] - series[end:end + h_bt] for k, end in enumerate(ends)])
+    steady = _origin_scores(np.abs(err).mean(axis=1), (err ** 2).mean(axis=1), scale, criterion)
+    keep = {name for name, out in fitted.items() if name == _name_of(previous) or
+            clearly_better((steady - _origin_scores(out["mae_origins"], out["mse_origins"],
+                                                    scale, criterion))[None, :])[0]}
+    return {name: fitted[name] for name in keep}, int(len(keep) < len(fitted))
+
+
+def _origin_scores(mae, mse, scale: tuple[float, float], criterion: str) -> np.ndarray:
+    # slow models only compete on regular demand: "auto" is squared error, as in _score
+    return scaled_score(np.asarray(mae) / scale[0], np.asarray(mse) / scale[1],
+                        "rmsse" if criterion == "auto" else criterion)
+
+
+def _name_of(previous: str | None) -> str | None:
+    return previous.split(" ", 1)[0] if isinstance(previous, str) else None
+
+
 def _incumbent(previous: str | None, result, row: int) -> str | None:
     """The model the series held last time, if it competes now: a statsmodels name, FAST or None."""
     if not isinstance(previous, str):
         return None
-    name = previous.split(" ", 1)[0]
+    name = _name_of(previous)
     if name in MODELS:                          # refitted every run: the name is the model
         return name
     return FAST if previous == model_key(result.model[row], result.params[row]) else None
@@ -188,20 +241,19 @@ def fit_series(series: np.ndarray, ends: list[int], h_bt: int, horizon: int,
 
 def _one_model(name: str, series: np.ndarray, ends: list[int], h_bt: int, horizon: int,
                season: int) -> dict:
-    abs_sum = sq_sum = 0.0
-    origins = 0
-    for end in ends:
-        if end < max(MIN_TRAIN, 2 * season + 2):
-            continue
+    used = [end for end in ends if end >= max(MIN_TRAIN, 2 * season + 2)]
+    if not used:
+        raise ValueError("no backtest origin")
+    mae, mse = [], []
+    for end in used:
         path, _ = _fit(name, series[:end], h_bt, season)
         err = np.maximum(path, 0.0) - series[end:end + h_bt]
-        abs_sum, sq_sum, origins = abs_sum + np.abs(err).mean(), sq_sum + (err ** 2).mean(), \
-            origins + 1
+        mae.append(float(np.abs(err).mean()))
+        mse.append(float((err ** 2).mean()))
     point, params = _fit(name, series, horizon, season)
-    if not origins:
-        raise ValueError("no backtest origin")
-    return {"point": point, "params": params, "mae": abs_sum / origins,
-            "mse": sq_sum / origins, "origins": origins}
+    return {"point": point, "params": params, "mae": float(np.mean(mae)),
+            "mse": float(np.mean(mse)), "origins": len(used), "ends": used,
+            "mae_origins": mae, "mse_origins": mse}
 
 
 def _fit(name: str, y: np.ndarray, horizon: int, season: int) -> tuple[np.ndarray, dict]:

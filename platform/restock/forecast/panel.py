@@ -56,6 +56,8 @@ class PanelForecast:
     confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))  # 0..1
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # whole units
     spread: np.ndarray = field(default_factory=lambda: np.zeros(0))  # total-error growth, >= 1
+    chosen_by: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))  # (n,) why
+    # the series has its model: a select.CHOSEN_BY key
 
     def demand_over(self, periods: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd of total demand over the next ``periods`` (per series, may be fractional).
@@ -508,7 +510,7 @@ class _Chunk:
     classes: Classes
     counts: np.ndarray
     calibration: dict
-    held: np.ndarray        # (n,) kept the daily default, no other model clearly better
+    chosen_by: np.ndarray   # (n,) a select.CHOSEN_BY key
 
 
 def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtest, freq: str,
@@ -522,7 +524,7 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
                  rmsse=np.full(n, np.nan), sigma=np.zeros(n), confidence=np.zeros(n),
                  spread=np.ones(n),
                  classes=classes, counts=_whole_units(y), calibration={},
-                 held=np.zeros(n, dtype=bool))
+                 chosen_by=np.full(n, "class", dtype=object))
     _simple(out, y, start, classes, horizon)
     for group in (classes.regular, classes.sporadic):
         rows = np.flatnonzero(group)
@@ -590,7 +592,7 @@ def _store(out: _Chunk, rows: np.ndarray, choice: Choice) -> None:
     out.mase[rows], out.rmsse[rows] = choice.mase, choice.rmsse
     out.sigma[rows] = np.sqrt(np.nan_to_num(choice.mse, nan=0.0))
     out.spread[rows] = choice.spread
-    out.held[rows] = choice.held
+    out.chosen_by[rows] = choice.chosen_by
     share = np.minimum(choice.origins / ORIGINS, 1.0)
     with np.errstate(all="ignore"):
         out.confidence[rows] = np.nan_to_num(share / (1.0 + choice.rmsse), nan=0.0)
@@ -616,7 +618,8 @@ def _assemble(panel: Panel, horizon: int, parts: list[_Chunk]) -> PanelForecast:
         np.array([], dtype=str),
         params=[params for p in parts for params in p.params], mase=cat("mase", np.zeros(0)),
         rmsse=cat("rmsse", np.zeros(0)), confidence=cat("confidence", np.zeros(0)),
-        counts=cat("counts", np.zeros(0, dtype=bool)), spread=cat("spread", np.zeros(0)))
+        counts=cat("counts", np.zeros(0, dtype=bool)), spread=cat("spread", np.zeros(0)),
+        chosen_by=cat("chosen_by", np.zeros(0, dtype=object)))
 
 
 def _info(panel: Panel, plan: Backtest, criterion: str, season: int, result: PanelForecast,
@@ -633,17 +636,9 @@ def _info(panel: Panel, plan: Backtest, criterion: str, season: int, result: Pan
         "models": pd.Series(result.model).value_counts().to_dict(),
         "mean_mase": _nanmean(result.mase), "mean_rmsse": _nanmean(result.rmsse),
         "calibration": _calibration(parts[0]) if parts else {},
-        "kept_steady_level": _kept_steady(result, parts),
+        # after the statsmodels pass, which may have replaced some
+        "kept_steady_level": int((result.chosen_by == "steady").sum()),
     }
-
-
-def _kept_steady(result: PanelForecast, parts: list[_Chunk]) -> int:
-    """Series held on the daily default by the gate (select.choose) that still have it: a
-    statsmodels fit may have replaced it since."""
-    if not parts:
-        return 0
-    held = np.concatenate([p.held for p in parts])
-    return int((held & (result.model == "SES")).sum())
 
 
 def _nanmean(values: np.ndarray) -> float | None:

@@ -56,6 +56,13 @@ STICKY_MARGIN = 0.10
 # take a year or more to follow a level shift that a few windows show.
 DAILY_DEFAULT_ALPHA = 0.05
 GATE_STANDARD_ERRORS = 2.0
+# Why a series has its model, as the model catalog records it (docs/forecasting.md §5).
+CHOSEN_BY = {
+    "backtest": "the best backtest score",
+    "steady": "SES(0.05) kept on daily data: no other model was clearly better",
+    "previous": "last run's model kept: within the margin of a better score",
+    "class": "its demand class (new, too short or dead) sets it",
+}
 SEASON_LEVEL_CYCLES = (1, 2, 4, 8)
 SEASON_INDEX_CYCLES = 26
 SEASON_TEST_PERIODS = 366
@@ -149,8 +156,9 @@ class Choice:
     backtest: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # chosen paths
     actual: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
     valid: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))
-    held: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # (n,) kept the
-    # default although another candidate scored better, not clearly (see ``_gate``)
+    chosen_by: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))  # (n,)
+    # a CHOSEN_BY key: "steady" where the gate kept the default, "previous" where
+    # ``_keep_previous`` kept last run's model over a better score
 
 
 def scales(y: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -348,17 +356,16 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
                 cand.paths(plan.horizon, rows=rows, ends=tested), actual[rows], valid[rows])
         if cand.allowed is not None:
             mae[~cand.allowed, c] = mse[~cand.allowed, c] = np.nan
-    score = np.nan_to_num(_score(mae / scale1[:, None], mse / scale2[:, None], criterion),
-                          nan=np.inf)
+    score = np.nan_to_num(scaled_score(mae / scale1[:, None], mse / scale2[:, None],
+                                       criterion), nan=np.inf)
     order = np.argsort(score, axis=1, kind="stable")[:, :max(combine, 1)]
-    held = np.zeros(n, dtype=bool)
+    chosen_by = np.full(n, "backtest", dtype=object)
     default = next((c for c, cand in enumerate(pool) if cand.default), None)
     if combine <= 1 and default is not None:
-        held = _gate(order, score, pool, default, lambda cand, rows: _scores_per_origin(
-            cand, rows, plan.horizon, actual, (scale1, scale2), criterion), valid)
+        chosen_by[_gate(order, score, pool, default, lambda cand, rows: _scores_per_origin(
+            cand, rows, plan.horizon, actual, (scale1, scale2), criterion), valid)] = "steady"
     if previous is not None and combine <= 1:
-        _keep_previous(order, score, pool, previous)
-        held &= order[:, 0] == default
+        chosen_by[_keep_previous(order, score, pool, previous)] = "previous"
     used = np.isfinite(np.take_along_axis(score, order, axis=1))
     used[:, 0] = True
     weight = used / used.sum(axis=1, keepdims=True)
@@ -387,7 +394,7 @@ def choose(y: np.ndarray, start: np.ndarray, plan: Backtest, pool: list[Candidat
                   mse=np.maximum(chosen_mse, demand_noise(y, start, point.mean(axis=1),
                                                           moment)),
                   spread=spread, origins=origins, backtest=kept[0], actual=kept[1],
-                  valid=kept[2], held=held)
+                  valid=kept[2], chosen_by=chosen_by)
 
 
 def holds_on(held, best):
@@ -413,15 +420,22 @@ def _gate(order: np.ndarray, score: np.ndarray, pool: list[Candidate], default: 
         mine = best[rows] == c
         diff[mine] -= per_origin(pool[c], rows[mine])
     diff[~valid[rows]] = np.nan
+    clear = clearly_better(diff)
+    order[rows[~clear], 0] = default
+    held[rows[~clear]] = True
+    return held
+
+
+def clearly_better(diff: np.ndarray) -> np.ndarray:
+    """Per row of ``diff`` (rows, origins): the default's score minus a challenger's at each
+    origin, NaN where an origin does not count. Whether the challenger wins by more than
+    ``GATE_STANDARD_ERRORS`` standard errors of the mean difference, over two origins or more."""
     count = np.isfinite(diff).sum(axis=1)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)     # rows with no or one origin
         gain = np.nanmean(diff, axis=1)
         error = np.nanstd(diff, axis=1, ddof=1) / np.sqrt(count)
-        clear = (count >= 2) & np.isfinite(error) & (gain > GATE_STANDARD_ERRORS * error)
-    order[rows[~clear], 0] = default
-    held[rows[~clear]] = True
-    return held
+        return (count >= 2) & np.isfinite(error) & (gain > GATE_STANDARD_ERRORS * error)
 
 
 def _scores_per_origin(cand: Candidate, rows: np.ndarray, horizon: int, actual: np.ndarray,
@@ -430,19 +444,22 @@ def _scores_per_origin(cand: Candidate, rows: np.ndarray, horizon: int, actual: 
     absolute, squared = _window_sums(
         cand.paths(horizon, rows=rows, ends=slice(0, actual.shape[1])), actual[rows])
     periods = actual.shape[2]
-    return _score(absolute / periods / scale[0][rows, None],
+    return scaled_score(absolute / periods / scale[0][rows, None],
                   squared / periods / scale[1][rows, None], criterion)
 
 
 def _keep_previous(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
-                   previous: np.ndarray) -> None:
-    """Puts each series' previous model first in ``order`` where it scores within the margin."""
+                   previous: np.ndarray) -> np.ndarray:
+    """Puts each series' previous model first in ``order`` where it scores within the margin;
+    returns the rows where that changed the choice."""
     index = {model_key(c.name, c.params): i for i, c in enumerate(pool)}
     last = np.array([index.get(key, -1) for key in previous])
     rows = np.flatnonzero(last >= 0)
     held = score[rows, last[rows]]
-    close = np.isfinite(held) & holds_on(held, score[rows].min(axis=1))
-    order[rows[close], 0] = last[rows[close]]
+    close = rows[np.isfinite(held) & holds_on(held, score[rows].min(axis=1))]
+    changed = close[order[close, 0] != last[close]]
+    order[changed, 0] = last[changed]
+    return changed
 
 
 def demand_noise(y: np.ndarray, start: np.ndarray, rate: np.ndarray,
@@ -564,7 +581,9 @@ def _params(pool: list[Candidate], order: np.ndarray, used: np.ndarray) -> dict:
     return {"members": [{"model": m.name, **m.params} for m in members]}
 
 
-def _score(mase: np.ndarray, msse: np.ndarray, criterion: str) -> np.ndarray:
+def scaled_score(mase: np.ndarray, msse: np.ndarray, criterion: str) -> np.ndarray:
+    """A backtest score from errors scaled by the series' in-sample naive error: its MASE, its
+    mean squared scaled error (ordered as RMSSE is), or both ("auto", "both")."""
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {', '.join(CRITERIA)} (got {criterion!r})")
     if criterion == "mase":

@@ -206,6 +206,9 @@ def test_a_series_keeps_its_previous_model_while_it_scores_within_the_margin() -
         "SES {\"alpha\": 0.1}"
     kept = forecast_panel(panel, 14, previous={"steady": other})
     assert model_key(kept.model[0], kept.params[0]) == other
+    assert kept.chosen_by[0] == "previous" and free.chosen_by[0] in ("backtest", "steady")
+    again = forecast_panel(panel, 14, previous={"steady": chosen})   # it chose that anyway
+    assert _first(again) == _first(free) and again.chosen_by[0] == free.chosen_by[0]
     # ... but not once the margin is gone, nor when the previous model is unknown here.
     original = select.STICKY_MARGIN
     try:
@@ -227,7 +230,7 @@ def test_a_much_better_model_replaces_the_previous_one() -> None:
     # A flat SES with a slow alpha lags a clean trend by far more than the margin.
     result = forecast_panel(panel, 14, previous={"rising": "SES {\"alpha\": 0.05}"})
     assert model_key(*_first(result)) != "SES {\"alpha\": 0.05}"
-    assert result.model[0] == "Holt"
+    assert result.model[0] == "Holt" and result.chosen_by[0] == "backtest"
 
 
 def _first(result):

@@ -81,7 +81,8 @@ def test_a_series_leaves_the_default_exactly_when_its_gain_is_clear(sporadic: bo
     assert [select.model_key(m, p) for m, p in zip(choice.model, choice.params,
                                                    strict=True)] == keys
     assert 0 < (expected != default).sum() < len(y)    # both outcomes occur here
-    assert list(choice.held) == list((expected == default) & (best != default))
+    held = (expected == default) & (best != default)
+    assert list(choice.chosen_by) == list(np.where(held, "steady", "backtest"))
 
 
 def test_a_clear_weekly_season_and_a_clear_trend_still_win() -> None:
@@ -141,8 +142,9 @@ def test_a_daily_run_counts_the_series_the_gate_held(monkeypatch) -> None:
     start = np.zeros(80, dtype=np.int64)
     plan = Backtest.plan(300, 28)
     pool = candidates(y, start, None, plan, sporadic=False, season=7, daily=True)
-    held = choose(y, start, plan, pool, 28).held
+    held = choose(y, start, plan, pool, 28).chosen_by == "steady"
     assert 0 < result.info["kept_steady_level"] == held.sum() <= _steady(result).sum()
+    assert list(result.chosen_by) == list(np.where(held, "steady", "backtest"))
     monkeypatch.setattr(select, "GATE_STANDARD_ERRORS", 0.0)
     assert forecast_panel(panel, 28, calibrate=False).info["kept_steady_level"] == 0
 
