@@ -392,7 +392,8 @@ def _catalog(config: OrgConfig, run_id: str, forecast: dict[str, Any],
         mase=_finite(mase[i]),
         rmsse=_finite(rmsse[i]),
         rate_per_day=float(rate[i]), window_start=start, window_end=end,
-        observations=int(observed[i]), code_version=CODE_VERSION)
+        observations=int(observed[i]), code_version=CODE_VERSION,
+        chosen_by=str(result.chosen_by[i]))
         for i, sku in enumerate(ids)]
 
 

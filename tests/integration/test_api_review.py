@@ -333,19 +333,25 @@ def test_a_run_whose_summary_is_no_longer_kept_says_so_to_whom_may_see_it(site):
 
 def test_model_catalog_per_item_and_over_runs(site):
     entries = [CatalogEntry(org="acme", run_id=run, sku=sku, model=model, demand_class="smooth",
-                            mase=mase, observations=200)
-               for run, sku, model, mase in (("run-0000", "SKU-1", "SES", 0.9),
-                                             ("run-0001", "SKU-1", "Holt", 0.8),
-                                             ("run-0001", "SKU-2", "TSB", 1.1))]
+                            mase=mase, observations=200, chosen_by=by)
+               for run, sku, model, mase, by in (("run-0000", "SKU-1", "SES", 0.9, "steady"),
+                                                 ("run-0001", "SKU-1", "Holt", 0.8, "backtest"),
+                                                 ("run-0001", "SKU-2", "TSB", 1.1, "previous"))]
     for entry in entries:
         site.store.models.record([entry])
     api = site.api("vic")
     latest = api.get("/api/orgs/acme/models").json()["models"]
     assert [(m["sku"], m["model"]) for m in latest] == [("SKU-1", "Holt"), ("SKU-2", "TSB")]
     history = api.get("/api/orgs/acme/models", params={"sku": "SKU-1"}).json()["models"]
-    assert [m["model"] for m in history] == ["Holt", "SES"]
+    assert [(m["model"], m["chosen_by"]) for m in history] == [("Holt", "backtest"),
+                                                               ("SES", "steady")]
     page = site.client("vic").get("/orgs/acme/models").text
     assert "Holt" in page and "TSB" in page and "0.80" in page
+    assert '<span title="last run&#39;s model kept: within the margin of a better score">' \
+        'previous</span>' in page
+    legend = page.split('id="chosen-by">')[1].split("</p>")[0]
+    assert legend.startswith("<b>backtest</b>: the best backtest score.") and \
+        "<b>previous</b>" in legend and "steady" not in legend     # only the latest run's
 
 
 def test_org_page_lists_runs_and_what_waits(site):

@@ -305,11 +305,13 @@ def test_a_run_hands_the_last_runs_models_to_the_forecast(org_dir, store, monkey
     from restock.forecast.select import model_key
 
     asked: list = []
+    answered: list = []
     real = planning.forecast_panel
 
     def spying(*args, previous=None, **kwargs):
         asked.append(previous)
-        return real(*args, previous=previous, **kwargs)
+        answered.append(real(*args, previous=previous, **kwargs))
+        return answered[-1]
 
     monkeypatch.setattr(planning, "forecast_panel", spying)
     first = run_org(load_org(write_org(org_dir)), store=store)
@@ -318,6 +320,11 @@ def test_a_run_hands_the_last_runs_models_to_the_forecast(org_dir, store, monkey
     last = store.models.for_run(first.run_id)
     assert asked[1] == {e.sku: model_key(e.model, e.params or {}) for e in last}
     assert len(asked[1]) == 30 and second.status == RunStatus.OK
+    # the catalog says why each model was chosen, as the forecast did
+    for run, result in ((first, answered[0]), (second, answered[1])):
+        why = dict(zip(result.ids.astype(str), result.chosen_by, strict=True))
+        assert {e.sku: e.chosen_by for e in store.models.for_run(run.run_id)} == why
+    assert "previous" not in answered[0].chosen_by
 
 
 def test_a_history_split_over_two_locations_plans_as_its_sum(org_dir, tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from restock.store import ServiceCycle, open_store
+from tests.support.migrations import alembic_config, head_revision
 
 END = date(2026, 3, 9)
 
@@ -39,17 +40,13 @@ def test_a_cycle_is_recorded_once_and_read_back_whole(store_url):
 
 def test_a_store_at_the_first_schema_upgrades_and_keeps_its_runs(store_url):
     from alembic import command
-    from alembic.config import Config
 
-    import restock.store
     from restock.store import migrate
 
     engine = sa.create_engine(store_url)
     Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True) \
         if engine.dialect.name == "sqlite" else None
-    config = Config()
-    config.set_main_option("script_location",
-                           str(Path(restock.store.__file__).parent / "migrations"))
+    config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
@@ -62,7 +59,7 @@ def test_a_store_at_the_first_schema_upgrades_and_keeps_its_runs(store_url):
     try:
         with store.engine.connect() as conn:
             version = conn.execute(sa.text("SELECT version_num FROM restock_schema_version"))
-            assert version.scalar() == "0004"
+            assert version.scalar() == head_revision()
         assert [r.run_id for r in store.runs.list("acme")] == ["run-old"]
         assert store.service.record([cycle()]) == 1
         migrate(store.engine)   # opening again changes nothing

@@ -25,6 +25,7 @@ from restock.errors import LedgerConflict
 from restock.forecast_windows import closed_windows
 from restock.store import CatalogEntry, OrderStatus, open_store
 from restock.store.schema import metadata, model_catalog
+from tests.support.migrations import alembic_config, head_revision
 
 S = OrderStatus
 
@@ -65,7 +66,7 @@ def test_opening_twice_migrates_once_and_keeps_data(store):
         assert [e.order_id for e in again.ledger.list("acme")] == [order().order_id]
         with again.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT version_num FROM restock_schema_version")) \
-                .scalar() == "0004"
+                .scalar() == head_revision()
     finally:
         again.close()
 
@@ -351,7 +352,8 @@ def test_model_catalog_rows_read_back_as_written_odd_values_included(store):
     odd = [CatalogEntry(org="acme", run_id="run-1", sku="tab\there \\ back\nline 'q' \"dq\" é",
                         model="TSB", params={"alpha_d": 0.1, "note": "a\tb\\c\n\"d\""},
                         mase=0.5, rmsse=None, rate_per_day=1e-12, window_start=date(2024, 1, 1),
-                        window_end=date(2025, 12, 31), observations=0, code_version="v"),
+                        window_end=date(2025, 12, 31), observations=0, code_version="v",
+                        chosen_by="previous"),
            CatalogEntry(org="acme", run_id="run-1", sku="none", model="Zero", params=None),
            CatalogEntry(org="acme", run_id="run-1", sku="empty", model="Mean", params={}),
            *(CatalogEntry(org="acme", run_id="run-1", sku=sku, model="SES", params=shared)
@@ -363,3 +365,28 @@ def test_model_catalog_rows_read_back_as_written_odd_values_included(store):
         assert dataclasses.replace(got, created_at=None) == entry
         assert got.created_at is not None
     assert back["p1"].params is not back["p2"].params    # each entry's parameters its own
+
+
+def test_catalog_rows_from_before_chosen_by_read_back_without_it(store):
+    # Down to the revision before the column (its downgrade), a row written there, and up again.
+    from alembic import command
+
+    config = alembic_config()
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+        assert "chosen_by" not in {c["name"] for c in sa.inspect(conn).get_columns(
+            "model_catalog")}
+        conn.execute(sa.text(
+            "INSERT INTO model_catalog (org, run_id, sku, model, code_version, created_at) "
+            "VALUES ('acme', 'run-0', 'A1', 'SES', 'old', :at)"),
+            {"at": datetime(2026, 1, 1, tzinfo=UTC)})
+    again = open_store(store.engine.url.render_as_string(hide_password=False))
+    try:
+        old = again.models.latest("acme")
+        assert [(e.sku, e.model, e.chosen_by) for e in old] == [("A1", "SES", None)]
+        again.models.record([CatalogEntry(org="acme", run_id="run-1", sku="A1", model="SES",
+                                          chosen_by="steady")])
+        assert [e.chosen_by for e in again.models.history("acme", "A1")] == ["steady", None]
+    finally:
+        again.close()

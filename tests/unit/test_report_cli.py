@@ -24,8 +24,11 @@ def state(tmp_path, monkeypatch):
         seed_run(store, make_summary(12, run_id="run-0001"))
         seed_run(store, make_summary(8, org="beta", run_id="run-0002", seed=3).model_copy(
             update={"orders": [], "held": []}))
-        store.models.record([CatalogEntry(org="acme", run_id="run-0001", sku="SKU-1",
-                                          model="SBA", demand_class="intermittent", mase=0.83)])
+        store.models.record([CatalogEntry(org="acme", run_id="run-0001", sku=sku, model=model,
+                                          demand_class="intermittent", mase=0.83, chosen_by=by)
+                             for sku, model, by in (("SKU-1", "SBA", "backtest"),
+                                                    ("SKU-2", "SES", "steady"),
+                                                    ("SKU-3", "Croston", None))])
     return tmp_path
 
 
@@ -87,7 +90,14 @@ def test_models_list(state, capsys):
     assert main(["models", "list", "--org", "acme"]) == 0
     out = capsys.readouterr().out
     assert "SKU-1" in out and "SBA" in out and "intermittent" in out and "0.83" in out
-    assert main(["models", "list", "--org", "acme", "--sku", "SKU-1", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["model"] == "SBA"
+    rows = {cells[0]: cells[:3] for cells in (line.replace("│", " ").split()
+                                              for line in out.splitlines() if "SKU-" in line)}
+    assert rows == {"SKU-1": ["SKU-1", "SBA", "backtest"], "SKU-2": ["SKU-2", "SES", "steady"],
+                    "SKU-3": ["SKU-3", "Croston", "-"]}      # a row from before: no reason
+    assert "steady: SES(0.05) kept on daily data: no other model was clearly better" in out
+    assert out.count("backtest: ") == 1 and "previous: " not in out
+    assert main(["models", "list", "--org", "acme", "--sku", "SKU-2", "--json"]) == 0
+    assert [(r["model"], r["chosen_by"]) for r in json.loads(capsys.readouterr().out)] == \
+        [("SES", "steady")]
     assert main(["models", "list", "--org", "beta"]) == 0
     assert "no models recorded for org 'beta'" in capsys.readouterr().out

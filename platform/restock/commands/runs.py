@@ -149,7 +149,10 @@ def list_models(org: Annotated[str, typer.Option("--org", help="The org.")],
                 config: ConfigDir = None,
                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False
                 ) -> None:
-    """The model each item was forecast with at the latest run (or one item's history)."""
+    """The model each item was forecast with at the latest run (or one item's history), and
+    why it was chosen."""
+    from restock.forecast.select import CHOSEN_BY
+
     with open_state(state_url(config_dir(config))) as store:
         rows = store.models.history(org, sku) if sku else store.models.latest(org)
     if as_json:
@@ -159,19 +162,22 @@ def list_models(org: Annotated[str, typer.Option("--org", help="The org.")],
         _console.print(f"no models recorded for org {org!r}" + (f", sku {sku!r}" if sku else ""))
         return
     table = Table(show_edge=False, pad_edge=False)
-    for name in ("sku", "model", "class", "MASE", "window", "run"):
+    for name in ("sku", "model", "chosen by", "class", "MASE", "window", "run"):
         table.add_column(name, justify="right" if name == "MASE" else "left")
     for e in rows:
         row = _model_row(e)
-        table.add_row(e.sku, e.model, row["class"] or "-", row["mase"], row["window"], e.run_id)
+        table.add_row(e.sku, e.model, row["chosen_by"] or "-", row["class"] or "-", row["mase"],
+                      row["window"], e.run_id)
     _console.print(table)
+    for key in sorted({e.chosen_by for e in rows if e.chosen_by in CHOSEN_BY}):   # each once
+        _console.print(f"[dim]{key}: {CHOSEN_BY[key]}[/dim]", highlight=False)
 
 
 def _model_row(entry) -> dict:
     window = f"{entry.window_start or ''}..{entry.window_end or ''}" \
         if entry.window_start or entry.window_end else "-"
-    return {"sku": entry.sku, "model": entry.model, "class": entry.demand_class,
-            "mase": f"{entry.mase:.2f}" if entry.mase is not None else "-", "window": window,
+    return {"sku": entry.sku, "model": entry.model, "chosen_by": entry.chosen_by,
+            "class": entry.demand_class, "mase": f"{entry.mase:.2f}" if entry.mase is not None else "-", "window": window,
             "run_id": entry.run_id}
 
 

@@ -144,13 +144,13 @@ def _adopt(result, row: int, fitted: dict, scale1: float, scale2: float,
            criterion: str, previous: str | None = None) -> bool:
     scores = {name: _score(out["mae"] / scale1, np.sqrt(out["mse"] / scale2), criterion)
               for name, out in fitted.items()}
-    fast = _score(result.mase[row], result.rmsse[row], criterion)
+    current = _score(result.mase[row], result.rmsse[row], criterion)    # the fast choice's
     finite = {k: v for k, v in scores.items() if np.isfinite(v)}
     incumbent = _incumbent(previous, result, row)
-    best = _winner(finite, fast, incumbent)
-    lowest = min([*finite.values(), fast], default=fast)
+    best = _winner(finite, current, incumbent)
+    lowest = min([*finite.values(), current if np.isfinite(current) else np.inf])
     if best is None:
-        if incumbent == FAST and lowest < fast:       # a better slow model was turned down
+        if incumbent == FAST and lowest < current:    # a better slow model was turned down
             result.chosen_by[row] = "previous"
         return False
     result.chosen_by[row] = "previous" if best == incumbent and finite[best] > lowest else \

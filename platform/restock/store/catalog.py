@@ -31,10 +31,12 @@ class CatalogEntry:
     observations: int | None = None
     code_version: str = ""
     created_at: datetime | None = None
+    chosen_by: str | None = None      # why this model: a restock.forecast.select.CHOSEN_BY key
 
 
 _FIELDS = ("org", "run_id", "sku", "model", "demand_class", "params", "mase", "rmsse",
-           "rate_per_day", "window_start", "window_end", "observations", "code_version")
+           "rate_per_day", "window_start", "window_end", "observations", "code_version",
+           "chosen_by")
 _READ = (*_FIELDS, "created_at")
 _FIELDS_OF, _PARAMS = operator.attrgetter(*_FIELDS), _FIELDS.index("params")
 

@@ -74,6 +74,7 @@ model_catalog = sa.Table(
     sa.Column("observations", sa.Integer),
     sa.Column("code_version", sa.String(32), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("chosen_by", sa.String(16)),      # why the model (forecast.select.CHOSEN_BY)
     sa.Index("ix_model_catalog_org_sku", "org", "sku"),
     sa.Index("ix_model_catalog_org_created_at", "org", "created_at"),   # retention prune
 )

@@ -253,7 +253,10 @@ def models_page(request: Request, user: User) -> Response:
     sku = request.query_params.get("sku")
     catalog = review(request).store.models
     rows = catalog.history(org, sku) if sku else catalog.latest(org)
-    return page(request, "models.html.j2", user=user, org=org, sku=sku, rows=rows)
+    from restock.forecast.select import CHOSEN_BY
+
+    return page(request, "models.html.j2", user=user, org=org, sku=sku, rows=rows,
+                reasons=CHOSEN_BY)
 
 
 # ---------------------------------------------------------------- decisions

@@ -47,6 +47,10 @@ def test_demand_classes() -> None:
     assert classes["intermittent"] == "intermittent" and classes["lumpy"] == "lumpy"
     assert classes["new"] == "new" and classes["one"] == "too_short"
     assert classes["zeros"] == "dead" and classes["stopped"] == "dead"
+    # the class alone sets the model of new, too-short and dead series; a backtest the rest
+    why = dict(zip(result.ids, result.chosen_by, strict=True))
+    assert {k for k, v in why.items() if v == "class"} == {"new", "one", "zeros", "stopped"}
+    assert {v for k, v in why.items() if v != "class"} <= {"backtest", "steady"}
 
 
 def test_choice_follows_the_data() -> None:
