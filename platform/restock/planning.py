@@ -248,6 +248,7 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
     rate, sd_day = np.zeros(len(items)), np.zeros(len(items))
     confidence = np.ones(len(items))
     model = np.full(len(items), "none", dtype=object)
+    chosen_by = np.full(len(items), None, dtype=object)
     if len(forecast["ids"]):
         position = pd.Index(forecast["ids"]).get_indexer(items["sku"].astype(str))
         found = position >= 0
@@ -258,11 +259,12 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
         rate[found] = mean[position[found]] / days[found]
         sd_day[found] = sd[position[found]] / np.sqrt(days[found])
         model[found] = forecast["model"][position[found]]
+        chosen_by[found] = result.chosen_by[position[found]]
         confidence[found] = np.asarray(forecast["confidence"], float)[position[found]]
     items["demand_rate"] = np.nan_to_num(rate, nan=0.0, posinf=0.0).clip(min=0.0)
     items["demand_sd"] = np.nan_to_num(sd_day, nan=0.0, posinf=0.0).clip(min=0.0)
     items["forecast_confidence"] = np.nan_to_num(confidence, nan=0.0)
-    items["model"] = model
+    items["model"], items["chosen_by"] = model, chosen_by
     if "promotion" in forecast:
         _add_promotion_columns(items, forecast, position, periods)
     if "panel" in forecast:

@@ -92,6 +92,11 @@ def test_an_auto_run_sends_one_order_per_supplier_and_records_why(org_dir, store
     assert (org_dir / "summaries" / f"{summary.run_id}.json").is_file()
     catalog = store.models.for_run(summary.run_id)
     assert len(catalog) == summary.stats["series"] == 30
+    by_sku = {e.sku: (e.model, e.chosen_by) for e in catalog}
+    for line in (line for order in summary.orders for line in order.lines):
+        said = next(r for r in line.reasons if r.code == "forecast")
+        assert (said.data["model"], said.data["chosen_by"]) == by_sku[line.sku]
+        assert f" by {said.data['model']}" in said.message
     assert all(e.window_end == HISTORY_END and e.observations > 0 for e in catalog)
     # the history window counts back from the pinned planning date, not from today
     assert min(e.window_start for e in catalog) == AS_OF - timedelta(days=730)

@@ -111,15 +111,41 @@ def basis(c: Columns) -> list[list[dict]]:
 
 def _forecasts(c: Columns) -> list[dict]:
     lead, review = c.floats("lead"), c.floats("review_days")
-    out = [{"code": "forecast", "message": f"forecast {m} over {num(ld)} days lead time + "
+    out = [{"code": "forecast", "message": f"forecast {m}{by} over {num(ld)} days lead time + "
             f"{num(rv)} days review",
             "data": {"units": mean, "lead_time_days": ld, "review_period_days": rv,
                      "demand_rate": rate, "demand_sd": sd}}
-           for m, ld, rv, mean, rate, sd in zip(c.text("mean"), lead, review, c["mean"],
-                                                  c["demand_rate"], c["sd"], strict=True)]
+           for m, by, ld, rv, mean, rate, sd in zip(c.text("mean"), _models(c), lead, review,
+                                                      c["mean"], c["demand_rate"], c["sd"],
+                                                      strict=True)]
+    _say_model(out, c)
     _say_learnt_spread(out, c)
     _say_below_past(out, c)
     return out
+
+
+# Where a model was kept rather than simply best, the forecast reason says so (the catalog's
+# codes, forecast.select.CHOSEN_BY): a buyer looking at SES should know it won by default.
+MODEL_KEPT = {"steady": "no other model clearly better", "previous": "last run's model"}
+
+
+def _models(c: Columns) -> list[str]:
+    """Per row, " by MODEL" (and why it was kept), or "" where no model is known."""
+    return ["" if not _known(model) else f" by {model} ({MODEL_KEPT[why]})"
+            if why in MODEL_KEPT else f" by {model}"
+            for model, why in zip(c.get("model"), c.get("chosen_by"), strict=True)]
+
+
+def _say_model(forecasts: list[dict], c: Columns) -> None:
+    for reason, model, why in zip(forecasts, c.get("model"), c.get("chosen_by"), strict=True):
+        if _known(model):
+            reason["data"]["model"] = model
+            reason["data"]["chosen_by"] = why if isinstance(why, str) else None
+
+
+def _known(model) -> bool:
+    # "none": the SKU had no forecast row; NaN: a library caller's frame without the column
+    return isinstance(model, str) and model not in ("", "none")
 
 
 # A forecast under this share of the SKU's pace over the last year is set beside that pace: a

@@ -367,3 +367,22 @@ def test_a_forecast_far_below_the_last_years_pace_is_set_beside_it():
     assert forecast["A"].data["quiet_days"] == 34.0
     for sku in ("B", "C"):
         assert "pace" not in forecast[sku].message and "past_units" not in forecast[sku].data
+
+
+def test_the_forecast_reason_names_its_model_and_why_it_was_kept():
+    items = [item("A", demand_rate=2.0, on_hand=0.0, model="TSB", chosen_by="backtest"),
+             item("B", demand_rate=2.0, on_hand=0.0, model="SES", chosen_by="steady"),
+             item("C", demand_rate=2.0, on_hand=0.0, model="Croston", chosen_by="previous"),
+             item("D", demand_rate=2.0, on_hand=0.0, model="none", chosen_by=None),
+             item("E", demand_rate=2.0, on_hand=0.0)]       # a library caller's: no model
+    result = run(items, [offer(sku) for sku in "ABCDE"])
+    forecast = {line.sku: next(r for r in line.reasons if r.code == "forecast")
+                for line in result.lines}
+    assert forecast["A"].message.startswith("forecast 56 by TSB over 21 days lead time")
+    assert forecast["B"].message.startswith(
+        "forecast 56 by SES (no other model clearly better) over 21 days")
+    assert forecast["C"].message.startswith("forecast 56 by Croston (last run's model) over")
+    for sku in "DE":
+        assert forecast[sku].message.startswith("forecast 56 over 21 days")
+        assert "model" not in forecast[sku].data
+    assert (forecast["B"].data["model"], forecast["B"].data["chosen_by"]) == ("SES", "steady")
