@@ -31,6 +31,7 @@ from restock.forecast.io import (
 from restock.forecast.panel import PanelForecast, forecast_columns, forecast_panel
 
 FREQS = ("D", "W", "M")
+SLOW_COUNTS = ("eligible", "fitted", "replaced", "not_clearly_better")   # from info["statsmodels"]
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Summary:
     notes: Counter = field(default_factory=Counter)
     warnings: set = field(default_factory=set)
     steady: int = 0         # daily series kept on SES(0.05), no other model clearly better
+    slow: Counter = field(default_factory=Counter)      # the statsmodels pass's counts
     streamed: bool = True
     seconds: float = 0.0
 
@@ -77,6 +79,8 @@ class Summary:
         self.classes.update(info.get("classes", {}))
         self.models.update(info.get("models", {}))
         self.steady += info.get("kept_steady_level", 0)
+        self.slow.update({k: v for k, v in info.get("statsmodels", {}).items()
+                          if k in SLOW_COUNTS})
         notes = dict(info.get("input", {}))
         warning = notes.pop("frequency_warning", None)
         if warning:
@@ -87,7 +91,7 @@ class Summary:
         """Add another process's totals to these."""
         self.series += other.series
         for mine, theirs in ((self.classes, other.classes), (self.models, other.models),
-                             (self.notes, other.notes)):
+                             (self.notes, other.notes), (self.slow, other.slow)):
             mine.update(theirs)
         self.warnings |= other.warnings
         self.steady += other.steady
@@ -105,11 +109,21 @@ class Summary:
         if self.steady:
             lines.append(f"kept SES(0.05), no other model clearly better on daily data: "
                          f"{self.steady} series")
+        if self.slow["eligible"]:
+            lines.append(self._slow_line())
         if fixes:
             lines.append("input rules applied: " + ", ".join(
                 f"{k.replace('_', ' ')} {v}" for k, v in sorted(fixes.items())))
         lines += [f"warning: {w}" for w in sorted(self.warnings)]
         return lines
+
+    def _slow_line(self) -> str:
+        slow = self.slow
+        line = f"statsmodels: {slow['fitted']} of {slow['eligible']} eligible series fitted, " \
+               f"{slow['replaced']} took a slow model"
+        if slow["not_clearly_better"]:
+            line += f", {slow['not_clearly_better']} had one not clearly better than SES(0.05)"
+        return line
 
 
 def forecast_file(path: Path, out: Path, options: Options,

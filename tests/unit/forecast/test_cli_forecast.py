@@ -81,6 +81,31 @@ def test_the_summary_says_how_many_daily_series_kept_the_steady_level(tmp_path: 
         "series" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_the_summary_says_what_the_statsmodels_pass_did(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(4)        # flat daily demand: slow fits rarely clearly better
+    days = pd.date_range("2024-01-01", periods=160, freq="D")
+    frame = pd.DataFrame({"item_id": np.repeat([f"s{i}" for i in range(6)], 160),
+                          "date": np.tile(days, 6), "quantity": rng.poisson(20, 6 * 160)})
+    path = _write(frame, tmp_path / "flat.csv")
+    one = forecast_file(path, tmp_path / "one.csv", Options(horizon=14, time_budget=120,
+                                                            max_series=3))
+    two = forecast_file(path, tmp_path / "two.csv", Options(horizon=14, time_budget=120,
+                                                            max_series=3, jobs=2))
+    assert one.slow["eligible"] == one.slow["fitted"] == 6 and one.slow == two.slow
+    assert 0 < one.slow["not_clearly_better"] <= 6 and one.slow["replaced"] < 6
+    slow = sum(one.models[m] for m in ("ETS", "Theta", "ARIMA"))
+    assert one.slow["replaced"] == slow
+    line = f"statsmodels: 6 of 6 eligible series fitted, {slow} took a slow model, " \
+           f"{one.slow['not_clearly_better']} had one not clearly better than SES(0.05)"
+    assert line in one.lines()
+    assert main(["forecast", str(path), "--horizon", "14", "--statsmodels-seconds", "120",
+                 "--out", str(tmp_path / "o.csv")]) == 0
+    assert line.split(" fitted")[0] in capsys.readouterr().err
+    assert not any(x.startswith("statsmodels") for x in forecast_file(
+        path, tmp_path / "fast.csv", Options(horizon=14)).lines())
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
 def test_every_format_gives_the_same_forecast(tmp_path: Path, suffix: str) -> None:
     history = _history()
