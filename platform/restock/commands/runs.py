@@ -177,7 +177,8 @@ def _model_row(entry) -> dict:
     window = f"{entry.window_start or ''}..{entry.window_end or ''}" \
         if entry.window_start or entry.window_end else "-"
     return {"sku": entry.sku, "model": entry.model, "chosen_by": entry.chosen_by,
-            "class": entry.demand_class, "mase": f"{entry.mase:.2f}" if entry.mase is not None else "-", "window": window,
+            "class": entry.demand_class,
+            "mase": f"{entry.mase:.2f}" if entry.mase is not None else "-", "window": window,
             "run_id": entry.run_id}
 
 

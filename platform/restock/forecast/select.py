@@ -56,7 +56,7 @@ STICKY_MARGIN = 0.10
 # take a year or more to follow a level shift that a few windows show.
 DAILY_DEFAULT_ALPHA = 0.05
 GATE_STANDARD_ERRORS = 2.0
-# Why a series has its model, as the model catalog records it (docs/forecasting.md §5).
+# Why a series has its model, as the model catalog records it (docs/forecasting.md §3).
 CHOSEN_BY = {
     "backtest": "the best backtest score",
     "steady": "SES(0.05) kept on daily data: no other model was clearly better",
@@ -445,7 +445,7 @@ def _scores_per_origin(cand: Candidate, rows: np.ndarray, horizon: int, actual: 
         cand.paths(horizon, rows=rows, ends=slice(0, actual.shape[1])), actual[rows])
     periods = actual.shape[2]
     return scaled_score(absolute / periods / scale[0][rows, None],
-                  squared / periods / scale[1][rows, None], criterion)
+                        squared / periods / scale[1][rows, None], criterion)
 
 
 def _keep_previous(order: np.ndarray, score: np.ndarray, pool: list[Candidate],
