@@ -33,7 +33,8 @@ def entries(n: int, run_id: str) -> list:
     return [CatalogEntry(org="bench", run_id=run_id, sku=f"SKU-{i:06d}", model="SES",
                          demand_class="smooth", params=shared[i % len(shared)], mase=0.9,
                          rmsse=0.8, rate_per_day=1.25, window_start=date(2024, 11, 26),
-                         window_end=date(2026, 11, 25), observations=700, code_version="bench")
+                         window_end=date(2026, 11, 25), observations=700, code_version="bench",
+                         chosen_by=("backtest", "steady")[i % 2])
             for i in range(n)]
 
 
