@@ -7,7 +7,9 @@ The contract the rest of restock relies on:
   counted in ``Panel.notes``.
 - ``forecast_panel(panel, horizon, *, season_length=None, time_budget_seconds=0, ...)
   -> PanelForecast``: demand class, model chosen by rolling-origin backtest, point forecast
-  (never negative), ``params``, ``mase``, ``rmsse``, ``confidence`` and ``sigma`` per series.
+  (never negative), ``params``, ``mase``, ``rmsse``, ``confidence``, ``sigma`` and
+  ``chosen_by`` (why that model: ``select.CHOSEN_BY``) per series; ``PanelForecast.catalog()``
+  gives them as one row per series.
 - ``PanelForecast.demand_over(periods)`` → mean and sd of total demand over the next
   ``periods``; ``PanelForecast.demand_quantiles(periods, qs)`` → its quantiles.
 - ``forecast(history, horizon, ...) -> DataFrame`` the library face on a tidy frame

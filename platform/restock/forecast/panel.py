@@ -107,12 +107,14 @@ class PanelForecast:
         return out
 
     def catalog(self) -> pd.DataFrame:
-        """One row per series: what was chosen, with which parameters and backtest error."""
+        """One row per series: what was chosen and why, with which parameters and backtest
+        error (the model catalog's columns)."""
         import json
 
         window = self.info.get("window", {})
         return pd.DataFrame({
-            "item_id": self.ids, "model": self.model, "demand_class": self.demand_class,
+            "item_id": self.ids, "model": self.model, "chosen_by": self.chosen_by,
+            "demand_class": self.demand_class,
             "params": [json.dumps(p, sort_keys=True) for p in self.params],
             "mase": self.mase, "rmsse": self.rmsse, "confidence": self.confidence,
             "window_start": window.get("start"), "window_end": window.get("end"),

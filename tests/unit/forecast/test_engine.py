@@ -239,3 +239,16 @@ def test_a_much_better_model_replaces_the_previous_one() -> None:
 
 def _first(result):
     return result.model[0], result.params[0]
+
+
+def test_the_catalog_frame_has_a_row_per_series_with_its_model_and_why() -> None:
+    import json
+
+    result = forecast_panel(_panel(_mixed()), 14)
+    frame = result.catalog()
+    assert list(frame["item_id"]) == list(result.ids)
+    assert list(frame["model"]) == list(result.model)
+    assert list(frame["chosen_by"]) == list(result.chosen_by)
+    assert [json.loads(p) for p in frame["params"]] == result.params
+    assert frame.loc[frame["item_id"] == "zeros", "chosen_by"].item() == "class"
+    assert frame["window_end"].nunique() == 1 and frame["code_version"].notna().all()
