@@ -35,7 +35,10 @@ def catalogue(n: int, seed: int = 7, cover_days: tuple[float, float] = (0, 40)
         "on_hand": np.floor(rate * rng.uniform(*cover_days, n)), "allocated": 0.0,
         "on_order": np.where(rng.random(n) < 0.3, np.floor(rate * 14), 0.0), "backorders": 0.0,
         "demand_rate": rate, "demand_sd": rate * rng.uniform(0.3, 1.5, n) + 0.05,
-        "usual_order_qty": rate * 21, "forecast_confidence": rng.uniform(0.1, 1.0, n)})
+        "usual_order_qty": rate * 21, "forecast_confidence": rng.uniform(0.1, 1.0, n),
+        # the forecast's model and why, which a live run's reasons name
+        "model": rng.choice(["SES", "TSB", "SBA", "SeasonalIndex"], n),
+        "chosen_by": rng.choice(["backtest", "steady", "previous"], n)})
     pack = rng.choice([1, 6, 12, 24], n).astype(float)
     first = pd.DataFrame({"sku": skus, "supplier": "north", "unit_price": rng.uniform(1, 50, n),
                           "lead_time_days": rng.choice([7, 14, 21], n).astype(float),
