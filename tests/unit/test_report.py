@@ -54,6 +54,21 @@ def test_explain_line_says_when_the_spread_was_learnt_from_past_windows():
         horizon=False)
 
 
+def test_explain_line_names_the_forecasts_model_and_why_it_was_kept():
+    def line(**data) -> OrderLine:
+        return issue_line(reasons=[Reason(code="forecast", message="f", data=data)])
+
+    assert explain_line(line(model="TSB", chosen_by="backtest")).startswith(
+        "ordered 240 = 2 packs of 120: forecast 180 by TSB over 21 days lead time")
+    assert explain_line(line(model="SES", chosen_by="steady"), horizon=False).startswith(
+        "ordered 240 = 2 packs of 120: forecast 180 by SES (no other model clearly better), "
+        "safety stock 95,")
+    assert "forecast 180 by Croston (last run's model) over" in explain_line(
+        line(model="Croston", chosen_by="previous"))
+    for older in (line(), line(model="none")):       # a summary from before, or no forecast
+        assert "forecast 180 over 21 days" in explain_line(older)
+
+
 def test_explain_line_adds_other_reasons_and_position_when_it_differs():
     line = issue_line(quantity=500, inventory_position=20,
                       reasons=[Reason(code="moq", message="raised to the minimum order of 500")])

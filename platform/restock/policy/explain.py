@@ -131,9 +131,16 @@ MODEL_KEPT = {"steady": "no other model clearly better", "previous": "last run's
 
 def _models(c: Columns) -> list[str]:
     """Per row, " by MODEL" (and why it was kept), or "" where no model is known."""
-    return ["" if not _known(model) else f" by {model} ({MODEL_KEPT[why]})"
-            if why in MODEL_KEPT else f" by {model}"
+    return [model_words(model, why)
             for model, why in zip(c.get("model"), c.get("chosen_by"), strict=True)]
+
+
+def model_words(model, chosen_by) -> str:
+    """" by TSB", " by SES (no other model clearly better)", or "" where no model is known."""
+    if not _known(model):
+        return ""
+    return f" by {model} ({MODEL_KEPT[chosen_by]})" if chosen_by in MODEL_KEPT else \
+        f" by {model}"
 
 
 def _say_model(forecasts: list[dict], c: Columns) -> None:

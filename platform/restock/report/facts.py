@@ -107,13 +107,14 @@ def _first_currency(summary: RunSummary) -> str:
 def explain_line(line: OrderLine, *, short: bool = False, horizon: bool = True) -> str:
     """One line's quantity in plain words, from its plan numbers and reasons.
 
-    ``ordered 240 = 2 packs of 120: forecast 180 over 21 days lead time + 7 days review, safety
-    stock 95 for 95% service, on hand 30, on order 0``. ``short`` leaves out the leading
+    ``ordered 240 = 2 packs of 120: forecast 180 by TSB over 21 days lead time + 7 days review,
+    safety stock 95 for 95% service, on hand 30, on order 0`` (the model where the forecast
+    reason names one). ``short`` leaves out the leading
     "ordered N" (for tables whose quantity column says it already); ``horizon=False`` leaves out
     the days and the service level (for tables that say them once, see :func:`common_horizon`).
     """
     forecast = _forecast_words(line) if horizon else \
-        f"forecast {fmt_qty(round(line.forecast_lead_review))}"
+        f"forecast {fmt_qty(round(line.forecast_lead_review))}{_model_words(line)}"
     safety = _safety_words(line) if horizon else \
         f"safety stock {fmt_qty(round(line.safety_stock))}"
     learnt = _reason_number(line, "forecast", "spread_windows")
@@ -173,9 +174,19 @@ def _pack_words(line: OrderLine) -> str:
 
 def _forecast_words(line: OrderLine) -> str:
     review = _review(line)
-    text = f"forecast {fmt_qty(round(line.forecast_lead_review))} over " \
+    text = f"forecast {fmt_qty(round(line.forecast_lead_review))}{_model_words(line)} over " \
            f"{fmt_qty(line.lead_time_days)} days lead time"
     return text + (f" + {fmt_qty(review)} days review" if review else "")
+
+
+def _model_words(line: OrderLine) -> str:
+    """" by TSB" (and why it was kept) where the forecast reason names its model."""
+    from restock.policy.explain import model_words
+
+    for reason in line.reasons:
+        if reason.code == "forecast":
+            return model_words(reason.data.get("model"), reason.data.get("chosen_by"))
+    return ""
 
 
 def _safety_words(line: OrderLine) -> str:
