@@ -649,8 +649,8 @@ def reuse_freed_memory(largest: int = 32 << 20) -> bool:
     except (OSError, AttributeError):
         return False
     trim_threshold, mmap_threshold = -1, -3        # glibc's M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
-    kept = bool(mallopt(mmap_threshold, int(largest)) and
-                mallopt(trim_threshold, int(largest) * 8))
+    kept = bool(mallopt(mmap_threshold, int(largest))
+                and mallopt(trim_threshold, int(largest) * 8))
     if kept:
         pa.set_memory_pool(pa.system_memory_pool())
     return kept

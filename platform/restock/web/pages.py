@@ -248,13 +248,13 @@ def order_page(request: Request, user: User) -> Response:
 
 @_guarded
 def models_page(request: Request, user: User) -> Response:
+    from restock.forecast.select import CHOSEN_BY
+
     org = request.path_params["org"]
     require(user, org)
     sku = request.query_params.get("sku")
     catalog = review(request).store.models
     rows = catalog.history(org, sku) if sku else catalog.latest(org)
-    from restock.forecast.select import CHOSEN_BY
-
     return page(request, "models.html.j2", user=user, org=org, sku=sku, rows=rows,
                 reasons=CHOSEN_BY)
 
