@@ -82,14 +82,20 @@ def _scales(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def scores(point: np.ndarray, actual: np.ndarray, scale: tuple) -> dict:
     """Mean MASE and RMSSE over the series that have a scale (and each one's, on a small set)."""
     ok = (scale[0] > 0) & np.isfinite(point).all(axis=1)
-    mase = np.abs(point - actual).mean(axis=1)[ok] / scale[0][ok]
-    rmsse = np.sqrt(((point - actual) ** 2).mean(axis=1)[ok] / scale[1][ok])
+    mase, rmsse = _scaled_errors(point, actual, scale, ok)
     out = {"mase": round(float(mase.mean()), 4), "rmsse": round(float(rmsse.mean()), 4),
            "series": int(ok.sum())}
     if len(point) <= PER_SERIES_UP_TO:   # a mean over a few series is read series by series
         out["per_series"] = {name: _each(values, ok) for name, values in
                              (("mase", mase), ("rmsse", rmsse))}
     return out
+
+
+def _scaled_errors(point: np.ndarray, actual: np.ndarray, scale: tuple,
+                   ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MASE and RMSSE of each series in ``ok``."""
+    return (np.abs(point - actual).mean(axis=1)[ok] / scale[0][ok],
+            np.sqrt(((point - actual) ** 2).mean(axis=1)[ok] / scale[1][ok]))
 
 
 def _each(values: np.ndarray, ok: np.ndarray) -> list[float | None]:
@@ -238,11 +244,9 @@ def _rolling_window(name: str, whole, window: int) -> tuple:
     points = {"restock": ours.point}
     theirs = statsforecast_points(panel, name, with_ets=False)
     points.update({k: v[0] for k, v in (theirs or {}).items()})
-    ok = scale[0] > 0
-    scaled = {model: (np.abs(point - actual).mean(axis=1)[ok] / scale[0][ok],
-                      np.sqrt(((point - actual) ** 2).mean(axis=1)[ok] / scale[1][ok]))
-              for model, point in points.items()}
-    return scaled, hits
+    ok = scale[0] > 0          # one mask for every model: the differences are paired
+    return {model: _scaled_errors(point, actual, scale, ok)
+            for model, point in points.items()}, hits
 
 
 def _compare(out: dict) -> None:

@@ -176,10 +176,10 @@ def _past_gate(fitted: dict, series: np.ndarray, h_bt: int, scale: tuple[float, 
     level = fast.ses(series[None, :], ends, (DAILY_DEFAULT_ALPHA,))[0, :, 0]
     err = np.stack([level[k] - series[end:end + h_bt] for k, end in enumerate(ends)])
     steady = _origin_scores(np.abs(err).mean(axis=1), (err ** 2).mean(axis=1), scale, criterion)
-    keep = {name for name, out in fitted.items() if name == _name_of(previous) or
+    keep = {name: out for name, out in fitted.items() if name == _name_of(previous) or
             clearly_better((steady - _origin_scores(out["mae_origins"], out["mse_origins"],
                                                     scale, criterion))[None, :])[0]}
-    return {name: fitted[name] for name in keep}, int(len(keep) < len(fitted))
+    return keep, int(len(keep) < len(fitted))
 
 
 def _origin_scores(mae, mse, scale: tuple[float, float], criterion: str) -> np.ndarray:

@@ -13,6 +13,7 @@ import pytest
 from restock.forecast import Panel, forecast_panel
 from restock.forecast.models import _adopt, _past_gate, fit_series
 from restock.forecast.select import model_key
+from tests.unit.forecast.test_families import _ses_loop
 
 
 def _seasonal(n: int, t: int = 160, seed: int = 1) -> np.ndarray:
@@ -127,13 +128,8 @@ def test_forecast_panel_keeps_the_previous_model_through_the_slow_pass() -> None
 
 def _steady_scores(series: np.ndarray, ends: list[int], h: int) -> np.ndarray:
     """SES(0.05)'s mean squared error at each origin, by the recursion itself."""
-    out = []
-    for end in ends:
-        level = series[0]
-        for value in series[1:end]:
-            level += 0.05 * (value - level)
-        out.append(float(((level - series[end:end + h]) ** 2).mean()))
-    return np.array(out)
+    return np.array([float(((_ses_loop(series[:end], 0.05) - series[end:end + h]) ** 2).mean())
+                     for end in ends])
 
 
 def test_on_daily_data_a_slow_model_must_be_clearly_better_than_the_steady_level() -> None:
