@@ -202,23 +202,30 @@ def run_set(name: str) -> dict:
 def run_rolling(name: str, whole, windows: int) -> dict:
     """restock's automatic choice and the fixed statsforecast models over ``windows`` held-out
     windows: mean MASE / RMSSE over every scaled series-window, restock's paired difference
-    from the best of them on each measure (mean ± standard error), and the share of held-out
-    totals at or below restock's QUANTILES (series not classed dead)."""
+    from the best of them on each measure (mean ± standard error), and restock's quantiles of
+    the held-out totals (series not classed dead): the share at or below each of QUANTILES and
+    the mean scaled pinball loss, beside the same for the model's distribution alone (without
+    the history mixed in, ``quantiles.with_history``)."""
     errors: dict[str, list[list[np.ndarray]]] = {}
-    covered = []
+    judged: dict[str, list[list[np.ndarray]]] = {}
     for window in range(windows):
-        scaled, hits = _rolling_window(name, whole, window)
-        covered.append(hits)
+        scaled, quantiles = _rolling_window(name, whole, window)
         for model, (mase, rmsse) in scaled.items():
             errors.setdefault(model, [[], []])
             errors[model][0].append(mase)
             errors[model][1].append(rmsse)
+        for rule, (hits, loss) in quantiles.items():
+            judged.setdefault(rule, [[], []])
+            judged[rule][0].append(hits)
+            judged[rule][1].append(loss)
     each = {model: [np.concatenate(e) for e in err] for model, err in errors.items()}
     out = {"windows": windows, "series_windows": len(each["restock"][0]),
            "mean": {model: {"mase": round(float(e[0].mean()), 4),
                             "rmsse": round(float(e[1].mean()), 4)} for model, e in each.items()},
-           "calibration_total_not_dead": [round(float(v), 3) for v in
-                                          np.concatenate(covered).mean(axis=0)]}
+           "quantiles_total_not_dead": {
+               rule: {"coverage": _rounded(np.concatenate(j[0]).mean(axis=0), 3),
+                      "scaled_pinball": _rounded(np.concatenate(j[1]).mean(axis=0), 4)}
+               for rule, j in judged.items()}}
     if len(each) == 1:
         return out | SKIPPED
     for k, measure in enumerate(("mase", "rmsse")):
@@ -230,23 +237,43 @@ def run_rolling(name: str, whole, windows: int) -> dict:
     return out
 
 
+def _rounded(values: np.ndarray, digits: int) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
 def _rolling_window(name: str, whole, window: int) -> tuple:
-    """One held-out window: each model's (MASE, RMSSE) per scaled series, and per live series
-    whether its held-out total is at or below each of restock's quantiles."""
+    """One held-out window: each model's (MASE, RMSSE) per scaled series, and for restock's
+    quantiles of the live series' totals, with and without the history, whether each total is
+    at or below each quantile and (scaled series) its pinball loss over h × the MASE scale."""
     from restock.forecast import forecast_panel
 
     h = SETS[name][2]
     panel, actual, scale = split(name, window, whole)
     ours = forecast_panel(panel, h, calibrate=False)
+    model_alone = dataclasses.replace(ours, history_mean=np.zeros(0), history_var=np.zeros(0))
     live = ours.demand_class != "dead"
-    hits = actual.sum(axis=1)[live, None] <= \
-        ours.demand_quantiles(float(h), QUANTILES)[live] + 1e-9
+    total, per = actual.sum(axis=1), scale[0] * h
+    scaled_live = live & (scale[0] > 0)
+    quantiles = {}
+    for rule, result in (("restock", ours), ("model_alone", model_alone)):
+        q = result.demand_quantiles(float(h), QUANTILES)
+        quantiles[rule] = (total[live, None] <= q[live] + 1e-9,
+                           pinball(total[scaled_live], q[scaled_live]) /
+                           per[scaled_live, None])
     points = {"restock": ours.point}
     theirs = statsforecast_points(panel, name, with_ets=False)
     points.update({k: v[0] for k, v in (theirs or {}).items()})
     ok = scale[0] > 0          # one mask for every model: the differences are paired
     return {model: _scaled_errors(point, actual, scale, ok)
-            for model, point in points.items()}, hits
+            for model, point in points.items()}, quantiles
+
+
+def pinball(actual: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """(n, len(QUANTILES)) pinball loss of each quantile against the actual: q × the shortfall
+    when the actual is above it, (1 - q) × the excess when below."""
+    miss = actual[:, None] - quantiles
+    levels = np.asarray(QUANTILES)
+    return np.maximum(levels * miss, (levels - 1.0) * miss)
 
 
 def _compare(out: dict) -> None:

@@ -8,6 +8,7 @@ import pytest
 from bench import forecast_accuracy as accuracy
 
 from restock.forecast import Panel, forecast_panel
+from restock.forecast.quantiles import demand_quantiles
 
 
 def _monthly(n: int = 12, months: int = 60, seed: int = 3) -> Panel:
@@ -50,18 +51,30 @@ def test_rolling_scores_every_window_against_the_peers(monkeypatch) -> None:
         row = out[f"restock_minus_best_{measure}"]
         assert row == {"best": "Same", "mean": 0.0, "standard_error": 0.0}
     assert out["mean"]["Same"] == out["mean"]["restock"]
-    # the zero forecast's MASE and restock's coverage, worked out here from the windows
-    expected, covered = [], []
+    # the zero forecast's MASE and restock's quantiles, worked out here from the windows
+    expected, covered, losses = [], {"restock": [], "model_alone": []}, []
+    levels = np.array(accuracy.QUANTILES)
     for window in (0, 1):
         panel, actual, scale = accuracy.split("carparts", window, whole)
         expected.append(np.abs(actual).mean(axis=1) / scale[0])
-        quantiles = forecast_panel(panel, h, calibrate=False).demand_quantiles(
-            float(h), accuracy.QUANTILES)
-        covered.append(actual.sum(axis=1)[:, None] <= quantiles + 1e-9)
+        result = forecast_panel(panel, h, calibrate=False)
+        total = actual.sum(axis=1)[:, None]
+        quantiles = result.demand_quantiles(float(h), accuracy.QUANTILES)
+        covered["restock"].append(total <= quantiles + 1e-9)
+        losses.append(np.where(total > quantiles, levels * (total - quantiles),
+                               (1 - levels) * (quantiles - total)) / (scale[0][:, None] * h))
+        mean, sd = result.demand_over(float(h))      # the model's distribution alone
+        alone = demand_quantiles(mean, sd ** 2, accuracy.QUANTILES, result.counts)
+        covered["model_alone"].append(total <= alone + 1e-9)
     assert out["mean"]["Zero"]["mase"] == pytest.approx(np.concatenate(expected).mean(),
                                                         abs=1e-4)
-    assert out["calibration_total_not_dead"] == pytest.approx(
-        np.concatenate(covered).mean(axis=0), abs=1e-3)
+    judged = out["quantiles_total_not_dead"]
+    for rule, hits in covered.items():
+        assert judged[rule]["coverage"] == pytest.approx(np.concatenate(hits).mean(axis=0),
+                                                         abs=1e-3)
+    assert judged["restock"]["scaled_pinball"] == pytest.approx(
+        np.concatenate(losses).mean(axis=0), abs=1e-4)
+    assert judged["restock"]["scaled_pinball"] != judged["model_alone"]["scaled_pinball"]
 
 
 def test_rolling_without_statsforecast_says_so(monkeypatch) -> None:

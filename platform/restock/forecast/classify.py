@@ -38,6 +38,8 @@ class Classes:
     demands: np.ndarray     # (n,) periods with demand
     idle: np.ndarray        # (n,) periods since the last demand (observed periods if none)
     size_moment: np.ndarray | None = None   # (n,) E[size²] / E[size] (0 without demand)
+    history_mean: np.ndarray | None = None  # (n,) demand per observed period, whole history
+    history_var: np.ndarray | None = None   # (n,) its variance per period (0 if unobserved)
 
     @property
     def sporadic(self) -> np.ndarray:
@@ -68,6 +70,9 @@ def classify(y: np.ndarray, start: np.ndarray, *, freq: str = "D", min_history: 
         size_var = squares / demands - size_mean ** 2
         cv2 = np.where(demands > 0, np.maximum(size_var, 0.0) / size_mean ** 2, np.nan)
         moment = np.where(total > 0, squares / total, 0.0)
+        history_mean = np.where(observed > 0, total / observed, 0.0)
+        history_var = np.where(observed > 0, np.maximum(squares / observed - history_mean ** 2,
+                                                        0.0), 0.0)
     last = t - 1 - positive[:, ::-1].argmax(axis=1)
     idle = np.where(demands > 0, t - 1 - last, observed).astype(np.int64)
     limit = np.maximum(4 * np.where(np.isfinite(adi), adi, 0), HALF_YEAR.get(freq, 182)) \
@@ -79,4 +84,5 @@ def classify(y: np.ndarray, start: np.ndarray, *, freq: str = "D", min_history: 
     label[demands == 0] = "dead"
     label[observed < MIN_OBSERVATIONS] = "too_short"
     return Classes(label=label.astype(str), adi=adi, cv2=cv2, observed=observed,
-                   demands=demands, idle=idle, size_moment=moment)
+                   demands=demands, idle=idle, size_moment=moment,
+                   history_mean=history_mean, history_var=history_var)

@@ -18,7 +18,7 @@ import pandas as pd
 from restock.errors import DataError
 from restock.forecast import fast
 from restock.forecast.classify import Classes, classify
-from restock.forecast.quantiles import coverage, demand_quantiles
+from restock.forecast.quantiles import coverage, demand_quantiles, with_history
 from restock.forecast.select import ORIGINS, Backtest, Choice, candidates, choose
 
 _FREQ_OFFSETS = {"D": "D", "W": "W-MON", "M": "MS"}
@@ -58,6 +58,8 @@ class PanelForecast:
     spread: np.ndarray = field(default_factory=lambda: np.zeros(0))  # total-error growth, >= 1
     chosen_by: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))  # (n,) why
     # the series has its model: a select.CHOSEN_BY key
+    history_mean: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n,) per period,
+    history_var: np.ndarray = field(default_factory=lambda: np.zeros(0))   # whole history
 
     def demand_over(self, periods: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         """Mean and sd of total demand over the next ``periods`` (per series, may be fractional).
@@ -86,10 +88,13 @@ class PanelForecast:
         return np.maximum(mean, 0.0), sd
 
     def demand_quantiles(self, periods: np.ndarray | float, qs: Sequence[float]) -> np.ndarray:
-        """(n, len(qs)) quantiles of total demand over the next ``periods`` per series."""
+        """(n, len(qs)) quantiles of total demand over the next ``periods`` per series (the
+        model's demand mixed with the history's, ``quantiles.with_history``)."""
         mean, sd = self.demand_over(periods)
+        periods = np.maximum(np.broadcast_to(np.asarray(periods, dtype=float), mean.shape), 0.0)
+        mean, var = self._with_history(mean, sd ** 2, periods, slice(None))
         counts = self.counts if len(self.counts) == len(mean) else False
-        return demand_quantiles(mean, sd ** 2, qs, counts)
+        return demand_quantiles(mean, var, qs, counts)
 
     def step_quantiles(self, qs: Sequence[float]) -> np.ndarray:
         """(n, h, len(qs)) quantiles of each single period's demand."""
@@ -99,12 +104,25 @@ class PanelForecast:
         out = np.empty((n, h, len(qs)))
         # Most paths are flat: their quantiles are worked out once per series, not per step.
         flat = (self.point == self.point[:, :1]).all(axis=1) if h else np.ones(n, dtype=bool)
-        out[flat] = demand_quantiles(self.point[flat, :1], var[flat, None], qs,
-                                     counts[flat, None])
-        rest = ~flat
-        out[rest] = demand_quantiles(self.point[rest], np.repeat(var[rest, None], h, axis=1),
-                                     qs, np.repeat(counts[rest, None], h, axis=1))
+        for rows, steps in ((flat, 1), (~flat, h)):
+            mean, step_var = self._with_history(self.point[rows, :steps],
+                                                np.repeat(var[rows, None], steps, axis=1), 1.0,
+                                                rows)
+            out[rows] = demand_quantiles(mean, step_var, qs,
+                                         np.repeat(counts[rows, None], steps, axis=1))
         return out
+
+    def _with_history(self, mean: np.ndarray, var: np.ndarray, periods: np.ndarray | float,
+                      rows) -> tuple[np.ndarray, np.ndarray]:
+        """The model's mean and variance for ``rows`` mixed with each series' whole history,
+        unchanged when the forecast carries no history (one built by hand)."""
+        n = len(self.ids)
+        if len(self.history_mean) != n or len(self.history_var) != n:
+            return mean, var
+        past_mean, past_var = self.history_mean[rows], self.history_var[rows]
+        if mean.ndim == 2:
+            past_mean, past_var = past_mean[:, None], past_var[:, None]
+        return with_history(mean, var, periods, past_mean, past_var)
 
     def catalog(self) -> pd.DataFrame:
         """One row per series: what was chosen and why, with which parameters and backtest
@@ -539,7 +557,9 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
                                    previous=None if previous is None else previous[rows])
             _store(out, rows, choice)
             if calibrate:
-                out.calibration.setdefault("parts", []).append((choice, out.counts[rows]))
+                history = classes.history_mean[rows], classes.history_var[rows]
+                out.calibration.setdefault("parts", []).append((choice, out.counts[rows],
+                                                                history))
     return out
 
 
@@ -621,7 +641,11 @@ def _assemble(panel: Panel, horizon: int, parts: list[_Chunk]) -> PanelForecast:
         params=[params for p in parts for params in p.params], mase=cat("mase", np.zeros(0)),
         rmsse=cat("rmsse", np.zeros(0)), confidence=cat("confidence", np.zeros(0)),
         counts=cat("counts", np.zeros(0, dtype=bool)), spread=cat("spread", np.zeros(0)),
-        chosen_by=cat("chosen_by", np.zeros(0, dtype=object)))
+        chosen_by=cat("chosen_by", np.zeros(0, dtype=object)),
+        history_mean=np.concatenate([p.classes.history_mean for p in parts]) if parts else
+        np.zeros(0),
+        history_var=np.concatenate([p.classes.history_var for p in parts]) if parts else
+        np.zeros(0))
 
 
 def _info(panel: Panel, plan: Backtest, criterion: str, season: int, result: PanelForecast,
@@ -652,24 +676,30 @@ def _calibration(chunk: _Chunk, qs: Sequence[float] = DEFAULT_QUANTILES) -> dict
     """Share of backtest actuals at or below each quantile, per period and over the window.
 
     Measured on the first chunk's backtest (up to CALIBRATION_SAMPLE series); the error
-    variance comes from the same backtest, so this checks the distribution's shape, and the
-    accuracy benchmark measures it on held-out data.
+    variance comes from the same backtest, and the history mixed in is the whole series', so
+    this checks the distribution's shape, and the accuracy benchmark measures it on held-out
+    data.
     """
     per_period, total, weights = [], [], []
-    for choice, counts in chunk.calibration.get("parts", []):
+    for choice, counts, history in chunk.calibration.get("parts", []):
         take = slice(0, CALIBRATION_SAMPLE)
         paths, actual, valid = choice.backtest[take], choice.actual[take], choice.valid[take]
         if not valid.any():
             continue
         var = np.nan_to_num(choice.mse[take], nan=0.0)
         whole = counts[take]
-        step_q = demand_quantiles(paths, np.broadcast_to(var[:, None, None], paths.shape), qs,
+        past_mean, past_var = history[0][take], history[1][take]
+        mean, step_var = with_history(paths, var[:, None, None], 1.0,
+                                      past_mean[:, None, None], past_var[:, None, None])
+        step_q = demand_quantiles(mean, np.broadcast_to(step_var, paths.shape), qs,
                                   np.broadcast_to(whole[:, None, None], paths.shape))
         per_period.append(coverage(actual, step_q, np.broadcast_to(valid[:, :, None],
                                                                     actual.shape)))
         h = paths.shape[2]
-        total_var = var[:, None] * h * choice.spread[take][:, None]
-        sum_q = demand_quantiles(paths.sum(axis=2), np.broadcast_to(total_var, valid.shape), qs,
+        mean, total_var = with_history(paths.sum(axis=2),
+                                       var[:, None] * h * choice.spread[take][:, None], h,
+                                       past_mean[:, None], past_var[:, None])
+        sum_q = demand_quantiles(mean, np.broadcast_to(total_var, valid.shape), qs,
                                  np.broadcast_to(whole[:, None], valid.shape))
         total.append(coverage(actual.sum(axis=2), sum_q, valid))
         weights.append(valid.sum())
@@ -680,7 +710,8 @@ def _calibration(chunk: _Chunk, qs: Sequence[float] = DEFAULT_QUANTILES) -> dict
             "per_period": [round(float(v), 4) for v in np.average(per_period, axis=0, weights=w)],
             "over_backtest_horizon": [round(float(v), 4) for v in
                                       np.average(total, axis=0, weights=w)],
-            "note": "in-sample: the spread is estimated from the same backtest"}
+            "note": "in-sample: the spread is estimated from the same backtest"
+                    " and the history mixed in includes it"}
 
 
 # ---------------------------------------------------------------- library face

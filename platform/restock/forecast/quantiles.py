@@ -6,6 +6,12 @@ negative binomial with the forecast mean and variance (a Poisson when the varian
 the mean); other series get a gamma distribution with that mean and variance (the variance of a
 total comes from PanelForecast.demand_over). An upper quantile is never lowered by a larger
 variance: beyond the shape where it peaks, the shape is held there (``_widest_shape``).
+
+The mean and variance handed in are those of a mixture (``with_history``): with weight
+HISTORY_WEIGHT, demand over the coming periods is drawn as the series' whole history ran, its
+mean and variance per period over that many independent periods; otherwise as the chosen model
+forecasts. A model follows the recent level, and a series that went quiet and comes back, or a
+level that moves again, is what its quantiles missed on held-out data (docs/forecasting.md §4).
 """
 
 from __future__ import annotations
@@ -19,6 +25,19 @@ from scipy import special
 EXACT_COUNT_MEAN = 50.0     # count quantiles up to this mean by summing the pmf; above, gamma
 EXACT_GAMMA_SHAPE = 0.5     # gamma quantiles below this shape exactly; above, Wilson-Hilferty
 MAX_COUNT_STEPS = 2000
+HISTORY_WEIGHT = 0.25       # the whole history's share of the quantiles' mixture
+
+
+def with_history(mean: np.ndarray, var: np.ndarray, periods: np.ndarray | float,
+                 history_mean: np.ndarray, history_var: np.ndarray,
+                 weight: float = HISTORY_WEIGHT) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of the mixture: (1 - weight) the model's demand (``mean``, ``var``
+    over ``periods``), ``weight`` the history's (per-period ``history_mean``, ``history_var``,
+    times ``periods``). All arguments broadcast together."""
+    past_mean, past_var = history_mean * periods, history_var * periods
+    mixed = (1.0 - weight) * mean + weight * past_mean
+    spread = (1.0 - weight) * var + weight * past_var
+    return mixed, spread + weight * (1.0 - weight) * (mean - past_mean) ** 2
 
 
 def demand_quantiles(mean: np.ndarray, var: np.ndarray, qs: Sequence[float],

@@ -3,12 +3,15 @@ sporadic backtest windows."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
 from restock.forecast import Panel, fast, forecast_panel
-from restock.forecast.quantiles import demand_quantiles
+from restock.forecast.classify import classify
+from restock.forecast.quantiles import HISTORY_WEIGHT, demand_quantiles, with_history
 from restock.forecast.select import Backtest, candidates, demand_noise
 
 
@@ -57,6 +60,84 @@ def test_small_forecast_with_a_wide_backtest_keeps_a_positive_safety_quantile() 
     count = demand_quantiles(mean, var, [0.5, 0.95], True)[0]
     r, p = 36.0 / 6.0, 0.5
     np.testing.assert_array_equal(count, stats.nbinom.ppf([0.5, 0.95], r, p))
+
+
+def _on_and_off(seed: int, n: int = 400, t: int = 160) -> np.ndarray:
+    """Weekly series that switch between selling (1.5 a week) and near silence (0.02), staying
+    about 15 weeks in one and 25 in the other: parts that go quiet and come back."""
+    rng = np.random.default_rng(seed)
+    selling = rng.random(n) < 0.5
+    busy = np.empty((n, t), dtype=bool)
+    for week in range(t):
+        selling ^= rng.random(n) < np.where(selling, 1 / 15, 1 / 25)
+        busy[:, week] = selling
+    return rng.poisson(np.where(busy, 1.5, 0.02)).astype(float)
+
+
+def test_quantiles_of_series_that_go_quiet_and_come_back_cover_the_revival() -> None:
+    y, h, qs = _on_and_off(seed=2), 12, np.array([0.5, 0.9, 0.95])
+    panel = Panel(ids=np.array([f"part{i}" for i in range(len(y))]), values=y[:, :-h],
+                  dates=pd.date_range("2022-01-03", periods=y.shape[1] - h, freq="W-MON"),
+                  freq="W")
+    mixed = forecast_panel(panel, h, calibrate=False)
+    model_only = dataclasses.replace(mixed, history_mean=np.zeros(0), history_var=np.zeros(0))
+    held_out = y[:, -h:].sum(axis=1)
+    covered, loss = {}, {}
+    for name, result in (("mixed", mixed), ("model", model_only)):
+        q = result.demand_quantiles(float(h), qs)
+        covered[name] = (held_out[:, None] <= q).mean(axis=0)
+        miss = held_out[:, None] - q
+        loss[name] = np.maximum(qs * miss, (qs - 1) * miss).mean(axis=0)    # pinball
+    assert covered["model"][2] < 0.87                     # the model alone misses revivals
+    assert covered["mixed"][2] >= covered["model"][2] + 0.04
+    assert abs(covered["mixed"][1] - 0.9) < abs(covered["model"][1] - 0.9)
+    assert (loss["mixed"][1:] < 0.9 * loss["model"][1:]).all()
+    assert loss["mixed"][0] <= loss["model"][0] * 1.02
+
+
+def test_the_mixture_has_the_mean_and_variance_of_its_two_parts() -> None:
+    # the model's demand: 2, 4 or 9 equally likely; the history's over 3 periods: the sum of 3
+    # independent periods of 0 or 5 (each with chance 1/2)
+    model = np.array([2.0, 4.0, 9.0])
+    one = np.array([0.0, 5.0])
+    three = (one[:, None, None] + one[None, :, None] + one[None, None, :]).ravel()
+    values = np.concatenate([model, three])
+    weights = np.concatenate([np.full(3, (1 - HISTORY_WEIGHT) / 3),
+                              np.full(8, HISTORY_WEIGHT / 8)])
+    expected_mean = np.average(values, weights=weights)
+    expected_var = np.average((values - expected_mean) ** 2, weights=weights)
+    mean, var = with_history(np.array([model.mean()]), np.array([model.var()]), 3.0,
+                             np.array([one.mean()]), np.array([one.var()]))
+    np.testing.assert_allclose([mean[0], var[0]], [expected_mean, expected_var])
+
+
+def test_the_history_is_the_observed_periods_mean_and_variance() -> None:
+    late = np.concatenate([np.full(30, np.nan), np.tile([0.0, 4.0, 1.0], 20)])
+    early = np.tile([2.0, 0.0, 0.0, 7.0], 23)[:90]
+    never = np.full(90, np.nan)
+    y, start = fast.backfill(np.vstack([late, early, never]))
+    classes = classify(y, start)
+    for row, series in enumerate((late, early)):
+        seen = series[~np.isnan(series)]
+        np.testing.assert_allclose([classes.history_mean[row], classes.history_var[row]],
+                                   [seen.mean(), seen.var()])
+    assert classes.history_mean[2] == classes.history_var[2] == 0.0
+
+
+def test_one_period_quantiles_agree_and_a_forecast_without_history_keeps_its_own() -> None:
+    rng = np.random.default_rng(5)
+    rows = np.vstack([rng.poisson(4, 200), (rng.random(200) < 0.2) * 6.0]).astype(float)
+    panel = Panel(ids=np.array(["steady", "sporadic"]), values=rows,
+                  dates=pd.date_range("2024-01-01", periods=200, freq="D"))
+    result = forecast_panel(panel, 7, season_length=1, calibrate=False)
+    qs = [0.5, 0.9, 0.95]
+    flat = (result.point == result.point[:, :1]).all(axis=1)
+    np.testing.assert_array_equal(result.step_quantiles(qs)[flat, 0],
+                                  result.demand_quantiles(1.0, qs)[flat])
+    bare = dataclasses.replace(result, history_mean=np.zeros(0), history_var=np.zeros(0))
+    mean, sd = bare.demand_over(7.0)
+    np.testing.assert_array_equal(bare.demand_quantiles(7.0, qs),
+                                  demand_quantiles(mean, sd ** 2, qs, bare.counts))
 
 
 def _season_index(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
