@@ -133,6 +133,15 @@ def _non_negative(value: float) -> float:
     return value
 
 
+def _quantile_levels(levels: tuple[float, ...]) -> tuple[float, ...]:
+    for level in levels:
+        if not 0.0 < level < 1.0:      # NaN fails this too
+            raise ValueError(f"{level} is not strictly between 0 and 1")
+    if len(set(levels)) != len(levels):
+        raise ValueError("a level is listed twice")
+    return tuple(sorted(levels))
+
+
 ServiceLevel = Annotated[float, _between(0.5, 0.9999)]
 Positive = Annotated[float, AfterValidator(_positive)]
 NonNegative = Annotated[float, AfterValidator(_non_negative)]
@@ -272,7 +281,9 @@ class ForecastSettings(Strict):
     # None keeps them all. Strict: YAML's `yes` or `1.0` must not become a day of retention.
     catalog_days: Annotated[int, Field(ge=1, le=36500, strict=True)] | None = 400
     statsmodels_seconds: NonNegative = 30        # time budget for the slow models; 0: fast only
-    quantiles: tuple[float, ...] = (0.5, 0.9, 0.95)
+    # Levels of demand over each SKU's lead time + review given with its forecast reason
+    quantiles: Annotated[tuple[float, ...], Field(max_length=9),
+                         AfterValidator(_quantile_levels)] = (0.5, 0.9, 0.95)
 
 
 class Guard(Strict):

@@ -43,7 +43,7 @@ from restock.domain import (
 )
 from restock.feedback import service_feedback
 from restock.forecast import forecast_panel, to_panel
-from restock.forecast.panel import Panel
+from restock.forecast.panel import Panel, PanelForecast
 from restock.forecast.promotions import PromotionEffect, calendar_flags
 from restock.forecast.select import model_key
 from restock.forecast_windows import (
@@ -256,6 +256,8 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
         periods = np.zeros(len(result.ids))
         periods[position[found]] = days[found] / DAYS_PER_PERIOD[config.forecast.freq]
         mean, sd = _demand_over(forecast, periods)
+        items["demand_quantiles"] = _quantiles_of(result, periods, (mean, sd), position,
+                                                  config.forecast.quantiles)
         rate[found] = mean[position[found]] / days[found]
         sd_day[found] = sd[position[found]] / np.sqrt(days[found])
         model[found] = forecast["model"][position[found]]
@@ -270,6 +272,19 @@ def _with_demand(items: pd.DataFrame, forecast: dict[str, Any], config: OrgConfi
     if "panel" in forecast:
         _add_past_pace(items, forecast["panel"], config.forecast.freq)
     return items
+
+
+def _quantiles_of(result: PanelForecast, periods: np.ndarray, over: tuple, position: np.ndarray,
+                  levels: tuple[float, ...]) -> list[dict[str, float] | None]:
+    """Per item, {"q0.9": units, ...} of its demand over lead time + review (None without a
+    forecast): what the forecast reason reports beside the mean."""
+    if not levels:
+        return [None] * len(position)
+    values = result.demand_quantiles(periods, levels, over=over)
+    names = [f"q{level:g}" for level in levels]
+    return [dict(zip(names, (round(float(v), 2) for v in values[row]), strict=True))
+            if row >= 0 else None
+            for row in position]
 
 
 def _add_past_pace(items: pd.DataFrame, panel: Panel, freq: str) -> None:

@@ -332,6 +332,32 @@ def test_a_run_hands_the_last_runs_models_to_the_forecast(org_dir, store, monkey
     assert "previous" not in answered[0].chosen_by
 
 
+def test_each_line_reports_the_quantiles_the_org_asks_for(org_dir, store, monkeypatch):
+    from restock import planning
+
+    made: list = []
+    real = planning.forecast_panel
+    monkeypatch.setattr(planning, "forecast_panel",
+                        lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    path = write_org(org_dir)
+    path.write_text(path.read_text().replace(
+        "forecast: {statsmodels_seconds: 0}", "forecast: {statsmodels_seconds: 0, "
+        "quantiles: [0.95, 0.5]}"))
+    summary = run_org(load_org(path), store=store)
+    assert summary.status == RunStatus.OK, summary.errors
+    result = made[0]
+    row = {sku: i for i, sku in enumerate(result.ids.astype(str))}
+    lines = [line for order in (*summary.orders, *summary.held) for line in order.lines]
+    assert lines
+    for line in lines:
+        data = next(r for r in line.reasons if r.code == "forecast").data
+        days = data["lead_time_days"] + data["review_period_days"]
+        expected = result.demand_quantiles(days, (0.5, 0.95))[row[line.sku]]
+        assert list(data["quantiles"]) == ["q0.5", "q0.95"]
+        assert list(data["quantiles"].values()) == pytest.approx(expected, abs=0.006)
+        assert data["quantiles"]["q0.5"] <= data["quantiles"]["q0.95"]
+
+
 def test_a_history_split_over_two_locations_plans_as_its_sum(org_dir, tmp_path):
     def lines(folder: Path) -> dict[str, float]:
         with closing(open_store(f"sqlite:///{folder / 'state.sqlite'}")) as own:

@@ -87,10 +87,13 @@ class PanelForecast:
         sd = np.nan_to_num(self.sigma) * np.sqrt(periods * np.minimum(growth, spread))
         return np.maximum(mean, 0.0), sd
 
-    def demand_quantiles(self, periods: np.ndarray | float, qs: Sequence[float]) -> np.ndarray:
+    def demand_quantiles(self, periods: np.ndarray | float, qs: Sequence[float],
+                         over: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """(n, len(qs)) quantiles of total demand over the next ``periods`` per series (the
-        model's demand mixed with the history's, ``quantiles.with_history``)."""
-        mean, sd = self.demand_over(periods)
+        model's demand mixed with the history's, ``quantiles.with_history``). ``over``: the
+        model's mean and sd of that total where they differ from ``demand_over``'s (a
+        promotion ahead)."""
+        mean, sd = self.demand_over(periods) if over is None else over
         periods = np.maximum(np.broadcast_to(np.asarray(periods, dtype=float), mean.shape), 0.0)
         mean, var = self._with_history(mean, sd ** 2, periods, slice(None))
         counts = self.counts if len(self.counts) == len(mean) else False

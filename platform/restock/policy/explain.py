@@ -144,10 +144,15 @@ def model_words(model, chosen_by) -> str:
 
 
 def _say_model(forecasts: list[dict], c: Columns) -> None:
-    for reason, model, why in zip(forecasts, c.get("model"), c.get("chosen_by"), strict=True):
+    """The model, why it was chosen and the forecast's quantiles over lead time + review
+    (the org's ``forecast.quantiles``) go with the forecast reason's data."""
+    for reason, model, why, levels in zip(forecasts, c.get("model"), c.get("chosen_by"),
+                                          c.get("demand_quantiles"), strict=True):
         if _known(model):
             reason["data"]["model"] = model
             reason["data"]["chosen_by"] = why if isinstance(why, str) else None
+        if isinstance(levels, dict) and levels:
+            reason["data"]["quantiles"] = levels
 
 
 def _known(model) -> bool:

@@ -28,7 +28,8 @@ ITEM_OPTIONAL = {"category": None, "description": "", "usual_order_qty": np.nan,
                  "past_rate": np.nan,     # daily demand over the last year, for the reasons
                  "quiet_days": np.nan,    # days since the SKU last sold (NaN: never)
                  "model": None,           # the forecast's model, for the reasons
-                 "chosen_by": None}       # why that model (forecast.select.CHOSEN_BY)
+                 "chosen_by": None,       # why that model (forecast.select.CHOSEN_BY)
+                 "demand_quantiles": None}  # {"q0.9": units, ...} over lead time + review
 OFFER_REQUIRED = ("sku", "supplier", "unit_price")
 OFFER_OPTIONAL = {"lead_time_days": np.nan, "moq": 0.0, "pack_size": 1.0, "min_qty": 0.0,
                   "supplier_sku": None, "currency": None}

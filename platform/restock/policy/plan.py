@@ -56,7 +56,8 @@ from restock.policy.safety import protection_demand
 _ITEM_FIELDS = ("sku", "category", "description", "on_hand", "allocated", "on_order",
                 "backorders", "demand_rate", "demand_sd", "usual_order_qty",
                 "forecast_confidence", "lead_time_sd_days", "open_supplier", "spread_windows",
-                "past_rate", "quiet_days", "model", "chosen_by", "position", "valid")
+                "past_rate", "quiet_days", "model", "chosen_by", "demand_quantiles", "position",
+                "valid")
 
 
 @dataclass

@@ -386,3 +386,17 @@ def test_the_forecast_reason_names_its_model_and_why_it_was_kept():
         assert forecast[sku].message.startswith("forecast 56 over 21 days")
         assert "model" not in forecast[sku].data
     assert (forecast["B"].data["model"], forecast["B"].data["chosen_by"]) == ("SES", "steady")
+
+
+def test_the_forecast_reason_carries_the_demand_quantiles_it_was_given():
+    levels = {"q0.5": 54.0, "q0.9": 71.5, "q0.95": 77.0}
+    items = [item("A", demand_rate=2.0, on_hand=0.0, model="TSB", chosen_by="backtest",
+                  demand_quantiles=levels),
+             item("B", demand_rate=2.0, on_hand=0.0, model="SES", chosen_by="backtest",
+                  demand_quantiles=None),
+             item("C", demand_rate=2.0, on_hand=0.0)]       # a library caller's: none given
+    result = run(items, [offer(sku) for sku in "ABC"])
+    forecast = {line.sku: next(r for r in line.reasons if r.code == "forecast")
+                for line in result.lines}
+    assert forecast["A"].data["quantiles"] == levels
+    assert "quantiles" not in forecast["B"].data and "quantiles" not in forecast["C"].data
