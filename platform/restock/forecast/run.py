@@ -29,6 +29,7 @@ from restock.forecast.io import (
     shared_in_runs,
 )
 from restock.forecast.panel import PanelForecast, forecast_columns, forecast_panel
+from restock.forecast.select import DAILY_DEFAULT
 
 FREQS = ("D", "W", "M")
 SLOW_COUNTS = ("eligible", "fitted", "replaced", "not_clearly_better")   # from info["statsmodels"]
@@ -68,7 +69,8 @@ class Summary:
     models: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
     warnings: set = field(default_factory=set)
-    steady: int = 0         # daily series kept on SES(0.05), no other model clearly better
+    steady: int = 0         # daily series kept on the daily default, no other model clearly
+    # better (select.DAILY_DEFAULT)
     slow: Counter = field(default_factory=Counter)      # the statsmodels pass's counts
     streamed: bool = True
     seconds: float = 0.0
@@ -107,7 +109,7 @@ class Summary:
                   f"({self.seconds:.1f} s{how})"),
                  f"classes: {counts(self.classes)}", f"models: {counts(self.models)}"]
         if self.steady:
-            lines.append(f"kept SES(0.05), no other model clearly better on daily data: "
+            lines.append(f"kept {DAILY_DEFAULT}, no other model clearly better on daily data: "
                          f"{self.steady} series")
         if self.slow["eligible"]:
             lines.append(self._slow_line())
@@ -122,7 +124,8 @@ class Summary:
         line = f"statsmodels: {slow['fitted']} of {slow['eligible']} eligible series fitted, " \
                f"{slow['replaced']} took a slow model"
         if slow["not_clearly_better"]:
-            line += f", {slow['not_clearly_better']} had one not clearly better than SES(0.05)"
+            line += f", {slow['not_clearly_better']} had one not clearly better than " \
+                f"{DAILY_DEFAULT}"
         return line
 
 

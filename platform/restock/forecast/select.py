@@ -55,11 +55,12 @@ STICKY_MARGIN = 0.10
 # docs/forecasting.md §3). Weekly and monthly data keep the free choice: SES(0.05) there would
 # take a year or more to follow a level shift that a few windows show.
 DAILY_DEFAULT_ALPHA = 0.05
+DAILY_DEFAULT = f"SES({DAILY_DEFAULT_ALPHA:g})"     # its name in what restock says
 GATE_STANDARD_ERRORS = 2.0
 # Why a series has its model, as the model catalog records it (docs/forecasting.md §3).
 CHOSEN_BY = {
     "backtest": "the best backtest score",
-    "steady": "SES(0.05) kept on daily data: no other model was clearly better",
+    "steady": f"{DAILY_DEFAULT} kept on daily data: no other model was clearly better",
     "previous": "last run's model kept: within the margin of a better score",
     "class": "its demand class (new, too short or dead) sets it",
 }
