@@ -30,25 +30,14 @@ from tests.support.migrations import alembic_config, head_revision
 S = OrderStatus
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-        _drop_all(url)
-    opened = open_store(url)
+@pytest.fixture
+def store(store_url):
+    """An empty store on each of the two databases (PostgreSQL: a database of the test's own,
+    so a table another test left, such as the daemon's slot ledger, is never in the schema
+    compared here)."""
+    opened = open_store(store_url)
     yield opened
     opened.close()
-
-
-def _drop_all(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for table in ("ledger_events", "ledger_orders", "model_catalog", "pending_summaries",
-                      "runs", "service_cycles", "forecast_windows", "restock_schema_version"):
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {table} CASCADE"))
-    engine.dispose()
 
 
 def order(supplier: str = "atlas", slot: str = "2026-11-25", qty: float = 24.0) -> PurchaseOrder:
