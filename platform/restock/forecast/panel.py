@@ -19,7 +19,16 @@ from restock.errors import DataError
 from restock.forecast import fast
 from restock.forecast.classify import Classes, classify
 from restock.forecast.quantiles import coverage, demand_quantiles, with_history
-from restock.forecast.select import ORIGINS, Backtest, Choice, candidates, choose
+from restock.forecast.select import (
+    DAILY_LONG_RUN_SHARE,
+    LONG_RUN_PERIODS,
+    ORIGINS,
+    Backtest,
+    Choice,
+    candidates,
+    choose,
+    demand_noise_at,
+)
 
 _FREQ_OFFSETS = {"D": "D", "W": "W-MON", "M": "MS"}
 SEASON = {"D": 7, "W": 52, "M": 12}
@@ -510,8 +519,43 @@ def forecast_panel(panel: Panel, horizon: int, *, season_length: int | None = No
         from restock.forecast.models import improve_with_statsmodels
         improve_with_statsmodels(result, panel, plan, season, time_budget_seconds,
                                  criterion=criterion, high_value=high_value, previous=last)
+    if panel.freq == "D" and n:
+        _lean_on_long_run(result, np.concatenate([p.long_run for p in parts]),
+                          np.concatenate([p.classes.size_moment for p in parts]))
     result.info.update(_info(panel, plan, criterion, season, result, parts))
     return result
+
+
+def _lean_on_long_run(result: PanelForecast, long_run: np.ndarray, moment: np.ndarray,
+                      share: float = DAILY_LONG_RUN_SHARE) -> None:
+    """Daily forecasts of the series whose model was chosen (not set by their class: new,
+    too short and dead series keep their rule) move ``share`` of the way from their level to
+    the long-run mean (``select.DAILY_LONG_RUN_SHARE``). The path is scaled, so a weekly season
+    or a trend keeps its shape; a zero path gets the share flat. The error variance stays at
+    least the demand's own noise at the new rate (``select.demand_noise``)."""
+    rows = np.flatnonzero(result.chosen_by != "class")
+    path = result.point[rows]
+    level = path.mean(axis=1)
+    target = (1.0 - share) * level + share * long_run[rows]
+    with np.errstate(all="ignore"):
+        scaled = path * (target / level)[:, None]
+    result.point[rows] = np.where(level[:, None] > 0, scaled, target[:, None])
+    noise = demand_noise_at(target, moment[rows])
+    result.sigma[rows] = np.sqrt(np.maximum(result.sigma[rows] ** 2, noise))
+
+
+def _long_run_mean(y: np.ndarray, start: np.ndarray, history_mean: np.ndarray) -> np.ndarray:
+    """Mean demand over each series' last LONG_RUN_PERIODS observed periods (the whole history's
+    mean, already known, when the panel is no longer)."""
+    t = y.shape[1]
+    if t <= LONG_RUN_PERIODS:
+        return history_mean
+    lo = t - LONG_RUN_PERIODS
+    backfilled = np.clip(start - lo, 0, LONG_RUN_PERIODS)     # prefix periods in the window
+    total = y[:, lo:].sum(axis=1) - backfilled * y[:, 0]
+    observed = LONG_RUN_PERIODS - backfilled
+    with np.errstate(all="ignore"):
+        return np.where(observed > 0, total / observed, 0.0)
 
 
 def fast_min_history(plan: Backtest) -> int:
@@ -534,6 +578,7 @@ class _Chunk:
     counts: np.ndarray
     calibration: dict
     chosen_by: np.ndarray   # (n,) a select.CHOSEN_BY key
+    long_run: np.ndarray    # (n,) mean demand over the last LONG_RUN_PERIODS (daily data only)
 
 
 def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtest, freq: str,
@@ -547,7 +592,9 @@ def _forecast_chunk(values: np.ndarray, horizon: int, season: int, plan: Backtes
                  rmsse=np.full(n, np.nan), sigma=np.zeros(n), confidence=np.zeros(n),
                  spread=np.ones(n),
                  classes=classes, counts=_whole_units(y), calibration={},
-                 chosen_by=np.full(n, "class", dtype=object))
+                 chosen_by=np.full(n, "class", dtype=object),
+                 long_run=_long_run_mean(y, start, classes.history_mean) if freq == "D" else
+                 np.zeros(n))
     _simple(out, y, start, classes, horizon)
     for group in (classes.regular, classes.sporadic):
         rows = np.flatnonzero(group)
@@ -667,6 +714,7 @@ def _info(panel: Panel, plan: Backtest, criterion: str, season: int, result: Pan
         "calibration": _calibration(parts[0]) if parts else {},
         # after the statsmodels pass, which may have replaced some
         "kept_steady_level": int((result.chosen_by == "steady").sum()),
+        "long_run_share": DAILY_LONG_RUN_SHARE if panel.freq == "D" else 0.0,
     }
 
 

@@ -252,3 +252,51 @@ def test_the_catalog_frame_has_a_row_per_series_with_its_model_and_why() -> None
     assert [json.loads(p) for p in frame["params"]] == result.params
     assert frame.loc[frame["item_id"] == "zeros", "chosen_by"].item() == "class"
     assert frame["window_end"].nunique() == 1 and frame["code_version"].notna().all()
+
+
+def _without_long_run(monkeypatch) -> None:
+    import importlib
+    panel_module = importlib.import_module("restock.forecast.panel")
+    monkeypatch.setattr(panel_module, "_lean_on_long_run", lambda *args, **kwargs: None)
+
+
+def test_daily_forecasts_lean_a_fifth_of_the_way_to_the_long_run_mean(monkeypatch) -> None:
+    from restock.forecast.select import DAILY_LONG_RUN_SHARE, LONG_RUN_PERIODS
+
+    rng = np.random.default_rng(11)
+    t = 900                                  # longer than the long run: only its tail counts
+    week = np.tile([1.0, 1.2, 1.1, 1.0, 1.4, 2.2, 0.2], t // 7 + 1)[:t]
+    rows = {"dropped": np.concatenate([rng.poisson(12, t - 60), rng.poisson(4, 60)]),
+            "seasonal": rng.poisson(20 * week),
+            "late": rng.poisson(6, 400),     # starts inside the long run's window
+            "new": rng.poisson(3, 10),
+            "gone": np.concatenate([rng.poisson(5, t - 300), np.zeros(300)])}
+    panel = _panel({k: v.astype(float) for k, v in rows.items()})
+    leaning = forecast_panel(panel, 14, season_length=7, calibrate=False)
+    _without_long_run(monkeypatch)
+    model_only = forecast_panel(panel, 14, season_length=7, calibrate=False)
+    at = {name: i for i, name in enumerate(leaning.ids)}
+    for name in ("dropped", "seasonal", "late"):
+        i, series = at[name], rows[name]
+        long_run = series[-LONG_RUN_PERIODS:].mean()
+        own = model_only.point[i]
+        expected = (1 - DAILY_LONG_RUN_SHARE) * own.mean() + DAILY_LONG_RUN_SHARE * long_run
+        assert leaning.point[i].mean() == pytest.approx(expected, rel=1e-9)
+        # the path is scaled: the weekly shape stays
+        np.testing.assert_allclose(leaning.point[i] / leaning.point[i].mean(),
+                                   own / own.mean(), rtol=1e-9)
+    assert leaning.point[at["dropped"]].mean() > model_only.point[at["dropped"]].mean() + 1
+    for name in ("new", "gone"):          # their class sets their forecast: left as it was
+        np.testing.assert_array_equal(leaning.point[at[name]], model_only.point[at[name]])
+    assert leaning.info["long_run_share"] == DAILY_LONG_RUN_SHARE
+
+
+def test_weekly_and_monthly_forecasts_do_not_lean_on_the_long_run(monkeypatch) -> None:
+    for freq in ("W", "M"):
+        panel = _panel(_mixed(t=200), freq=freq)
+        leaning = forecast_panel(panel, 6, calibrate=False)
+        assert leaning.info["long_run_share"] == 0.0
+        with monkeypatch.context() as patched:
+            _without_long_run(patched)
+            np.testing.assert_array_equal(forecast_panel(panel, 6, calibrate=False).point,
+                                          leaning.point)
