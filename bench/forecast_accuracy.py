@@ -206,18 +206,12 @@ def run_rolling(name: str, whole, windows: int) -> dict:
     the held-out totals (series not classed dead): the share at or below each of QUANTILES and
     the mean scaled pinball loss, beside the same for the model's distribution alone (without
     the history mixed in, ``quantiles.with_history``)."""
-    errors: dict[str, list[list[np.ndarray]]] = {}
-    judged: dict[str, list[list[np.ndarray]]] = {}
+    errors: dict[str, list[list[np.ndarray]]] = {}     # model: [MASEs, RMSSEs] per window
+    judged: dict[str, list[list[np.ndarray]]] = {}     # rule: [hits, pinball losses]
     for window in range(windows):
         scaled, quantiles = _rolling_window(name, whole, window)
-        for model, (mase, rmsse) in scaled.items():
-            errors.setdefault(model, [[], []])
-            errors[model][0].append(mase)
-            errors[model][1].append(rmsse)
-        for rule, (hits, loss) in quantiles.items():
-            judged.setdefault(rule, [[], []])
-            judged[rule][0].append(hits)
-            judged[rule][1].append(loss)
+        _gather(errors, scaled)
+        _gather(judged, quantiles)
     each = {model: [np.concatenate(e) for e in err] for model, err in errors.items()}
     out = {"windows": windows, "series_windows": len(each["restock"][0]),
            "mean": {model: {"mase": round(float(e[0].mean()), 4),
@@ -235,6 +229,15 @@ def run_rolling(name: str, whole, windows: int) -> dict:
             "best": best, "mean": round(float(diff.mean()), 4),
             "standard_error": round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 4)}
     return out
+
+
+def _gather(into: dict[str, list[list[np.ndarray]]],
+            window: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Appends one window's pair of arrays per key to that key's two lists."""
+    for key, (first, second) in window.items():
+        lists = into.setdefault(key, [[], []])
+        lists[0].append(first)
+        lists[1].append(second)
 
 
 def _rounded(values: np.ndarray, digits: int) -> list[float]:
